@@ -1,0 +1,688 @@
+"""Jobs: the queue, the runner, cancellation, waiting, following, and recovery after a crash.
+
+Every job is a record in the store (the truth) plus, while it runs, an ``Active`` entry
+here.  Each process step runs under a ``daemon.shim`` monitor in its own session, so a job's
+output reaches its log without passing through the daemon, and a launched app outlives the
+daemon.  A restarted daemon re-adopts running steps by pid plus process start time.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import secrets
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+import trio
+
+from .config import Config
+from .logs import CHUNK, log_size, read_chunk, tail_lines, utf8_complete
+from .protocol.errors import InvalidParams, InvalidState, KitplayError, NotFound, Unsupported
+from .protocol.schemas import TERMINAL_STATUSES
+from .store import Store
+from .toolchains.base import Plan, Step
+
+__all__ = ["JobManager", "new_job_id"]
+
+log = logging.getLogger("kitplayd.jobs")
+
+_HIDDEN = ("pid_start", "step_index", "extra")
+
+
+def new_job_id() -> str:
+    """Sortable, short, safe as a file name: milliseconds in base 36 plus randomness."""
+    return f"{_b36(int(time.time() * 1000))}-{secrets.token_hex(3)}"
+
+
+def _b36(n: int) -> str:
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = ""
+    while n:
+        n, r = divmod(n, 36)
+        out = digits[r] + out
+    return out or "0"
+
+
+@dataclass
+class Active:
+    """A job the daemon is running (or has re-adopted) right now."""
+
+    job_id: str
+    plan: Plan | None = None
+    shim_pid: int | None = None
+    proc: trio.Process | None = None
+    exited: trio.Event = field(default_factory=trio.Event)
+    cancel_requested: bool = False
+    cancel_scope: trio.CancelScope = field(default_factory=trio.CancelScope)
+    done: trio.Event = field(default_factory=trio.Event)
+
+
+class _LogWriter:
+    """Appends the daemon's own lines (step headers, in-daemon steps) to a job's log."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def write(self, text: str) -> None:
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.write(fd, text.encode("utf-8", "replace"))
+        finally:
+            os.close(fd)
+
+
+class JobManager:
+    def __init__(self, cfg: Config, store: Store, planner: Callable[[str, dict[str, Any]], Plan],
+                 displays: Any = None) -> None:
+        self.cfg = cfg
+        self.store = store
+        self.planner = planner  # (kind, params) -> Plan; raises KitplayError
+        self.displays = displays  # display sessions (xpra); None until that module exists
+        self.active: dict[str, Active] = {}
+        self.queue: list[str] = []
+        self.plans: dict[str, Plan] = {}
+        self._events: dict[str, trio.Event] = {}
+        self._versions: dict[str, int] = {}
+        self._wake = trio.Event()
+        self._nursery: trio.Nursery | None = None
+        self._finished_since_retention = 0
+        self.stopping = False
+
+    # -- records ----------------------------------------------------------------------------
+
+    def log_path(self, job_id: str) -> Path:
+        return self.cfg.logs_dir / f"{job_id}.log"
+
+    def exit_path(self, job_id: str) -> Path:
+        return self.cfg.logs_dir / f"{job_id}.exit"
+
+    def public(self, rec: dict[str, Any]) -> dict[str, Any]:
+        out = {k: v for k, v in rec.items() if k not in _HIDDEN}
+        out["log_size"] = log_size(self.log_path(rec["id"]))
+        extra = rec.get("extra") or {}
+        if extra.get("log_removed"):
+            out["log_removed"] = True
+        return out
+
+    def get_record(self, job_id: str) -> dict[str, Any]:
+        rec = self.store.get(job_id)
+        if rec is None:
+            raise NotFound(f"no job with id {job_id!r}; `kitplay jobs list` shows the jobs",
+                           {"job_id": job_id})
+        return rec
+
+    def get(self, job_id: str) -> dict[str, Any]:
+        return self.public(self.get_record(job_id))
+
+    def list(self, status: str | None, kind: str | None, limit: int) -> list[dict[str, Any]]:
+        return [self.public(r) for r in self.store.list(status, kind, limit)]
+
+    def _set(self, job_id: str, **fields: Any) -> None:
+        self.store.update(job_id, **fields)
+        self._bump(job_id)
+
+    def _bump(self, job_id: str) -> None:
+        self._versions[job_id] = self._versions.get(job_id, 0) + 1
+        ev = self._events.pop(job_id, None)
+        if ev is not None:
+            ev.set()
+
+    def _event(self, job_id: str) -> trio.Event:
+        ev = self._events.get(job_id)
+        if ev is None:
+            ev = self._events[job_id] = trio.Event()
+        return ev
+
+    def version(self, job_id: str) -> int:
+        return self._versions.get(job_id, 0)
+
+    # -- submission -------------------------------------------------------------------------
+
+    def submit(self, plan: Plan, params: dict[str, Any]) -> dict[str, Any]:
+        if self.stopping:
+            raise InvalidState("the daemon is shutting down; submit the job again once it "
+                               "has restarted")
+        if plan.kind == "launch":
+            self._check_display(plan)
+        job_id = new_job_id()
+        rec = {
+            "id": job_id, "kind": plan.kind, "status": "queued", "params": params,
+            "workspace": str(plan.workspace), "toolchain": plan.toolchain,
+            "created_at": time.time(), "started_at": None, "finished_at": None,
+            "exit_code": None, "result": None, "error": None, "progress": None, "pid": None,
+            "restarts": 0,
+        }
+        self.store.insert(rec)
+        self.plans[job_id] = plan
+        self.queue.append(job_id)
+        self._wake.set()
+        return self.public(rec)
+
+    def _check_display(self, plan: Plan) -> None:
+        if plan.display == "xpra":
+            if self.displays is None:
+                raise Unsupported("display 'xpra' is not available in this kitplayd; use "
+                                  "display 'headless' or 'native'")
+            self.displays.check_available()
+        elif plan.display == "native" and plan.needs_display and not (
+                os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+            raise Unsupported(
+                f"app {plan.app!r} needs a display and the daemon has none (no DISPLAY or "
+                "WAYLAND_DISPLAY); launch it with display 'xpra' to see it in a browser, or "
+                "'headless' to run it without windows", {"display": "native"})
+
+    # -- the scheduler ----------------------------------------------------------------------
+
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        self.cfg.logs_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            self._recover()
+            task_status.started()
+            while True:
+                await self._wake.wait()
+                self._wake = trio.Event()
+                self._schedule()
+
+    def _schedule(self) -> None:
+        assert self._nursery is not None
+        if self.stopping:
+            return
+        running_batch = sum(1 for a in self.active.values()
+                            if a.plan is not None and a.plan.kind != "launch")
+        busy = {a.plan.serial_key for a in self.active.values()
+                if a.plan is not None and a.plan.serial_key}
+        started: list[str] = []
+        for job_id in self.queue:
+            plan = self.plans[job_id]
+            if plan.kind != "launch":
+                if running_batch >= self.cfg.max_concurrent_jobs:
+                    continue
+                if plan.serial_key and plan.serial_key in busy:
+                    continue
+                running_batch += 1
+                if plan.serial_key:
+                    busy.add(plan.serial_key)
+            started.append(job_id)
+            act = self.active[job_id] = Active(job_id, plan)
+            self._nursery.start_soon(self._run, act, 0, None)
+        if started:
+            gone = set(started)
+            self.queue = [j for j in self.queue if j not in gone]
+
+    # -- running ----------------------------------------------------------------------------
+
+    async def _run(self, act: Active, first_step: int, adopted: dict[str, Any] | None) -> None:
+        job_id, plan = act.job_id, act.plan
+        assert plan is not None
+        logw = _LogWriter(self.log_path(job_id))
+        outcome: dict[str, Any] = {}
+        try:
+            with act.cancel_scope:
+                if adopted is None:
+                    self._set(job_id, status="running", started_at=time.time())
+                outcome = await self._run_steps(act, plan, logw, first_step, adopted)
+        except KitplayError as e:
+            outcome = {"status": "failed", "error": {"message": e.message, "step": None}}
+        except Exception as e:  # a bug: record it, keep serving
+            log.exception("job %s failed inside the daemon", job_id)
+            outcome = {"status": "failed",
+                       "error": {"message": f"kitplayd internal error: {e!r}", "step": None}}
+        finally:
+            if self.stopping and not outcome:
+                # The daemon is stopping: launches keep running and are re-adopted later.
+                act.done.set()
+                self.active.pop(job_id, None)
+                return
+            if act.cancel_requested and outcome.get("status") != "succeeded":
+                outcome = {**outcome, "status": "cancelled", "error": {
+                    "message": outcome.get("cancel_reason", "cancelled on request"),
+                    "step": (outcome.get("error") or {}).get("step")}}
+            outcome.pop("cancel_reason", None)
+            status = outcome.pop("status", "failed")
+            if status != "succeeded" and outcome.get("error") is None:
+                outcome["error"] = {"message": f"job ended {status}", "step": None}
+            logw.write(f"[kitplay] job {status}"
+                       + (f": {outcome['error']['message']}" if status != "succeeded" else "")
+                       + "\n")
+            self._set(job_id, status=status, finished_at=time.time(), pid=None, **outcome)
+            self._events.pop(job_id, None)
+            act.done.set()
+            self.active.pop(job_id, None)
+            self.plans.pop(job_id, None)
+            self._after_finish()
+            self._wake.set()
+
+    async def _run_steps(self, act: Active, plan: Plan, logw: _LogWriter, first: int,
+                         adopted: dict[str, Any] | None) -> dict[str, Any]:
+        job_id = act.job_id
+        n = len(plan.steps)
+        if plan.kind == "launch":
+            return await self._run_launch(act, plan, logw, adopted)
+        for i in range(first, n):
+            step = plan.steps[i]
+            if act.cancel_requested:
+                return {"status": "cancelled"}
+            progress = {"step": i + 1, "steps": n, "message": step.name}
+            self._set(job_id, progress=progress, step_index=i)
+            if adopted is None:
+                logw.write(f"[kitplay] step {i + 1}/{n}: {step.name}\n")
+            if step.func is not None:
+                try:
+                    await trio.to_thread.run_sync(step.func, logw)
+                except KitplayError as e:
+                    logw.write(f"[kitplay] {e.message}\n")
+                    return {"status": "failed", "error": {"message": e.message,
+                                                          "step": step.name}}
+                except OSError as e:
+                    msg = f"step '{step.name}' failed: {e}"
+                    logw.write(f"[kitplay] {msg}\n")
+                    return {"status": "failed", "error": {"message": msg, "step": step.name}}
+                continue
+            status = await self._run_process(act, step, adopted)
+            adopted = None
+            if status.get("interrupted"):
+                return {"status": "interrupted",
+                        "error": {"message": status["error"], "step": step.name}}
+            code = status.get("exit_code")
+            if act.cancel_requested:
+                return {"status": "cancelled", "exit_code": code}
+            if code != 0:
+                return {"status": "failed", "exit_code": code,
+                        "error": self._step_error(job_id, plan, step, status)}
+        result = await trio.to_thread.run_sync(plan.finish) if plan.finish else {}
+        return {"status": "succeeded", "exit_code": 0, "result": result,
+                "progress": {"step": n, "steps": n, "message": "done"}}
+
+    def _step_error(self, job_id: str, plan: Plan, step: Step,
+                    status: dict[str, Any]) -> dict[str, Any]:
+        tail = tail_lines(self.log_path(job_id), 15)
+        if status.get("timed_out"):
+            what = f"timed out after {step.timeout_s:g} s"
+        elif status.get("signal"):
+            what = f"was killed by signal {status['signal']}"
+        elif status.get("error"):
+            what = f"could not start: {status['error']}"
+        else:
+            what = f"exited with code {status.get('exit_code')}"
+        msg = f"step '{step.name}' {what}"
+        if plan.describe_failure is not None:
+            msg = plan.describe_failure(step.name, msg)
+        return {"message": msg, "step": step.name, "tail": tail or None}
+
+    async def _run_launch(self, act: Active, plan: Plan, logw: _LogWriter,
+                          adopted: dict[str, Any] | None) -> dict[str, Any]:
+        job_id = act.job_id
+        rec = self.get_record(job_id)
+        params = rec["params"]
+        policy = params.get("restart", "never")
+        max_restarts = params.get("max_restarts", 3)
+        restarts = rec.get("restarts") or 0
+        backoff = self.cfg.restart_backoff_initial_s
+        step = plan.steps[0]
+        while True:
+            if adopted is None:
+                logw.write(f"[kitplay] launching {plan.app} ({plan.display}): "
+                           f"{' '.join(step.argv or [])}\n")
+            started = time.monotonic()
+            status = await self._run_process(act, step, adopted)
+            adopted = None
+            if status.get("interrupted"):
+                return {"status": "interrupted",
+                        "error": {"message": status["error"], "step": step.name}}
+            code = status.get("exit_code")
+            if act.cancel_requested:
+                return {"status": "cancelled", "exit_code": code}
+            if code == 0:
+                return {"status": "succeeded", "exit_code": 0,
+                        "result": {**(self.get_record(job_id).get("result") or {}),
+                                   "restarts": restarts}}
+            if policy != "on-failure" or restarts >= max_restarts:
+                err = self._step_error(job_id, plan, step, status)
+                if policy == "on-failure":
+                    err["message"] += f" (after {restarts} restarts, the limit)"
+                return {"status": "failed", "exit_code": code, "error": err}
+            if time.monotonic() - started >= self.cfg.restart_stable_s:
+                backoff = self.cfg.restart_backoff_initial_s
+            restarts += 1
+            logw.write(f"[kitplay] {plan.app} exited with code {code}; restart {restarts}/"
+                       f"{max_restarts} in {backoff:.2f} s\n")
+            self._set(job_id, restarts=restarts)
+            await trio.sleep(backoff)
+            backoff = min(backoff * 2, self.cfg.restart_backoff_max_s)
+
+    async def _run_process(self, act: Active, step: Step,
+                           adopted: dict[str, Any] | None) -> dict[str, Any]:
+        """Run (or keep waiting for an adopted) step under a shim; return its exit status."""
+        job_id = act.job_id
+        exit_path = self.exit_path(job_id)
+        if adopted is None:
+            assert step.argv is not None
+            exit_path.unlink(missing_ok=True)
+            argv, env, ready = list(step.argv), dict(step.env), None
+            if act.plan is not None and act.plan.display == "xpra" and self.displays:
+                argv, env, ready = await self.displays.wrap(job_id, act.plan, argv, env)
+            proc = await self._spawn(job_id, step, argv, env)
+            act.proc, act.shim_pid = proc, proc.pid
+            act.exited = trio.Event()
+            try:
+                start = psutil.Process(proc.pid).create_time()
+            except psutil.Error:
+                start = None
+            self._set(job_id, pid=proc.pid, pid_start=start)
+            timeout = step.timeout_s or math.inf
+            with trio.move_on_after(timeout) as scope:
+                async with trio.open_nursery() as nursery:
+                    if ready is not None:
+                        nursery.start_soon(self._await_ready, job_id, ready, proc)
+                    await proc.wait()
+                    nursery.cancel_scope.cancel()
+            if scope.cancelled_caught:
+                await self._terminate(act, self.cfg.cancel_grace_s)
+                await proc.wait()
+                act.exited.set()
+                return {"exit_code": proc.returncode, "timed_out": True}
+            act.exited.set()
+            status = self._read_exit(job_id)
+            if status is None:
+                code = proc.returncode
+                status = {"exit_code": code if code is not None and code >= 0 else 128 - (
+                    code or 0), "error": "the job monitor ended without recording a status"}
+            return status
+        # Re-adopted after a daemon restart: not our child, so wait on a pidfd.
+        pid = adopted["pid"]
+        act.shim_pid = pid
+        act.exited = trio.Event()
+        fd = None
+        if pid > 0:
+            try:
+                fd = os.pidfd_open(pid)
+            except (ProcessLookupError, OSError):
+                fd = None
+        if fd is not None:
+            try:
+                await trio.lowlevel.wait_readable(fd)
+            finally:
+                os.close(fd)
+        act.exited.set()
+        status = self._read_exit(job_id)
+        if status is None:
+            return {"exit_code": None, "signal": None,
+                    "error": "the process ended while kitplayd was not watching and left "
+                             "no exit status", "interrupted": True}
+        return status
+
+    async def _await_ready(self, job_id: str, ready: Any, proc: trio.Process) -> None:
+        result = await ready()
+        if result:
+            rec = self.get_record(job_id)
+            self._set(job_id, result={**(rec.get("result") or {}), **result})
+
+    async def _spawn(self, job_id: str, step: Step, argv: list[str],
+                     env_extra: dict[str, str]) -> trio.Process:
+        stdin_path = ""
+        if step.stdin is not None:
+            p = self.cfg.logs_dir / f"{job_id}.stdin"
+            p.write_bytes(step.stdin)
+            stdin_path = str(p)
+        env = {**os.environ, **env_extra}
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        cmd = [sys.executable, "-m", "daemon.shim", str(self.log_path(job_id)),
+               str(self.exit_path(job_id)), str(self.cfg.log_cap_bytes),
+               str(step.cwd or ""), stdin_path, "2", "--", *argv]
+        shim_env = {**env, "PYTHONPATH": _package_root() + os.pathsep + env.get("PYTHONPATH", "")}
+        return await trio.lowlevel.open_process(
+            cmd, env=shim_env, start_new_session=True, stdin=trio_devnull(),
+            stdout=trio_devnull(), stderr=trio_devnull())
+
+    def _read_exit(self, job_id: str) -> dict[str, Any] | None:
+        import json
+
+        try:
+            with open(self.exit_path(job_id)) as f:
+                data: dict[str, Any] = json.load(f)
+            return data
+        except (OSError, ValueError):
+            return None
+
+    # -- cancellation -----------------------------------------------------------------------
+
+    async def cancel(self, job_id: str, grace_s: float | None, reason: str = "") -> dict[str, Any]:
+        rec = self.get_record(job_id)
+        if rec["status"] in TERMINAL_STATUSES:
+            raise InvalidState(f"job {job_id} already ended ({rec['status']}); nothing to "
+                               "cancel", {"job_id": job_id, "status": rec["status"]})
+        grace = self.cfg.cancel_grace_s if grace_s is None else grace_s
+        if job_id in self.queue:
+            self.queue.remove(job_id)
+            self.plans.pop(job_id, None)
+            _LogWriter(self.log_path(job_id)).write("[kitplay] job cancelled before it started\n")
+            self._set(job_id, status="cancelled", finished_at=time.time(),
+                      error={"message": reason or "cancelled before it started", "step": None})
+            self._wake.set()
+            return self.get(job_id)
+        act = self.active.get(job_id)
+        if act is None:
+            raise InvalidState(f"job {job_id} is {rec['status']} but no process is known; "
+                               "restart kitplayd to recover it", {"job_id": job_id})
+        act.cancel_requested = True
+        _LogWriter(self.log_path(job_id)).write(
+            f"[kitplay] cancelling: SIGTERM to the process tree, SIGKILL after {grace:g} s\n")
+        if act.shim_pid is None or act.exited.is_set():
+            act.cancel_scope.cancel()  # between steps or in a restart backoff
+        else:
+            await self._terminate(act, grace)
+        await act.done.wait()
+        return self.get(job_id)
+
+    async def _terminate(self, act: Active, grace: float) -> None:
+        """SIGTERM the step's process group and every descendant; SIGKILL after ``grace``."""
+        pid = act.shim_pid
+        if pid is None:
+            return
+        _signal_tree(pid, signal.SIGTERM)
+        with trio.move_on_after(grace):
+            await act.exited.wait()
+        while not act.exited.is_set():
+            _signal_tree(pid, signal.SIGKILL)
+            with trio.move_on_after(0.5):
+                await act.exited.wait()
+            if not act.exited.is_set() and not _alive(pid):
+                break
+        if self.displays is not None:
+            await self.displays.cleanup(act.job_id)
+
+    # -- waiting and following --------------------------------------------------------------
+
+    async def wait(self, job_id: str, timeout_s: float) -> dict[str, Any]:
+        with trio.move_on_after(timeout_s):
+            while True:
+                rec = self.get_record(job_id)
+                if rec["status"] in TERMINAL_STATUSES:
+                    return {"job": self.public(rec), "timed_out": False}
+                await self._event(job_id).wait()
+        return {"job": self.get(job_id), "timed_out": True}
+
+    def read_log(self, job_id: str, offset: int, limit: int) -> dict[str, Any]:
+        rec = self.get_record(job_id)
+        path = self.log_path(job_id)
+        if (rec.get("extra") or {}).get("log_removed"):
+            raise NotFound(f"the log of job {job_id} was removed by the retention limit "
+                           f"(log_retention_jobs = {self.cfg.log_retention_jobs})",
+                           {"job_id": job_id})
+        size = log_size(path)
+        if offset > size:
+            raise InvalidParams(f"offset {offset} is past the end of the log ({size} bytes)",
+                                {"param": "offset", "size": size})
+        terminal = rec["status"] in TERMINAL_STATUSES
+        data = read_chunk(path, offset, limit)
+        if not terminal:
+            data = utf8_complete(data)
+        nxt = offset + len(data)
+        return {"data": data.decode("utf-8", "replace"), "offset": offset,
+                "next_offset": nxt, "eof": terminal and nxt >= log_size(path)}
+
+    async def follow(self, job_id: str, offset: int) -> AsyncIterator[tuple[str, Any]]:
+        """Yield ("output", (offset, bytes)) and ("state", (record, final)) until the job ends.
+
+        Reads the log file from ``offset`` in chunks; a slow consumer only falls behind in
+        the file, the daemon holds nothing for it.
+        """
+        rec = self.get_record(job_id)
+        size = log_size(self.log_path(job_id))
+        if offset > size:
+            raise InvalidParams(f"offset {offset} is past the end of the log ({size} bytes)",
+                                {"param": "offset", "size": size})
+        path = self.log_path(job_id)
+        seen = -1
+        while True:
+            version = self.version(job_id)
+            ev = self._event(job_id) if job_id in self.active or job_id in self.plans else None
+            rec = self.get_record(job_id)
+            final = rec["status"] in TERMINAL_STATUSES
+            while True:
+                data = await trio.to_thread.run_sync(read_chunk, path, offset, CHUNK)
+                if not final:
+                    data = utf8_complete(data)
+                if not data:
+                    break
+                yield "output", (offset, data)
+                offset += len(data)
+            if version != seen or final:
+                seen = version
+                yield "state", (self.public(rec), final)
+            if final:
+                return
+            with trio.move_on_after(0.05):
+                if ev is not None:
+                    await ev.wait()
+                else:
+                    await trio.sleep_forever()
+
+    # -- recovery ---------------------------------------------------------------------------
+
+    def _recover(self) -> None:
+        """After a start: re-adopt live steps, finish dead ones, requeue queued jobs."""
+        assert self._nursery is not None
+        for rec in self.store.by_status("running", "queued"):
+            job_id = rec["id"]
+            try:
+                plan = self.planner(rec["kind"], {**rec["params"], "_recover": True})
+            except KitplayError as e:
+                plan = None
+                plan_error = e.message
+            if rec["status"] == "queued":
+                if plan is None:
+                    self._set(job_id, status="failed", finished_at=time.time(),
+                              error={"message": f"cannot resume after restart: {plan_error}",
+                                     "step": None})
+                    continue
+                self.plans[job_id] = plan
+                self.queue.append(job_id)
+                continue
+            pid, start = rec.get("pid"), rec.get("pid_start")
+            alive = pid is not None and _same_process(pid, start)
+            status = self._read_exit(job_id)
+            if plan is None or (not alive and status is None):
+                why = ("its process is gone and left no exit status" if plan is not None
+                       else f"it cannot be resumed: {plan_error}")
+                _LogWriter(self.log_path(job_id)).write(
+                    f"[kitplay] job interrupted: kitplayd restarted and {why}\n")
+                self._set(job_id, status="interrupted", finished_at=time.time(), pid=None,
+                          error={"message": f"interrupted: {why}", "step": None})
+                continue
+            act = self.active[job_id] = Active(job_id, plan)
+            self.plans[job_id] = plan
+            log.info("re-adopting job %s (pid %s, alive=%s)", job_id, pid, alive)
+            self._nursery.start_soon(self._run, act, rec.get("step_index") or 0,
+                                     {"pid": pid if alive else -1})
+        self._after_finish(force=True)
+        self._wake.set()
+
+    def _after_finish(self, force: bool = False) -> None:
+        """Apply the log retention limit every so often (never silently: records say so)."""
+        self._finished_since_retention += 1
+        if not force and self._finished_since_retention < 20:
+            return
+        self._finished_since_retention = 0
+        for job_id in self.store.finished_beyond(self.cfg.log_retention_jobs):
+            path = self.log_path(job_id)
+            if path.exists():
+                path.unlink(missing_ok=True)
+                self.exit_path(job_id).unlink(missing_ok=True)
+                rec = self.store.get(job_id)
+                extra = (rec or {}).get("extra") or {}
+                self.store.update(job_id, extra={**extra, "log_removed": True})
+
+    # -- shutdown ---------------------------------------------------------------------------
+
+    async def shutdown(self) -> None:
+        """Stop builds gracefully; leave launched apps running for the next daemon."""
+        self.stopping = True
+        async with trio.open_nursery() as nursery:
+            for act in list(self.active.values()):
+                if act.plan is not None and act.plan.kind != "launch":
+                    nursery.start_soon(self._cancel_quietly, act.job_id)
+
+    async def _cancel_quietly(self, job_id: str) -> None:
+        try:
+            await self.cancel(job_id, self.cfg.shutdown_grace_s, "cancelled: kitplayd stopped")
+        except KitplayError:
+            pass
+
+
+def _package_root() -> str:
+    return str(Path(__file__).resolve().parent.parent)
+
+
+def trio_devnull() -> int:
+    import subprocess
+
+    return subprocess.DEVNULL
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def _same_process(pid: int, start: float | None) -> bool:
+    """True when ``pid`` is still the process that started at ``start`` (not a reused pid)."""
+    try:
+        p = psutil.Process(pid)
+        return (start is not None and abs(p.create_time() - start) < 0.01
+                and p.status() != psutil.STATUS_ZOMBIE)
+    except psutil.Error:
+        return False
+
+
+def _signal_tree(root_pid: int, sig: int) -> None:
+    """Signal the process group led by ``root_pid`` and every descendant (even setsid ones).
+
+    The shim at the root ignores SIGTERM (it records the exit status); SIGKILL skips it.
+    """
+    try:
+        root = psutil.Process(root_pid)
+        kids = root.children(recursive=True)
+    except psutil.Error:
+        kids = []
+    if sig != signal.SIGKILL:
+        try:
+            os.killpg(root_pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+    for p in kids:
+        try:
+            p.send_signal(sig)
+        except psutil.Error:
+            pass

@@ -1,0 +1,115 @@
+"""``kitplayd``: the daemon's entry point (foreground; systemd or a shell manages it)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from . import __version__
+from .config import Config, load_config
+from .handlers import Handlers
+from .jobs import JobManager
+from .rpc import Dispatcher
+from .server import AlreadyRunning, bind_socket, serve, socket_from_systemd
+from .store import Store
+
+__all__ = ["main", "run_daemon"]
+
+log = logging.getLogger("kitplayd")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="kitplayd", description=__doc__)
+    p.add_argument("--socket", type=Path, help="Unix socket path (env KITPLAY_SOCKET)")
+    p.add_argument("--state-dir", type=Path, help="state directory (env KITPLAY_STATE_DIR)")
+    p.add_argument("--workspace", type=Path, help="default workspace for calls naming none")
+    p.add_argument("--config", type=Path, help="config.toml (default: XDG config dir)")
+    p.add_argument("--log-level", default="info",
+                   choices=["debug", "info", "warning", "error"])
+    p.add_argument("--version", action="version", version=f"kitplayd {__version__}")
+    return p.parse_args(argv)
+
+
+def build_config(ns: argparse.Namespace) -> Config:
+    cfg = load_config(ns.config)
+    if ns.socket:
+        cfg.socket = ns.socket
+    if ns.state_dir:
+        cfg.state_dir = ns.state_dir
+    if ns.workspace:
+        cfg.workspace = ns.workspace
+    cfg.socket = Path(os.path.abspath(cfg.socket))
+    cfg.state_dir = Path(os.path.abspath(cfg.state_dir))
+    cfg.workspace = Path(os.path.abspath(cfg.workspace))
+    return cfg
+
+
+async def run_daemon(cfg: Config, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+    """Run until SIGTERM/SIGINT (or cancellation); ``task_status.started(socket_path)``."""
+    cfg.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    cfg.logs_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    cfg.workspace.mkdir(parents=True, exist_ok=True)
+    store = Store(cfg.db_path)
+    listen = socket_from_systemd() or bind_socket(cfg.socket)
+    bound = listen.getsockname() or str(cfg.socket)
+    try:
+        from .displays import Displays  # launch supervision (Xpra); optional module
+
+        displays: Any = Displays(cfg)
+    except ImportError:
+        displays = None
+    handlers = Handlers(cfg, None, Path(bound))  # type: ignore[arg-type]
+    jobs = JobManager(cfg, store, handlers.plan, displays)
+    handlers.jobs = jobs
+    dispatcher = Dispatcher(handlers.table())
+    try:
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(jobs.run)
+                await nursery.start(lambda task_status: serve(
+                    listen, dispatcher, max_line=cfg.max_line_bytes,
+                    max_inflight=cfg.max_inflight_per_connection, task_status=task_status))
+                log.info("kitplayd %s ready on %s (state %s)", __version__, bound, cfg.state_dir)
+                task_status.started(Path(bound))
+                async for signum in signals:
+                    log.info("received %s; shutting down", signal.Signals(signum).name)
+                    break
+                await jobs.shutdown()
+                nursery.cancel_scope.cancel()
+    finally:
+        store.close()
+        try:
+            if not os.environ.get("KITPLAY_KEEP_SOCKET") and Path(bound).is_socket():
+                os.unlink(bound)
+        except OSError:
+            pass
+
+
+def main(argv: list[str] | None = None) -> None:
+    ns = parse_args(argv)
+    logging.basicConfig(level=ns.log_level.upper(),
+                        format="%(asctime)s kitplayd %(levelname)s %(message)s")
+    try:
+        cfg = build_config(ns)
+    except (ValueError, OSError) as e:
+        print(f"kitplayd: bad configuration: {e}", file=sys.stderr)
+        sys.exit(2)
+    try:
+        trio.run(run_daemon, cfg)
+    except AlreadyRunning as e:
+        print(f"kitplayd: {e}", file=sys.stderr)
+        sys.exit(1)
+    except (ValueError, PermissionError) as e:
+        print(f"kitplayd: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,139 @@
+"""Every error kitplay reports, with its JSON-RPC code, HTTP status and CLI exit code.
+
+The tree, drawn once::
+
+    KitplayError                      -32603  500  exit 70  (internal error)
+    ├── ParseError                    -32700  400  exit 2
+    ├── InvalidRequest                -32600  400  exit 2
+    ├── MethodNotFound                -32601  404  exit 2
+    ├── InvalidParams                 -32602  400  exit 2
+    ├── NotFound                      -32001  404  exit 4   (unknown job, template, app, subscription)
+    ├── InvalidState                  -32002  409  exit 5   (job already ended, app exists, build running)
+    ├── LicenseNotAccepted            -32003  403  exit 6   (kit-app-template EULA not accepted)
+    ├── ToolchainError                -32004  422  exit 7   (a tool or workspace problem the user must fix)
+    ├── Unsupported                   -32005  501  exit 8   (a feature not available on this machine)
+    ├── MessageTooLarge               -32006  413  exit 2   (a frame over the size limit)
+    ├── RequestCancelled              -32800  409  exit 1   (as in LSP)
+    └── DaemonUnreachable             -32099  503  exit 3   (client side: no daemon on the socket)
+
+The bridge and the CLI read ``http_status`` and ``exit_code`` off these classes;
+they keep no mapping tables of their own.  ``docs/api.md`` renders this table.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "ERRORS",
+    "DaemonUnreachable",
+    "InvalidParams",
+    "InvalidRequest",
+    "InvalidState",
+    "KitplayError",
+    "LicenseNotAccepted",
+    "MessageTooLarge",
+    "MethodNotFound",
+    "NotFound",
+    "ParseError",
+    "RequestCancelled",
+    "ToolchainError",
+    "Unsupported",
+    "error_for_code",
+]
+
+
+class KitplayError(Exception):
+    """Base of all kitplay errors; also the JSON-RPC internal error."""
+
+    code = -32603
+    http_status = 500
+    exit_code = 70
+    title = "internal error"
+
+    def __init__(self, message: str, data: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.data = data
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.data is not None:
+            out["data"] = self.data
+        return out
+
+
+class ParseError(KitplayError):
+    code, http_status, exit_code, title = -32700, 400, 2, "parse error"
+
+
+class InvalidRequest(KitplayError):
+    code, http_status, exit_code, title = -32600, 400, 2, "invalid request"
+
+
+class MethodNotFound(KitplayError):
+    code, http_status, exit_code, title = -32601, 404, 2, "method not found"
+
+
+class InvalidParams(KitplayError):
+    code, http_status, exit_code, title = -32602, 400, 2, "invalid params"
+
+
+class NotFound(KitplayError):
+    code, http_status, exit_code, title = -32001, 404, 4, "not found"
+
+
+class InvalidState(KitplayError):
+    code, http_status, exit_code, title = -32002, 409, 5, "invalid state"
+
+
+class LicenseNotAccepted(KitplayError):
+    code, http_status, exit_code, title = -32003, 403, 6, "licence not accepted"
+
+
+class ToolchainError(KitplayError):
+    code, http_status, exit_code, title = -32004, 422, 7, "toolchain failure"
+
+
+class Unsupported(KitplayError):
+    code, http_status, exit_code, title = -32005, 501, 8, "not supported"
+
+
+class MessageTooLarge(KitplayError):
+    code, http_status, exit_code, title = -32006, 413, 2, "message too large"
+
+
+class RequestCancelled(KitplayError):
+    code, http_status, exit_code, title = -32800, 409, 1, "request cancelled"
+
+
+class DaemonUnreachable(KitplayError):
+    code, http_status, exit_code, title = -32099, 503, 3, "daemon unreachable"
+
+
+ERRORS: tuple[type[KitplayError], ...] = (
+    ParseError,
+    InvalidRequest,
+    MethodNotFound,
+    InvalidParams,
+    KitplayError,
+    NotFound,
+    InvalidState,
+    LicenseNotAccepted,
+    ToolchainError,
+    Unsupported,
+    MessageTooLarge,
+    RequestCancelled,
+    DaemonUnreachable,
+)
+
+_BY_CODE = {cls.code: cls for cls in ERRORS}
+
+
+def error_for_code(code: int, message: str, data: Any = None) -> KitplayError:
+    """Rebuild the error class a client received (unknown codes become KitplayError)."""
+    cls = _BY_CODE.get(code, KitplayError)
+    err = cls(message, data)
+    if cls is KitplayError and code != KitplayError.code:
+        err.code = code
+    return err

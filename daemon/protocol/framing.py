@@ -1,0 +1,89 @@
+"""NDJSON framing and JSON-RPC 2.0 envelopes, without I/O.
+
+One UTF-8 JSON message per line.  A line longer than ``MAX_LINE`` bytes is refused with
+an error and the connection closed.  Everything here is synchronous and pure, so it is
+tested with plain unit tests; the trio and socket code only moves bytes.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .errors import KitplayError, MessageTooLarge
+
+__all__ = [
+    "MAX_LINE",
+    "LineBuffer",
+    "dumps",
+    "error_response",
+    "notification",
+    "request",
+]
+
+MAX_LINE = 1024 * 1024
+
+_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def dumps(obj: Any) -> bytes:
+    """One frame: compact JSON and a newline."""
+    return (_encoder.encode(obj) + "\n").encode("utf-8")
+
+
+def request(method: str, params: Any = None, id: int | str | None = None) -> dict[str, Any]:
+    msg: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
+    if params is not None:
+        msg["params"] = params
+    if id is not None:
+        msg["id"] = id
+    return msg
+
+
+def notification(method: str, params: Any) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "method": method, "params": params}
+
+
+def error_response(err: KitplayError, id: Any = None) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "error": err.to_json(), "id": id}
+
+
+class LineBuffer:
+    """Splits a byte stream into lines, refusing any line over ``max_line`` bytes."""
+
+    __slots__ = ("_buf", "_scan", "max_line")
+
+    def __init__(self, max_line: int = MAX_LINE) -> None:
+        self._buf = bytearray()
+        self._scan = 0
+        self.max_line = max_line
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """Add bytes; return the complete lines (without newline). Raises MessageTooLarge."""
+        buf = self._buf
+        buf += data
+        lines: list[bytes] = []
+        start = 0
+        pos = buf.find(b"\n", self._scan)
+        while pos != -1:
+            if pos - start > self.max_line:
+                raise self._too_large()
+            lines.append(bytes(buf[start:pos]))
+            start = pos + 1
+            pos = buf.find(b"\n", start)
+        if start:
+            del buf[:start]
+        self._scan = len(buf)
+        if len(buf) > self.max_line:
+            raise self._too_large()
+        return lines
+
+    @property
+    def pending(self) -> int:
+        return len(self._buf)
+
+    def _too_large(self) -> MessageTooLarge:
+        return MessageTooLarge(
+            f"message over the {self.max_line}-byte line limit; the connection is closed. "
+            "Send smaller messages (one JSON-RPC message per line).",
+            {"limit": self.max_line})

@@ -1,0 +1,359 @@
+"""The one registry of methods.
+
+Each method is declared here once, with its parameters, result and doc.  The daemon's
+dispatch table, ``rpc.discover``, the bridge's REST routes and OpenAPI document, and the
+``kitplay`` subcommands are all derived from ``METHODS``; ``tests/test_drift.py`` fails when
+any of them drift apart.
+
+Pure Python, standard library only: the CLI imports it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import InvalidParams, KitplayError, NotFound
+from .schemas import DISPLAYS, JOB_KINDS, JOB_STATUSES
+
+__all__ = ["METHODS", "Method", "Param", "get_method", "validate_params", "JOB_ID_RE"]
+
+JOB_ID_RE = re.compile(r"^[0-9a-z][0-9a-z-]{0,39}$")
+APP_NAME_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
+
+_PY_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "array": (list,),
+    "object": (dict,),
+}
+
+
+@dataclass(frozen=True)
+class Param:
+    """One named parameter of a method."""
+
+    name: str
+    type: str  # a JSON Schema type name
+    doc: str
+    required: bool = False
+    default: Any = None
+    enum: tuple[str, ...] | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    pattern: str | None = None
+    items: str | None = None  # element type of an array
+    positional: bool = False  # may be given positionally on the CLI
+
+    def schema(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": self.type, "description": self.doc}
+        if self.enum is not None:
+            out["enum"] = list(self.enum)
+        if self.minimum is not None:
+            out["minimum"] = self.minimum
+        if self.maximum is not None:
+            out["maximum"] = self.maximum
+        if self.pattern is not None:
+            out["pattern"] = self.pattern
+        if self.items is not None:
+            out["items"] = {"type": self.items}
+        if self.default is not None:
+            out["default"] = self.default
+        return out
+
+    def check(self, value: Any) -> Any:
+        """Return ``value`` if it fits this parameter, else raise InvalidParams."""
+        ok = isinstance(value, _PY_TYPES[self.type])
+        if ok and self.type in ("integer", "number") and isinstance(value, bool):
+            ok = False
+        if not ok:
+            raise InvalidParams(
+                f"parameter '{self.name}' must be {_article(self.type)}, "
+                f"got {_json_type(value)}",
+                {"param": self.name, "expected": self.type},
+            )
+        if self.enum is not None and value not in self.enum:
+            raise InvalidParams(
+                f"parameter '{self.name}' must be one of {', '.join(self.enum)}; got {value!r}",
+                {"param": self.name, "expected": list(self.enum)},
+            )
+        if self.minimum is not None and value < self.minimum:
+            raise InvalidParams(
+                f"parameter '{self.name}' must be at least {self.minimum:g}; got {value}",
+                {"param": self.name},
+            )
+        if self.maximum is not None and value > self.maximum:
+            raise InvalidParams(
+                f"parameter '{self.name}' must be at most {self.maximum:g}; got {value}",
+                {"param": self.name},
+            )
+        if self.pattern is not None and not re.fullmatch(self.pattern, value):
+            raise InvalidParams(
+                f"parameter '{self.name}' has an invalid format: {value[:80]!r}",
+                {"param": self.name, "pattern": self.pattern},
+            )
+        if self.items is not None:
+            for item in value:
+                if not isinstance(item, _PY_TYPES[self.items]) or isinstance(item, bool):
+                    raise InvalidParams(
+                        f"parameter '{self.name}' must be an array of {self.items}s; "
+                        f"an element is {_json_type(item)}",
+                        {"param": self.name, "expected": f"array of {self.items}"},
+                    )
+        return value
+
+
+@dataclass(frozen=True)
+class Method:
+    """One JSON-RPC method, and how every surface shows it."""
+
+    name: str
+    doc: str
+    params: tuple[Param, ...]
+    result: dict[str, Any]
+    # REST: (HTTP method, path under /api) or None when the method is connection-scoped.
+    http: tuple[str, str] | None
+    http_note: str = ""
+    mutates: bool = False
+    _by_name: dict[str, Param] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._by_name.update({p.name: p for p in self.params})
+
+    def param(self, name: str) -> Param | None:
+        return self._by_name.get(name)
+
+    @property
+    def cli_words(self) -> tuple[str, ...]:
+        return tuple(self.name.split("."))
+
+
+def _article(t: str) -> str:
+    return {"integer": "an integer", "array": "an array", "object": "an object"}.get(t, f"a {t}")
+
+
+def _json_type(v: Any) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "a boolean"
+    if isinstance(v, int):
+        return "an integer"
+    if isinstance(v, float):
+        return "a number"
+    if isinstance(v, str):
+        return "a string"
+    if isinstance(v, list):
+        return "an array"
+    return "an object"
+
+
+def _ref(name: str) -> dict[str, Any]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _obj(props: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
+    return {"type": "object", "properties": props, "required": required or list(props)}
+
+
+_JOB_RESULT = _obj({"job": _ref("Job")})
+_WORKSPACE = Param("workspace", "string", "Workspace directory; defaults to the daemon's --workspace.")
+_JOB_ID = Param("job_id", "string", "The job's id.", required=True,
+                pattern=JOB_ID_RE.pattern, positional=True)
+_ACCEPT = Param("accept_license", "boolean",
+                "Accept the Omniverse licence for this kit-app-template workspace (creates "
+                ".omniverse_eula_accepted.txt).", default=False)
+
+METHODS: dict[str, Method] = {m.name: m for m in (
+    Method(
+        "daemon.status", "Version, pid, uptime, paths, job counts and toolchains of the daemon.",
+        (), _obj({
+            "version": {"type": "string"}, "api_version": {"type": "string"},
+            "pid": {"type": "integer"}, "uptime_s": {"type": "number"},
+            "socket": {"type": "string"}, "state_dir": {"type": "string"},
+            "workspace": {"type": "string"}, "toolchain": {"type": "object"},
+            "toolchains": {"type": "array", "items": {"type": "string"}},
+            "jobs": {"type": "object", "additionalProperties": {"type": "integer"}},
+            "limits": {"type": "object"},
+        }), ("GET", "/daemon/status")),
+    Method(
+        "rpc.discover", "The OpenRPC document of every method, generated from the registry.",
+        (), {"type": "object", "required": ["openrpc", "info", "methods"],
+             "properties": {"openrpc": {"type": "string"}, "info": {"type": "object"},
+                            "methods": {"type": "array"}}},
+        ("GET", "/rpc/discover")),
+    Method(
+        "templates.list", "The template catalogue of the workspace's toolchain.",
+        (_WORKSPACE,),
+        _obj({"templates": {"type": "array", "items": _ref("Template")},
+              "toolchain": {"type": "object"}}),
+        ("GET", "/templates/list")),
+    Method(
+        "templates.get", "One template, with its variables (and, for kit applications, layers).",
+        (Param("name", "string", "Template name (id).", required=True, positional=True,
+               pattern=r"^[A-Za-z0-9_.-]{1,100}$"), _WORKSPACE),
+        _obj({"template": _ref("Template")}), ("GET", "/templates/get/{name}")),
+    Method(
+        "templates.create", "Start a job that creates an app (or extension) from a template.",
+        (Param("template", "string", "Template name (id).", required=True, positional=True),
+         Param("name", "string", "New app name: lowercase, dot-separated (my_company.my_app).",
+               required=True, positional=True),
+         Param("display_name", "string", "Human-readable name."),
+         Param("version", "string", "Version of the new app, such as 0.1.0."),
+         Param("layers", "array", "Application layers to add (kit-app-template).", items="string"),
+         _WORKSPACE, _ACCEPT),
+        _JOB_RESULT, ("POST", "/templates/create"), mutates=True),
+    Method(
+        "apps.list", "Apps and extensions already created in the workspace.",
+        (_WORKSPACE,), _obj({"apps": {"type": "array", "items": _ref("App")},
+                             "toolchain": {"type": "object"}}),
+        ("GET", "/apps/list")),
+    Method(
+        "build", "Start a job that builds the workspace (or one app of it).",
+        (_WORKSPACE, Param("app", "string", "Build only this app.", positional=True),
+         Param("clean", "boolean", "Clean before building.", default=False), _ACCEPT),
+        _JOB_RESULT, ("POST", "/build"), mutates=True),
+    Method(
+        "launch", "Start a job that runs an app until it exits or is stopped.",
+        (Param("app", "string", "The app to run.", required=True, positional=True),
+         _WORKSPACE,
+         Param("display", "string", "Where the app's windows go.", enum=DISPLAYS,
+               default="native"),
+         Param("args", "array", "Extra arguments for the app.", items="string"),
+         Param("dev_bundle", "boolean", "Enable omni.kit.developer.bundle (Kit apps).",
+               default=False),
+         Param("restart", "string", "Restart policy.", enum=("never", "on-failure"),
+               default="never"),
+         Param("max_restarts", "integer", "Restarts allowed by the on-failure policy.",
+               minimum=0, maximum=1000, default=3),
+         _ACCEPT),
+        _JOB_RESULT, ("POST", "/launch"), mutates=True),
+    Method(
+        "jobs.list", "Job records, newest first, filterable by status and kind.",
+        (Param("status", "string", "Only jobs with this status.", enum=JOB_STATUSES),
+         Param("kind", "string", "Only jobs of this kind.", enum=JOB_KINDS),
+         Param("limit", "integer", "At most this many jobs.", minimum=1, maximum=10000,
+               default=100)),
+        _obj({"jobs": {"type": "array", "items": _ref("Job")}}), ("GET", "/jobs")),
+    Method("jobs.get", "One job record.", (_JOB_ID,), _JOB_RESULT, ("GET", "/jobs/{job_id}")),
+    Method(
+        "jobs.cancel",
+        "Stop a job: SIGTERM to its process tree, a grace period, then SIGKILL.",
+        (_JOB_ID, Param("grace_s", "number", "Seconds between SIGTERM and SIGKILL.",
+                        minimum=0, maximum=3600)),
+        _JOB_RESULT, ("DELETE", "/jobs/{job_id}"), mutates=True),
+    Method(
+        "jobs.wait", "Wait until a job ends or the timeout passes; returns the record.",
+        (_JOB_ID, Param("timeout_s", "number", "Give up after this many seconds.",
+                        minimum=0, maximum=86400, default=30)),
+        _obj({"job": _ref("Job"), "timed_out": {"type": "boolean"}}),
+        ("GET", "/jobs/{job_id}/wait")),
+    Method(
+        "jobs.logs", "Read a job's log from a byte offset.",
+        (_JOB_ID, Param("offset", "integer", "Byte offset to read from.", minimum=0, default=0),
+         Param("limit", "integer", "At most this many bytes.", minimum=1,
+               maximum=16 * 1024 * 1024, default=1024 * 1024)),
+        _obj({"data": {"type": "string"}, "offset": {"type": "integer"},
+              "next_offset": {"type": "integer"}, "eof": {"type": "boolean"}}),
+        ("GET", "/jobs/{job_id}/logs")),
+    Method(
+        "jobs.subscribe",
+        "Push jobs.output and jobs.state notifications for a job, from a byte offset, "
+        "until it ends.",
+        (_JOB_ID, Param("offset", "integer", "Byte offset to resume from.", minimum=0,
+                        default=0)),
+        _obj({"subscription": {"type": "string"}}), ("WS", "/stream/{job_id}"),
+        http_note="Over HTTP, a WebSocket streams the same output and state."),
+    Method(
+        "jobs.unsubscribe", "Stop a subscription of this connection.",
+        (Param("subscription", "string", "The id jobs.subscribe returned.", required=True,
+               positional=True),),
+        _obj({"unsubscribed": {"type": "boolean"}}), None,
+        http_note="Connection-scoped: over HTTP, close the WebSocket."),
+    Method(
+        "sessions.list", "Live Xpra display sessions of launch jobs.", (),
+        _obj({"sessions": {"type": "array", "items": _ref("Session")}}), ("GET", "/sessions")),
+)}
+
+
+def get_method(name: str) -> Method:
+    try:
+        return METHODS[name]
+    except KeyError:
+        raise NotFound(f"unknown method {name!r}") from None
+
+
+def validate_params(method: Method, params: Any) -> dict[str, Any]:
+    """Check params (object or array) against the registry; return them as a dict.
+
+    Raises InvalidParams naming the parameter at fault.
+    """
+    if params is None:
+        params = {}
+    if isinstance(params, list):
+        if len(params) > len(method.params):
+            raise InvalidParams(
+                f"{method.name} takes at most {len(method.params)} parameters, "
+                f"got {len(params)}")
+        params = {p.name: v for p, v in zip(method.params, params)}
+    elif not isinstance(params, dict):
+        raise InvalidParams("params must be an object or an array")
+    out: dict[str, Any] = {}
+    for key, value in params.items():
+        spec = method._by_name.get(key)
+        if spec is None:
+            known = ", ".join(p.name for p in method.params) or "none"
+            raise InvalidParams(
+                f"{method.name} has no parameter {key!r} (parameters: {known})",
+                {"param": key})
+        if value is None and not spec.required:
+            continue
+        out[key] = spec.check(value)
+    for spec in method.params:
+        if spec.required and spec.name not in out:
+            raise InvalidParams(
+                f"{method.name} needs parameter '{spec.name}' ({spec.doc})",
+                {"param": spec.name})
+    return out
+
+
+def openrpc_document(version: str, api_version: str) -> dict[str, Any]:
+    """The OpenRPC document ``rpc.discover`` returns."""
+    from .errors import ERRORS
+    from .schemas import COMPONENTS
+
+    return {
+        "openrpc": "1.3.2",
+        "info": {"title": "kitplayd", "version": version, "x-api-version": api_version},
+        "methods": [
+            {
+                "name": m.name,
+                "description": m.doc,
+                "paramStructure": "either",
+                "params": [
+                    {"name": p.name, "required": p.required, "schema": p.schema(),
+                     "description": p.doc}
+                    for p in m.params
+                ],
+                "result": {"name": "result", "schema": m.result},
+                **({"x-http": {"method": m.http[0], "path": "/api" + m.http[1]}}
+                   if m.http else {"x-http": None}),
+            }
+            for m in METHODS.values()
+        ],
+        "components": {
+            "schemas": COMPONENTS,
+            "errors": {
+                cls.__name__: {"code": cls.code, "message": cls.title}
+                for cls in (KitplayError, *_subclasses(KitplayError))
+            },
+        },
+        "x-errors-count": len(ERRORS),
+    }
+
+
+def _subclasses(cls: type) -> list[type]:
+    return sorted(cls.__subclasses__(), key=lambda c: c.__name__)

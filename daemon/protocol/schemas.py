@@ -1,0 +1,109 @@
+"""JSON Schemas of the records the methods return (JSON Schema 2020-12, as OpenAPI 3.1 uses).
+
+These are data, not code: ``rpc.discover`` and the bridge's OpenAPI document embed them, and
+the tests validate real responses against them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["JOB_KINDS", "JOB_STATUSES", "DISPLAYS", "TERMINAL_STATUSES", "COMPONENTS"]
+
+JOB_KINDS = ("create", "build", "launch")
+JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled", "interrupted")
+TERMINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled", "interrupted"})
+DISPLAYS = ("native", "xpra", "headless")
+
+_nullable_number = {"type": ["number", "null"]}
+
+PROGRESS: dict[str, Any] = {
+    "type": ["object", "null"],
+    "description": "Where a job with known steps is: step n of steps.",
+    "properties": {
+        "step": {"type": "integer", "minimum": 0},
+        "steps": {"type": "integer", "minimum": 0},
+        "message": {"type": "string"},
+    },
+    "required": ["step", "steps", "message"],
+}
+
+JOB: dict[str, Any] = {
+    "type": "object",
+    "description": "A job record: one create, build or launch and its outcome.",
+    "properties": {
+        "id": {"type": "string"},
+        "kind": {"type": "string", "enum": list(JOB_KINDS)},
+        "status": {"type": "string", "enum": list(JOB_STATUSES)},
+        "params": {"type": "object"},
+        "workspace": {"type": "string"},
+        "toolchain": {"type": "string"},
+        "created_at": {"type": "number"},
+        "started_at": _nullable_number,
+        "finished_at": _nullable_number,
+        "exit_code": {"type": ["integer", "null"]},
+        "result": {"type": ["object", "null"]},
+        "error": {
+            "type": ["object", "null"],
+            "properties": {"message": {"type": "string"}, "step": {"type": ["string", "null"]}},
+            "required": ["message"],
+        },
+        "progress": PROGRESS,
+        "pid": {"type": ["integer", "null"]},
+        "restarts": {"type": "integer", "minimum": 0},
+        "log_size": {"type": "integer", "minimum": 0},
+    },
+    "required": [
+        "id", "kind", "status", "params", "created_at", "started_at",
+        "finished_at", "exit_code", "result", "error",
+    ],
+}
+
+TEMPLATE: dict[str, Any] = {
+    "type": "object",
+    "description": "A template of the workspace's toolchain.",
+    "properties": {
+        "name": {"type": "string"},
+        "display_name": {"type": "string"},
+        "type": {"type": "string"},
+        "description": {"type": "string"},
+        "toolchain": {"type": "string"},
+        "variables": {"type": "object"},
+    },
+    "required": ["name", "display_name", "type", "description"],
+}
+
+APP: dict[str, Any] = {
+    "type": "object",
+    "description": "An app (or extension) already created in the workspace.",
+    "properties": {
+        "name": {"type": "string"},
+        "display_name": {"type": ["string", "null"]},
+        "version": {"type": ["string", "null"]},
+        "template": {"type": ["string", "null"]},
+        "type": {"type": "string"},
+        "path": {"type": "string"},
+        "built": {"type": "boolean"},
+    },
+    "required": ["name", "type", "path"],
+}
+
+SESSION: dict[str, Any] = {
+    "type": "object",
+    "description": "A live Xpra display session of a launch job.",
+    "properties": {
+        "job_id": {"type": "string"},
+        "app": {"type": "string"},
+        "display": {"type": "string"},
+        "url": {"type": "string"},
+        "since": {"type": "number"},
+    },
+    "required": ["job_id", "app", "display", "url", "since"],
+}
+
+COMPONENTS: dict[str, dict[str, Any]] = {
+    "Job": JOB,
+    "Template": TEMPLATE,
+    "App": APP,
+    "Session": SESSION,
+}

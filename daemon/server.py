@@ -1,0 +1,228 @@
+"""The Unix socket: binding it safely, checking peers, and serving NDJSON connections.
+
+trio has no Unix-socket listener helper and no line reader, so both are here: the socket is
+bound by hand (directory 0700, socket 0600, stale file removed, live daemon refused), and
+each connection is read through ``LineBuffer``, which caps the line length.
+"""
+
+from __future__ import annotations
+
+import errno
+import itertools
+import logging
+import os
+import socket as stdsocket
+import struct
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from .jobs import JobManager
+from .protocol.errors import InvalidState, KitplayError, MessageTooLarge, NotFound
+from .protocol.framing import LineBuffer, dumps, error_response, notification
+from .protocol.paths import check_socket_path
+from .rpc import Dispatcher
+
+__all__ = ["Connection", "bind_socket", "serve", "socket_from_systemd"]
+
+log = logging.getLogger("kitplayd.server")
+
+_sub_ids = itertools.count(1)
+
+
+class AlreadyRunning(RuntimeError):
+    pass
+
+
+def socket_from_systemd() -> stdsocket.socket | None:
+    """The listening socket systemd passed (LISTEN_FDS/LISTEN_PID), if any."""
+    if os.environ.get("LISTEN_PID") != str(os.getpid()):
+        return None
+    if int(os.environ.get("LISTEN_FDS", "0") or 0) < 1:
+        return None
+    for var in ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"):
+        os.environ.pop(var, None)
+    sock = stdsocket.socket(fileno=3)
+    sock.setblocking(False)
+    return sock
+
+
+def bind_socket(path: Path) -> stdsocket.socket:
+    """Bind and listen on ``path``: directory 0700, socket 0600; refuse a live daemon."""
+    check_socket_path(path)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    st = path.parent.stat()
+    if st.st_uid != os.getuid():
+        raise PermissionError(f"{path.parent} belongs to another user; refusing to use it")
+    os.chmod(path.parent, 0o700)
+    if path.exists() or path.is_symlink():
+        probe = stdsocket.socket(stdsocket.AF_UNIX, stdsocket.SOCK_STREAM)
+        try:
+            probe.connect(str(path))
+        except OSError as e:
+            if e.errno not in (errno.ECONNREFUSED, errno.ENOENT, errno.ENOTSOCK):
+                raise
+            path.unlink(missing_ok=True)  # stale: nobody answers
+            log.info("removed stale socket %s", path)
+        else:
+            raise AlreadyRunning(
+                f"another kitplayd is already listening on {path}; stop it first "
+                "(`kitplay daemon status` shows its pid) or choose another --socket")
+        finally:
+            probe.close()
+    sock = stdsocket.socket(stdsocket.AF_UNIX, stdsocket.SOCK_STREAM)
+    old = os.umask(0o177)
+    try:
+        sock.bind(str(path))
+    finally:
+        os.umask(old)
+    os.chmod(path, 0o600)
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
+
+
+def peer_uid(sock: trio.socket.SocketType) -> int:
+    creds = sock.getsockopt(stdsocket.SOL_SOCKET, stdsocket.SO_PEERCRED, struct.calcsize("3i"))
+    _pid, uid, _gid = struct.unpack("3i", creds)
+    return int(uid)
+
+
+class Connection:
+    """One client connection: the context every handler receives."""
+
+    def __init__(self, stream: trio.SocketStream, nursery: trio.Nursery) -> None:
+        self.stream = stream
+        self.nursery = nursery
+        self._send_lock = trio.Lock()
+        self.subscriptions: dict[str, trio.CancelScope] = {}
+        self.closed = False
+
+    async def send(self, msg: Any) -> None:
+        data = dumps(msg)
+        async with self._send_lock:
+            if self.closed:
+                return
+            try:
+                await self.stream.send_all(data)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                self.closed = True
+                self.nursery.cancel_scope.cancel()
+
+    async def subscribe(self, jobs: JobManager, job_id: str, offset: int) -> str:
+        jobs.get_record(job_id)  # NotFound before a subscription exists
+        follower = jobs.follow(job_id, offset)
+        # Validate the offset now, so a bad one is this call's error.
+        first = await follower.__anext__()
+        sub = f"s{next(_sub_ids)}"
+        scope = trio.CancelScope()
+        self.subscriptions[sub] = scope
+        self.nursery.start_soon(self._pump, sub, job_id, first, follower, scope)
+        return sub
+
+    def unsubscribe(self, sub: str) -> bool:
+        scope = self.subscriptions.pop(sub, None)
+        if scope is None:
+            raise NotFound(f"no subscription {sub!r} on this connection", {"subscription": sub})
+        scope.cancel()
+        return True
+
+    async def _pump(self, sub: str, job_id: str, first: Any, follower: Any,
+                    scope: trio.CancelScope) -> None:
+        # Let the subscribe response go out before the first notification.
+        await trio.lowlevel.checkpoint()
+        with scope:
+            try:
+                item = first
+                while True:
+                    await self._emit(sub, job_id, item)
+                    item = await follower.__anext__()
+            except StopAsyncIteration:
+                pass
+            finally:
+                await follower.aclose()
+        self.subscriptions.pop(sub, None)
+
+    async def _emit(self, sub: str, job_id: str, item: tuple[str, Any]) -> None:
+        kind, payload = item
+        if kind == "output":
+            offset, data = payload
+            await self.send(notification("jobs.output", {
+                "subscription": sub, "job_id": job_id, "offset": offset,
+                "next_offset": offset + len(data), "data": data.decode("utf-8", "replace")}))
+        else:
+            job, final = payload
+            await self.send(notification("jobs.state", {
+                "subscription": sub, "job": job, "final": final}))
+
+
+async def serve(listen_sock: stdsocket.socket, dispatcher: Dispatcher, *, max_line: int,
+                max_inflight: int, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+    """Serve connections on an already-listening socket until cancelled."""
+    tsock = trio.socket.from_stdlib_socket(listen_sock)
+    listener = trio.SocketListener(tsock)
+    my_uid = os.getuid()
+
+    async def handle(stream: trio.SocketStream) -> None:
+        async with stream:
+            try:
+                uid = peer_uid(stream.socket)
+            except OSError:
+                uid = -1
+            if uid != my_uid:
+                log.warning("refused a connection from uid %s", uid)
+                err = InvalidState(f"this kitplayd belongs to uid {my_uid}; connections from "
+                                   f"uid {uid} are refused. Run your own daemon.")
+                try:
+                    await stream.send_all(dumps(error_response(err)))
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    pass
+                return
+            await _serve_connection(stream, dispatcher, max_line, max_inflight)
+
+    task_status.started(listener)
+    await trio.serve_listeners(handle, [listener])
+
+
+async def _serve_connection(stream: trio.SocketStream, dispatcher: Dispatcher, max_line: int,
+                            max_inflight: int) -> None:
+    lines = LineBuffer(max_line)
+    limiter = trio.CapacityLimiter(max_inflight)
+    async with trio.open_nursery() as nursery:
+        conn = Connection(stream, nursery)
+
+        async def process(line: bytes, token: object) -> None:
+            try:
+                response = await dispatcher.handle(line, conn)
+                if response is not None:
+                    await conn.send(response)
+            finally:
+                limiter.release_on_behalf_of(token)
+
+        try:
+            while not conn.closed:
+                try:
+                    data = await stream.receive_some(65536)
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    break
+                if not data:
+                    break
+                try:
+                    batch = lines.feed(data)
+                except MessageTooLarge as e:
+                    await conn.send(error_response(e))
+                    break
+                for line in batch:
+                    if not line.strip():
+                        continue
+                    token = object()
+                    await limiter.acquire_on_behalf_of(token)
+                    nursery.start_soon(process, line, token)
+        except KitplayError:  # pragma: no cover - defensive
+            log.exception("connection error")
+        # The client is gone (or sent EOF): stop its subscriptions, let in-flight calls finish.
+        for scope in conn.subscriptions.values():
+            scope.cancel()
+        if conn.closed:
+            nursery.cancel_scope.cancel()

@@ -1,0 +1,186 @@
+"""The job monitor: one small process per job step, between the daemon and the command.
+
+    kitplayd ──> shim (session + group leader, child subreaper) ──> command ──> ...
+
+It exists so that a job outlives the daemon and still leaves a record:
+
+- it runs the command in its own session and process group, and as a child subreaper,
+  so descendants that double-fork or call ``setsid`` stay in its tree;
+- the command's stdout and stderr are a kernel pipe that the shim ``splice``s into
+  ``logs/<job>.log`` (no copy through user space, nothing through the daemon), enforcing
+  the per-job size cap with a visible truncation marker;
+- when the command ends, the shim stops whatever it left behind, writes
+  ``logs/<job>.exit`` (JSON: returncode, signal, exit_code, finished_at) atomically and exits
+  with the command's exit code.  A restarted daemon reads that file for jobs it adopted.
+
+Usage: python -m daemon.shim LOG EXIT_FILE CAP CWD STDIN GRACE -- ARGV...
+Standard library only, plus psutil for the clean-up (imported late).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+PR_SET_CHILD_SUBREAPER = 36
+F_SETPIPE_SZ = 1031
+CHUNK = 1 << 20
+
+
+def _truncation_marker(cap: int) -> bytes:
+    return (f"\n[kitplay] log truncated: this job's output passed the {cap}-byte cap; "
+            "the rest was discarded. Raise log_cap_bytes in config.toml to keep more.\n"
+            ).encode()
+
+
+class Relay(threading.Thread):
+    """Moves the command's output from the pipe into the log file, up to the cap."""
+
+    def __init__(self, pipe_r: int, log_fd: int, budget: int, cap: int) -> None:
+        super().__init__(daemon=True)
+        self.pipe_r, self.log_fd, self.budget, self.cap = pipe_r, log_fd, budget, cap
+        self.written = 0
+        self.truncated = False
+
+    def run(self) -> None:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            while True:
+                if self.truncated:
+                    n = os.splice(self.pipe_r, devnull, CHUNK)
+                else:
+                    room = self.budget - self.written
+                    if room <= 0:
+                        os.write(self.log_fd, _truncation_marker(self.cap))
+                        self.truncated = True
+                        continue
+                    n = os.splice(self.pipe_r, self.log_fd, min(CHUNK, room))
+                    self.written += n
+                if n == 0:
+                    return
+        except OSError as e:  # disk full, file gone: say so in the log if we can
+            try:
+                os.write(self.log_fd, f"\n[kitplay] log write failed: {e}\n".encode())
+            except OSError:
+                pass
+            # keep draining so the command never blocks on a full pipe
+            while os.read(self.pipe_r, CHUNK):
+                pass
+        finally:
+            os.close(devnull)
+
+
+def _reap_tree(grace: float) -> None:
+    """Stop every process left in our tree: SIGTERM, grace, SIGKILL; reap them all."""
+    import psutil
+
+    me = psutil.Process()
+    deadline = time.monotonic() + grace
+    sig = signal.SIGTERM
+    while True:
+        kids = me.children(recursive=True)
+        if not kids:
+            break
+        for p in kids:
+            try:
+                p.send_signal(sig)
+            except psutil.Error:
+                pass
+        _gone, alive = psutil.wait_procs(kids, timeout=0.05)
+        _reap_zombies()
+        if alive and time.monotonic() >= deadline:
+            sig = signal.SIGKILL
+    _reap_zombies()
+
+
+def _reap_zombies() -> None:
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def _write_exit(path: str, status: dict[str, object]) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(status, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) < 8 or argv[6] != "--":
+        sys.stderr.write(__doc__ or "")
+        return 2
+    log, exit_file, cap_s, cwd, stdin_path, grace_s = argv[:6]
+    command = argv[7:]
+    cap, grace = int(cap_s), float(grace_s)
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+    log_fd = os.open(log, os.O_WRONLY | os.O_CREAT, 0o600)
+    start_size = os.lseek(log_fd, 0, os.SEEK_END)
+    pipe_r, pipe_w = os.pipe()
+    try:
+        import fcntl
+        fcntl.fcntl(pipe_w, F_SETPIPE_SZ, CHUNK)
+    except OSError:
+        pass
+    stdin_fd = os.open(stdin_path or os.devnull, os.O_RDONLY)
+
+    terminated = []
+    for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(s, lambda signum, frame: terminated.append(signum))
+
+    relay = Relay(pipe_r, log_fd, max(0, cap - start_size), cap)
+    relay.start()
+    try:
+        child = subprocess.Popen(command, stdin=stdin_fd, stdout=pipe_w, stderr=pipe_w,
+                                 cwd=cwd or None, close_fds=True)
+    except OSError as e:
+        os.write(pipe_w, f"[kitplay] cannot start {command[0]!r}: {e.strerror}\n".encode())
+        os.close(pipe_w)
+        relay.join(5)
+        _write_exit(exit_file, {"returncode": 127, "signal": None, "exit_code": 127,
+                                "finished_at": time.time(), "error": str(e)})
+        return 127
+    os.close(pipe_w)
+    os.close(stdin_fd)
+
+    while True:
+        try:
+            pid, status = os.waitpid(-1, 0)
+        except ChildProcessError:
+            status = 0
+            break
+        if pid == child.pid:
+            break
+    child.returncode = 0  # reaped above; keep Popen from waiting again
+    sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
+    code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else None
+
+    _reap_tree(grace)
+    relay.join(5)
+    exit_code = code if code is not None else 128 + (sig or 0)
+    _write_exit(exit_file, {
+        "returncode": code, "signal": sig, "exit_code": exit_code,
+        "finished_at": time.time(), "log_bytes": relay.written, "truncated": relay.truncated,
+        "terminated": bool(terminated),
+    })
+    return exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,130 @@
+"""Job records in SQLite (WAL).
+
+Synchronous and small: each call is one indexed statement, well under a millisecond, so the
+daemon calls it directly from its trio thread.  ``synchronous=NORMAL`` in WAL mode keeps
+every committed record across a crash of the daemon process.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Store", "SCHEMA_VERSION"]
+
+SCHEMA_VERSION = 1
+
+_COLUMNS = (
+    "id", "kind", "status", "params", "workspace", "toolchain", "created_at", "started_at",
+    "finished_at", "exit_code", "result", "error", "progress", "pid", "pid_start", "restarts",
+    "step_index", "extra",
+)
+_JSON_COLUMNS = frozenset({"params", "result", "error", "progress", "extra"})
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    status TEXT NOT NULL,
+    params TEXT NOT NULL,
+    workspace TEXT NOT NULL,
+    toolchain TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    started_at REAL,
+    finished_at REAL,
+    exit_code INTEGER,
+    result TEXT,
+    error TEXT,
+    progress TEXT,
+    pid INTEGER,
+    pid_start REAL,
+    restarts INTEGER NOT NULL DEFAULT 0,
+    step_index INTEGER NOT NULL DEFAULT 0,
+    extra TEXT
+);
+CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status);
+CREATE INDEX IF NOT EXISTS jobs_kind ON jobs(kind);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+class Store:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("PRAGMA busy_timeout=5000")
+        self.db.executescript(_SCHEMA)
+        row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        if row is None:
+            self.db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        elif int(row[0]) > SCHEMA_VERSION:
+            raise RuntimeError(
+                f"{path} was written by a newer kitplay (schema {row[0]}); upgrade kitplay")
+        self._select = "SELECT " + ",".join(_COLUMNS) + " FROM jobs"
+
+    def close(self) -> None:
+        self.db.close()
+
+    def insert(self, job: dict[str, Any]) -> None:
+        cols = [c for c in _COLUMNS if c in job]
+        vals = [_enc(c, job[c]) for c in cols]
+        self.db.execute(
+            f"INSERT INTO jobs ({','.join(cols)}) VALUES ({','.join('?' * len(cols))})", vals)
+
+    def update(self, job_id: str, **fields: Any) -> None:
+        if not fields:
+            return
+        sets = ",".join(f"{c}=?" for c in fields)
+        self.db.execute(f"UPDATE jobs SET {sets} WHERE id=?",
+                        [*(_enc(c, v) for c, v in fields.items()), job_id])
+
+    def get(self, job_id: str) -> dict[str, Any] | None:
+        row = self.db.execute(self._select + " WHERE id=?", (job_id,)).fetchone()
+        return _dec(row) if row else None
+
+    def list(self, status: str | None = None, kind: str | None = None,
+             limit: int = 100) -> list[dict[str, Any]]:
+        where, args = [], []
+        if status:
+            where.append("status=?")
+            args.append(status)
+        if kind:
+            where.append("kind=?")
+            args.append(kind)
+        sql = self._select + (" WHERE " + " AND ".join(where) if where else "")
+        sql += " ORDER BY seq DESC LIMIT ?"
+        return [_dec(r) for r in self.db.execute(sql, [*args, limit])]
+
+    def by_status(self, *statuses: str) -> list[dict[str, Any]]:
+        marks = ",".join("?" * len(statuses))
+        return [_dec(r) for r in self.db.execute(
+            self._select + f" WHERE status IN ({marks}) ORDER BY seq", statuses)]
+
+    def counts(self) -> dict[str, int]:
+        return dict(self.db.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status").fetchall())
+
+    def finished_beyond(self, keep: int) -> list[str]:
+        """Ids of finished jobs older than the newest ``keep`` ones (for log retention)."""
+        rows = self.db.execute(
+            "SELECT id FROM jobs WHERE finished_at IS NOT NULL ORDER BY seq DESC "
+            "LIMIT -1 OFFSET ?", (keep,)).fetchall()
+        return [r[0] for r in rows]
+
+
+def _enc(col: str, value: Any) -> Any:
+    if col in _JSON_COLUMNS and value is not None:
+        return json.dumps(value, separators=(",", ":"))
+    return value
+
+
+def _dec(row: tuple[Any, ...]) -> dict[str, Any]:
+    out = dict(zip(_COLUMNS, row))
+    for c in _JSON_COLUMNS:
+        if out[c] is not None:
+            out[c] = json.loads(out[c])
+    return out

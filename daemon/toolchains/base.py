@@ -1,0 +1,99 @@
+"""What a toolchain gives the job runner: plans made of steps.
+
+A toolchain turns a method call (``templates.create``, ``build``, ``launch``) into a ``Plan``,
+checking everything it can before a job exists, so bad input is an immediate error and not a
+failed job.  Plans are not stored: a restarted daemon rebuilds a job's plan from its params and
+resumes at the recorded step.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from ..protocol.errors import InvalidParams, NotFound
+
+__all__ = ["Plan", "Step", "StepLog", "Toolchain", "inside", "resolve_workspace"]
+
+
+class StepLog(Protocol):
+    def write(self, text: str) -> None: ...
+
+
+@dataclass
+class Step:
+    """One step of a job: a process (``argv``) or a short function run in a worker thread."""
+
+    name: str
+    argv: list[str] | None = None
+    func: Callable[[StepLog], None] | None = None
+    cwd: Path | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    stdin: bytes | None = None
+    timeout_s: float | None = None
+
+
+@dataclass
+class Plan:
+    kind: str                      # create | build | launch
+    workspace: Path
+    toolchain: str
+    steps: list[Step]
+    # Computes the job's result after every step succeeded (runs in a worker thread).
+    finish: Callable[[], dict[str, Any]] | None = None
+    # Jobs with the same serial key run one at a time (builds of one workspace).
+    serial_key: str | None = None
+    # For launch: the app's name and whether it needs a display server.
+    app: str | None = None
+    display: str = "native"
+    needs_display: bool = False
+    # Explains a failed step in the job's error (e.g. the tool's last lines).
+    describe_failure: Callable[[str, str], str] | None = None
+
+
+class Toolchain(Protocol):
+    kind: str
+    root: Path
+
+    def info(self) -> dict[str, Any]: ...
+    def list_templates(self) -> list[dict[str, Any]]: ...
+    def get_template(self, name: str) -> dict[str, Any]: ...
+    def list_apps(self) -> list[dict[str, Any]]: ...
+    def plan_create(self, params: dict[str, Any]) -> Plan: ...
+    def plan_build(self, params: dict[str, Any]) -> Plan: ...
+    def plan_launch(self, params: dict[str, Any]) -> Plan: ...
+
+
+def resolve_workspace(value: str | None, default: Path) -> Path:
+    """The workspace a call names, or the daemon's default; must be an existing directory."""
+    if value is None:
+        path = default
+    else:
+        if "\x00" in value:
+            raise InvalidParams("parameter 'workspace' contains a NUL byte",
+                                {"param": "workspace"})
+        path = Path(value).expanduser()
+        if not path.is_absolute():
+            raise InvalidParams(
+                f"parameter 'workspace' must be an absolute path, got {value!r}; the kitplay "
+                "command resolves relative paths for you", {"param": "workspace"})
+    path = Path(os.path.realpath(path))
+    if not path.is_dir():
+        raise NotFound(
+            f"workspace {path} does not exist or is not a directory; create it or pass "
+            "another --workspace", {"workspace": str(path)})
+    return path
+
+
+def inside(root: Path, *parts: str) -> Path:
+    """``root / parts``, refusing anything that would leave ``root`` (.., absolute, symlinks)."""
+    target = Path(os.path.realpath(root.joinpath(*parts)))
+    base = Path(os.path.realpath(root))
+    if target != base and base not in target.parents:
+        raise InvalidParams(
+            f"path {'/'.join(parts)!r} leaves the workspace {base}; use a name inside it",
+            {"workspace": str(base)})
+    return target

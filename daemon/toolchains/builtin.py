@@ -1,0 +1,236 @@
+"""The builtin toolchain: a template catalogue shipped inside the package, no SDK needed.
+
+Creation renders a template's files into ``<workspace>/source/apps/<name>/``; each app
+declares its build steps and launch command in its own ``kitapp.toml``.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import shutil
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from ..protocol.errors import InvalidParams, InvalidState, NotFound, ToolchainError
+from ..protocol.registry import APP_NAME_RE
+from .base import Plan, Step, StepLog, inside
+
+__all__ = ["BuiltinToolchain", "check_app_name", "TEMPLATES_DIR"]
+
+TEMPLATES_DIR = Path(__file__).parent / "builtin_templates"
+VERSION_RE = re.compile(r"^\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$")
+NAME_RULE = ("lowercase and dot-separated like my_company.my_app: at least two parts, each "
+             "starting with a letter, using only a-z, 0-9 and _")
+
+
+def check_app_name(name: str, param: str = "name") -> str:
+    if len(name) > 100 or not APP_NAME_RE.match(name):
+        raise InvalidParams(f"{param} {name[:100]!r} is not a valid app name: it must be "
+                            f"{NAME_RULE}", {"param": param, "rule": NAME_RULE})
+    return name
+
+
+def check_display_name(value: str) -> str:
+    if not value.strip() or len(value) > 100 or any(c in value for c in '"\\') or any(
+            ord(c) < 32 for c in value):
+        raise InvalidParams(
+            "display_name must be 1-100 characters without quotes, backslashes or control "
+            "characters", {"param": "display_name"})
+    return value
+
+
+def check_version(value: str) -> str:
+    if not VERSION_RE.match(value):
+        raise InvalidParams(f"version {value[:40]!r} must look like 1.2.3 (optionally -suffix)",
+                            {"param": "version"})
+    return value
+
+
+@functools.cache
+def _catalogue() -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for d in sorted(TEMPLATES_DIR.iterdir()):
+        meta = d / "template.toml"
+        if not meta.is_file():
+            continue
+        with meta.open("rb") as f:
+            data = tomllib.load(f)
+        t = data["template"]
+        out[t["name"]] = {
+            "name": t["name"],
+            "display_name": t["display_name"],
+            "type": t.get("type", "application"),
+            "description": t.get("description", ""),
+            "toolchain": "builtin",
+            "variables": data.get("variables", {}),
+            "_dir": str(d),
+        }
+    return out
+
+
+def _public(t: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in t.items() if not k.startswith("_")}
+
+
+def _read_app(app_dir: Path) -> dict[str, Any]:
+    with (app_dir / "kitapp.toml").open("rb") as f:
+        return tomllib.load(f)
+
+
+class BuiltinToolchain:
+    kind = "builtin"
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    @property
+    def apps_dir(self) -> Path:
+        return self.root / "source" / "apps"
+
+    def info(self) -> dict[str, Any]:
+        return {"kind": self.kind, "workspace": str(self.root), "kit_version": None}
+
+    def list_templates(self) -> list[dict[str, Any]]:
+        return [_public(t) for t in _catalogue().values()]
+
+    def get_template(self, name: str) -> dict[str, Any]:
+        t = _catalogue().get(name)
+        if t is None:
+            raise NotFound(f"no template named {name!r} in the builtin catalogue; "
+                           f"available: {', '.join(_catalogue())}", {"template": name})
+        files = sorted(str(p.relative_to(Path(t["_dir"]) / "files"))
+                       for p in (Path(t["_dir"]) / "files").rglob("*") if p.is_file())
+        return {**_public(t), "files": files, "layers": []}
+
+    def list_apps(self) -> list[dict[str, Any]]:
+        apps = []
+        if self.apps_dir.is_dir():
+            for d in sorted(self.apps_dir.iterdir()):
+                if not (d / "kitapp.toml").is_file():
+                    continue
+                try:
+                    app = _read_app(d)["app"]
+                except (OSError, tomllib.TOMLDecodeError, KeyError):
+                    app = {"name": d.name}
+                apps.append({
+                    "name": d.name, "display_name": app.get("display_name"),
+                    "version": app.get("version"), "template": app.get("template"),
+                    "type": "application", "path": str(d),
+                    "built": any(d.rglob("__pycache__")),
+                })
+        return apps
+
+    # -- plans ------------------------------------------------------------------------------
+
+    def plan_create(self, params: dict[str, Any]) -> Plan:
+        template = self.get_template(params["template"])
+        name = check_app_name(params["name"])
+        display_name = check_display_name(
+            params.get("display_name") or template["variables"].get("display_name") or name)
+        version = check_version(params.get("version") or template["variables"].get(
+            "version", "0.1.0"))
+        if params.get("layers"):
+            raise InvalidParams("the builtin toolchain has no application layers; "
+                                "leave out 'layers'", {"param": "layers"})
+        target = inside(self.root, "source", "apps", name)
+        if target.exists():
+            raise InvalidState(f"app {name!r} already exists at {target}; choose another name "
+                               "or delete that directory", {"path": str(target)})
+        src = Path(_catalogue()[template["name"]]["_dir"]) / "files"
+        values = {"{{name}}": name, "{{display_name}}": display_name, "{{version}}": version,
+                  "{{module}}": name.replace(".", "_"), "{{template}}": template["name"]}
+        created: list[str] = []
+        staging = self.apps_dir / f".{name}.creating"
+
+        def render(log: StepLog) -> None:
+            if target.exists():
+                raise InvalidState(f"app {name!r} appeared at {target} meanwhile; not "
+                                   "overwriting it")
+            shutil.rmtree(staging, ignore_errors=True)
+            for path in sorted(src.rglob("*")):
+                rel = path.relative_to(src)
+                out = staging / rel
+                if path.is_dir():
+                    out.mkdir(parents=True, exist_ok=True)
+                    continue
+                out.parent.mkdir(parents=True, exist_ok=True)
+                text = path.read_text()
+                for k, v in values.items():
+                    text = text.replace(k, v)
+                out.write_text(text)
+                out.chmod(path.stat().st_mode & 0o777)
+                created.append(str(Path("source/apps") / name / rel))
+                log.write(f"  wrote {created[-1]}\n")
+
+        def publish(log: StepLog) -> None:
+            os.rename(staging, target)  # atomic: the app appears whole or not at all
+            log.write(f"created {name} ({display_name} {version}) in {target}\n")
+
+        def check(log: StepLog) -> None:
+            self.apps_dir.mkdir(parents=True, exist_ok=True)
+            log.write(f"creating {name} from template {template['name']}\n")
+
+        return Plan(
+            kind="create", workspace=self.root, toolchain=self.kind,
+            steps=[Step("check workspace", func=check), Step("render files", func=render),
+                   Step("publish app", func=publish)],
+            finish=lambda: {"app": name, "path": str(target), "files": created,
+                            "template": template["name"]},
+            serial_key=f"apps:{self.root}",
+        )
+
+    def _app_dir(self, name: str, param: str = "app") -> Path:
+        check_app_name(name, param)
+        d = inside(self.root, "source", "apps", name)
+        if not (d / "kitapp.toml").is_file():
+            known = ", ".join(a["name"] for a in self.list_apps()) or "none yet"
+            raise NotFound(f"no app named {name!r} in {self.root} (apps: {known}); create it "
+                           "with `kitplay templates create`", {"app": name})
+        return d
+
+    def _load(self, d: Path) -> dict[str, Any]:
+        try:
+            return _read_app(d)
+        except (OSError, tomllib.TOMLDecodeError) as e:
+            raise ToolchainError(f"{d / 'kitapp.toml'} cannot be read: {e}; fix the file") \
+                from None
+
+    def plan_build(self, params: dict[str, Any]) -> Plan:
+        if params.get("app"):
+            dirs = [self._app_dir(params["app"])]
+        else:
+            dirs = [Path(a["path"]) for a in self.list_apps()]
+            if not dirs:
+                raise InvalidState(f"nothing to build in {self.root}: create an app first "
+                                   "with `kitplay templates create`")
+        steps: list[Step] = []
+        for d in dirs:
+            if params.get("clean"):
+                def clean(log: StepLog, d: Path = d) -> None:
+                    for cache in list(d.rglob("__pycache__")):
+                        shutil.rmtree(cache, ignore_errors=True)
+                    log.write(f"cleaned {d.name}\n")
+                steps.append(Step(f"{d.name}: clean", func=clean))
+            for s in self._load(d).get("build", {}).get("steps", []):
+                steps.append(Step(f"{d.name}: {s['name']}", argv=_argv(s["argv"]), cwd=d))
+        return Plan(kind="build", workspace=self.root, toolchain=self.kind, steps=steps,
+                    serial_key=f"build:{self.root}",
+                    finish=lambda: {"apps": [d.name for d in dirs]})
+
+    def plan_launch(self, params: dict[str, Any]) -> Plan:
+        d = self._app_dir(params["app"])
+        spec = self._load(d).get("launch", {})
+        display = params.get("display", "native")
+        key = "headless_argv" if display == "headless" and "headless_argv" in spec else "argv"
+        argv = _argv(spec[key]) + list(params.get("args") or [])
+        return Plan(kind="launch", workspace=self.root, toolchain=self.kind,
+                    steps=[Step(f"{d.name}: run", argv=argv, cwd=d)], app=d.name,
+                    display=display, needs_display=bool(spec.get("needs_display")))
+
+
+def _argv(template: list[str]) -> list[str]:
+    return [sys.executable if a == "{python}" else a for a in template]
