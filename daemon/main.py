@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import signal
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -78,6 +79,7 @@ async def run_daemon(cfg: Config, *, task_status: Any = trio.TASK_STATUS_IGNORED
                     max_inflight=cfg.max_inflight_per_connection, task_status=task_status))
                 log.info("kitplayd %s ready on %s (state %s)", __version__, bound, cfg.state_dir)
                 task_status.started(Path(bound))
+                notify_ready()
                 async for signum in signals:
                     log.info("received %s; shutting down", signal.Signals(signum).name)
                     break
@@ -90,6 +92,20 @@ async def run_daemon(cfg: Config, *, task_status: Any = trio.TASK_STATUS_IGNORED
                 os.unlink(bound)
         except OSError:
             pass
+
+
+def notify_ready() -> None:
+    """sd_notify READY=1: systemd (Type=notify) and the tests wait on it, never on sleeps."""
+    addr = os.environ.get("NOTIFY_SOCKET")
+    if not addr:
+        return
+    if addr.startswith("@"):
+        addr = "\0" + addr[1:]
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+        try:
+            s.sendto(f"READY=1\nMAINPID={os.getpid()}".encode(), addr)
+        except OSError as e:
+            log.warning("cannot notify readiness on %s: %s", addr, e)
 
 
 def main(argv: list[str] | None = None) -> None:

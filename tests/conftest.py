@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.helpers import Daemon
+
+
+@pytest.fixture
+def daemon() -> Iterator[Daemon]:
+    """A real kitplayd on a temporary socket; stopped and cleaned up after the test."""
+    d = Daemon().start()
+    try:
+        yield d
+    finally:
+        d.cleanup()
+
+
+@pytest.fixture
+def make_daemon() -> Iterator[type[Daemon]]:
+    """For tests that configure their daemon: ``make_daemon(config=...).start()``."""
+    made: list[Daemon] = []
+
+    class Tracked(Daemon):
+        def __init__(self, *a, **kw) -> None:  # type: ignore[no-untyped-def]
+            super().__init__(*a, **kw)
+            made.append(self)
+
+    try:
+        yield Tracked
+    finally:
+        for d in made:
+            d.cleanup()
