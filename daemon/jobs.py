@@ -473,9 +473,8 @@ class JobManager:
         if act is None:
             raise InvalidState(f"job {job_id} is {rec['status']} but no process is known; "
                                "restart kitplayd to recover it", {"job_id": job_id})
+        # No log line here: while a step runs, its shim is the log's only writer.
         act.cancel_requested = True
-        _LogWriter(self.log_path(job_id)).write(
-            f"[kitplay] cancelling: SIGTERM to the process tree, SIGKILL after {grace:g} s\n")
         if act.shim_pid is None or act.exited.is_set():
             act.cancel_scope.cancel()  # between steps or in a restart backoff
         else:

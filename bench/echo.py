@@ -1,0 +1,69 @@
+"""The baseline server: a raw trio NDJSON echo server with the daemon's framing.
+
+It binds a Unix socket the same way (``bind_socket``), reads each connection through the same
+``LineBuffer`` with the same line cap, and writes every line straight back.  It does no JSON
+work at all, so it is the floor of what a trio server on this socket can do; the daemon's round
+trip is compared against it.
+
+Run: ``python -m bench.echo SOCKET`` (sends sd_notify READY=1 when ``NOTIFY_SOCKET`` is set).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from pathlib import Path
+
+import trio
+
+from daemon.protocol.framing import MAX_LINE, LineBuffer
+from daemon.server import bind_socket
+
+__all__ = ["main", "serve_echo"]
+
+
+async def _echo(stream: trio.SocketStream) -> None:
+    lines = LineBuffer(MAX_LINE)
+    async with stream:
+        while True:
+            try:
+                data = await stream.receive_some(65536)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                return
+            if not data:
+                return
+            out = lines.feed(data)
+            if out:
+                try:
+                    await stream.send_all(b"".join(line + b"\n" for line in out))
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    return
+
+
+async def serve_echo(path: Path) -> None:
+    sock = bind_socket(path)
+    listener = trio.SocketListener(trio.socket.from_stdlib_socket(sock))
+    _notify_ready()
+    await trio.serve_listeners(_echo, [listener])
+
+
+def _notify_ready() -> None:
+    addr = os.environ.get("NOTIFY_SOCKET")
+    if not addr:
+        return
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+        s.sendto(b"READY=1", addr)
+
+
+def main() -> None:
+    if len(sys.argv) != 2:
+        sys.exit("usage: python -m bench.echo SOCKET")
+    try:
+        trio.run(serve_echo, Path(sys.argv[1]))
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()
