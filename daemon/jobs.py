@@ -315,7 +315,7 @@ class JobManager:
             what = f"exited with code {status.get('exit_code')}"
         msg = f"step '{step.name}' {what}"
         if plan.describe_failure is not None:
-            msg = plan.describe_failure(step.name, msg)
+            msg = plan.describe_failure(step.name, msg, self.log_path(job_id))
         return {"message": msg, "step": step.name, "tail": tail or None}
 
     async def _run_launch(self, act: Active, plan: Plan, logw: _LogWriter,

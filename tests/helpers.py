@@ -125,7 +125,10 @@ class Daemon:
         self.proc = None
 
     def job_log(self, job_id: str) -> str:
-        return (self.state / "logs" / f"{job_id}.log").read_text()
+        try:
+            return (self.state / "logs" / f"{job_id}.log").read_text()
+        except FileNotFoundError:
+            return ""
 
     def wait_job(self, job_id: str, timeout: float = 60.0) -> dict[str, Any]:
         res = self.call("jobs.wait", {"job_id": job_id, "timeout_s": timeout})
@@ -182,3 +185,29 @@ def create_and_build(d: Daemon, template: str = "console_app",
     job = d.call("build", {"app": name})["job"]
     assert d.wait_job(job["id"])["status"] == "succeeded", d.job_log(job["id"])
     return name
+
+
+def write_app(workspace: Path, name: str, *, build: list[list[str]] | None = None,
+              launch: list[str] | None = None, files: dict[str, str] | None = None) -> Path:
+    """A hand-made builtin app (``kitapp.toml`` + files) for tests that need odd commands."""
+    d = workspace / "source" / "apps" / name
+    d.mkdir(parents=True, exist_ok=True)
+    steps = "".join(
+        f'[[build.steps]]\nname = "step{i + 1}"\nargv = {json.dumps(argv)}\n\n'
+        for i, argv in enumerate(build or []))
+    (d / "kitapp.toml").write_text(
+        f'[app]\nname = "{name}"\ndisplay_name = "Test"\nversion = "0.1.0"\n'
+        f'template = "test"\n\n{steps}'
+        f'[launch]\nargv = {json.dumps(launch or ["{python}", "-c", "pass"])}\n')
+    for rel, text in (files or {}).items():
+        (d / rel).write_text(text)
+    return d
+
+
+def pid_alive(pid: int) -> bool:
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
