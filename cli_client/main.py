@@ -284,7 +284,7 @@ def run(argv: list[str] | None = None) -> int:
             out.flush()
             job = result.get("job") if isinstance(result, dict) else None
             if getattr(ns, "follow", False):
-                job_id = params.get("job_id") or (job or {}).get("id")
+                job_id = str(params.get("job_id") or (job or {}).get("id"))
                 offset = params.get("offset", 0) if m.name == "jobs.logs" else 0
                 log_out = sys.stderr if ns.json else sys.stdout
                 try:

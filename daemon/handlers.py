@@ -41,14 +41,21 @@ class Handlers:
     def plan(self, kind: str, params: dict[str, Any]) -> Plan:
         """Also used to rebuild plans of queued and running jobs after a restart."""
         tc = self.toolchain(params)
-        clean = {k: v for k, v in params.items() if not k.startswith("_")}
+        # "_recover" tells a toolchain it is re-planning a job after a restart.
+        clean = {k: v for k, v in params.items() if not k.startswith("_") or k == "_recover"}
         if kind == "create":
-            return tc.plan_create(clean)
-        if kind == "build":
-            return tc.plan_build(clean)
-        if kind == "launch":
+            plan = tc.plan_create(clean)
+        elif kind == "build":
+            plan = tc.plan_build(clean)
+        elif kind == "launch":
             return tc.plan_launch(clean)
-        raise InvalidParams(f"unknown job kind {kind!r}")
+        else:
+            raise InvalidParams(f"unknown job kind {kind!r}")
+        for step in plan.steps:  # config.toml timeouts for process steps that set none
+            if step.argv is not None and step.timeout_s is None:
+                step.timeout_s = (self.cfg.create_timeout_s if kind == "create"
+                                  else self.cfg.step_timeout_s)
+        return plan
 
     async def _submit(self, kind: str, params: dict[str, Any]) -> dict[str, Any]:
         plan = await trio.to_thread.run_sync(self.plan, kind, params)
@@ -104,7 +111,7 @@ class Handlers:
     # -- jobs -------------------------------------------------------------------------------
 
     async def jobs_list(self, ctx: Any, p: dict[str, Any]) -> dict[str, Any]:
-        return {"jobs": self.jobs.list(p.get("status"), p.get("kind"), p.get("limit", 100))}
+        return {"jobs": self.jobs.list_jobs(p.get("status"), p.get("kind"), p.get("limit", 100))}
 
     async def jobs_get(self, ctx: Any, p: dict[str, Any]) -> dict[str, Any]:
         return {"job": self.jobs.get(p["job_id"])}

@@ -61,6 +61,7 @@ class Active:
     proc: trio.Process | None = None
     exited: trio.Event = field(default_factory=trio.Event)
     cancel_requested: bool = False
+    cancel_reason: str = ""
     cancel_scope: trio.CancelScope = field(default_factory=trio.CancelScope)
     done: trio.Event = field(default_factory=trio.Event)
 
@@ -122,8 +123,8 @@ class JobManager:
     def get(self, job_id: str) -> dict[str, Any]:
         return self.public(self.get_record(job_id))
 
-    def list(self, status: str | None, kind: str | None, limit: int) -> list[dict[str, Any]]:
-        return [self.public(r) for r in self.store.list(status, kind, limit)]
+    def list_jobs(self, status: str | None, kind: str | None, limit: int) -> list[dict[str, Any]]:
+        return [self.public(r) for r in self.store.list_jobs(status, kind, limit)]
 
     def _set(self, job_id: str, **fields: Any) -> None:
         self.store.update(job_id, **fields)
@@ -223,13 +224,15 @@ class JobManager:
     async def _run(self, act: Active, first_step: int, adopted: dict[str, Any] | None) -> None:
         job_id, plan = act.job_id, act.plan
         assert plan is not None
-        logw = _LogWriter(self.log_path(job_id))
-        outcome: dict[str, Any] = {}
+        outcome: dict[str, Any] | None = None
         try:
             with act.cancel_scope:
                 if adopted is None:
                     self._set(job_id, status="running", started_at=time.time())
-                outcome = await self._run_steps(act, plan, logw, first_step, adopted)
+                outcome = await self._run_steps(act, plan, _LogWriter(self.log_path(job_id)),
+                                                first_step, adopted)
+            if outcome is None and act.cancel_requested:  # cancelled between steps
+                outcome = {"status": "cancelled"}
         except KitplayError as e:
             outcome = {"status": "failed", "error": {"message": e.message, "step": None}}
         except Exception as e:  # a bug: record it, keep serving
@@ -237,29 +240,33 @@ class JobManager:
             outcome = {"status": "failed",
                        "error": {"message": f"kitplayd internal error: {e!r}", "step": None}}
         finally:
-            if self.stopping and not outcome:
-                # The daemon is stopping: launches keep running and are re-adopted later.
+            if outcome is None:
+                # Cancelled from outside: the daemon is stopping.  Launches keep running
+                # and are re-adopted by the next daemon; nothing is recorded as ended.
                 act.done.set()
                 self.active.pop(job_id, None)
-                return
-            if act.cancel_requested and outcome.get("status") != "succeeded":
-                outcome = {**outcome, "status": "cancelled", "error": {
-                    "message": outcome.get("cancel_reason", "cancelled on request"),
-                    "step": (outcome.get("error") or {}).get("step")}}
-            outcome.pop("cancel_reason", None)
-            status = outcome.pop("status", "failed")
-            if status != "succeeded" and outcome.get("error") is None:
-                outcome["error"] = {"message": f"job ended {status}", "step": None}
-            logw.write(f"[kitplay] job {status}"
-                       + (f": {outcome['error']['message']}" if status != "succeeded" else "")
-                       + "\n")
-            self._set(job_id, status=status, finished_at=time.time(), pid=None, **outcome)
-            self._events.pop(job_id, None)
-            act.done.set()
-            self.active.pop(job_id, None)
-            self.plans.pop(job_id, None)
-            self._after_finish()
-            self._wake.set()
+            else:
+                self._finish(act, outcome)
+
+    def _finish(self, act: Active, outcome: dict[str, Any]) -> None:
+        job_id = act.job_id
+        if act.cancel_requested and outcome.get("status") != "succeeded":
+            outcome = {**outcome, "status": "cancelled", "error": {
+                "message": act.cancel_reason or "cancelled on request",
+                "step": (outcome.get("error") or {}).get("step")}}
+        status = outcome.pop("status", "failed")
+        if status != "succeeded" and outcome.get("error") is None:
+            outcome["error"] = {"message": f"job ended {status}", "step": None}
+        _LogWriter(self.log_path(job_id)).write(
+            f"[kitplay] job {status}"
+            + (f": {outcome['error']['message']}" if status != "succeeded" else "") + "\n")
+        self._set(job_id, status=status, finished_at=time.time(), pid=None, **outcome)
+        self._events.pop(job_id, None)
+        act.done.set()
+        self.active.pop(job_id, None)
+        self.plans.pop(job_id, None)
+        self._after_finish()
+        self._wake.set()
 
     async def _run_steps(self, act: Active, plan: Plan, logw: _LogWriter, first: int,
                          adopted: dict[str, Any] | None) -> dict[str, Any]:
@@ -396,7 +403,7 @@ class JobManager:
                 code = proc.returncode
                 status = {"exit_code": code if code is not None and code >= 0 else 128 - (
                     code or 0), "error": "the job monitor ended without recording a status"}
-            return status
+            return await self._display_ended(act, status)
         # Re-adopted after a daemon restart: not our child, so wait on a pidfd.
         pid = adopted["pid"]
         act.shim_pid = pid
@@ -415,9 +422,17 @@ class JobManager:
         act.exited.set()
         status = self._read_exit(job_id)
         if status is None:
-            return {"exit_code": None, "signal": None,
-                    "error": "the process ended while kitplayd was not watching and left "
-                             "no exit status", "interrupted": True}
+            status = {"exit_code": None, "signal": None,
+                      "error": "the process ended while kitplayd was not watching and left "
+                               "no exit status", "interrupted": True}
+        return await self._display_ended(act, status)
+
+    async def _display_ended(self, act: Active, status: dict[str, Any]) -> dict[str, Any]:
+        """An Xpra step ended: take the app's own exit status, remove the session."""
+        if self.displays is None or act.plan is None or act.plan.display != "xpra":
+            return status
+        status = self.displays.app_status(act.job_id, status)
+        await self.displays.cleanup(act.job_id)
         return status
 
     async def _await_ready(self, job_id: str, ready: Any, proc: trio.Process) -> None:
@@ -475,6 +490,7 @@ class JobManager:
                                "restart kitplayd to recover it", {"job_id": job_id})
         # No log line here: while a step runs, its shim is the log's only writer.
         act.cancel_requested = True
+        act.cancel_reason = reason
         if act.shim_pid is None or act.exited.is_set():
             act.cancel_scope.cancel()  # between steps or in a restart backoff
         else:
@@ -487,7 +503,8 @@ class JobManager:
         pid = act.shim_pid
         if pid is None:
             return
-        _signal_tree(pid, signal.SIGTERM)
+        if self.displays is None or not self.displays.terminate(act.job_id, pid):
+            _signal_tree(pid, signal.SIGTERM)
         with trio.move_on_after(grace):
             await act.exited.wait()
         while not act.exited.is_set():
@@ -590,6 +607,8 @@ class JobManager:
             pid, start = rec.get("pid"), rec.get("pid_start")
             alive = pid is not None and _same_process(pid, start)
             status = self._read_exit(job_id)
+            if status is None and self.displays is not None:
+                status = self.displays.app_status(job_id, {}) or None
             if plan is None or (not alive and status is None):
                 why = ("its process is gone and left no exit status" if plan is not None
                        else f"it cannot be resumed: {plan_error}")
@@ -603,6 +622,8 @@ class JobManager:
             log.info("re-adopting job %s (pid %s, alive=%s)", job_id, pid, alive)
             self._nursery.start_soon(self._run, act, rec.get("step_index") or 0,
                                      {"pid": pid if alive else -1})
+        if self.displays is not None:
+            self._nursery.start_soon(self.displays.reconcile, set(self.active))
         self._after_finish(force=True)
         self._wake.set()
 
@@ -675,13 +696,26 @@ def _signal_tree(root_pid: int, sig: int) -> None:
         kids = root.children(recursive=True)
     except psutil.Error:
         kids = []
+    in_group: set[int] = set()
     if sig != signal.SIGKILL:
         try:
             os.killpg(root_pid, sig)
         except (ProcessLookupError, PermissionError):
             pass
+        else:
+            in_group = {p.pid for p in kids if _pgid(p.pid) == root_pid}
     for p in kids:
+        if p.pid in in_group:
+            continue  # signalled once through the group: a second SIGTERM can interrupt
+            # the first one's handler (Python restores default handlers while exiting)
         try:
             p.send_signal(sig)
         except psutil.Error:
             pass
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except OSError:
+        return None

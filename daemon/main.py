@@ -58,7 +58,8 @@ async def run_daemon(cfg: Config, *, task_status: Any = trio.TASK_STATUS_IGNORED
     cfg.logs_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     cfg.workspace.mkdir(parents=True, exist_ok=True)
     store = Store(cfg.db_path)
-    listen = socket_from_systemd() or bind_socket(cfg.socket)
+    passed = socket_from_systemd()
+    listen = passed or bind_socket(cfg.socket)
     bound = listen.getsockname() or str(cfg.socket)
     try:
         from .displays import Displays  # launch supervision (Xpra); optional module
@@ -87,11 +88,18 @@ async def run_daemon(cfg: Config, *, task_status: Any = trio.TASK_STATUS_IGNORED
                 nursery.cancel_scope.cancel()
     finally:
         store.close()
-        try:
-            if not os.environ.get("KITPLAY_KEEP_SOCKET") and Path(bound).is_socket():
-                os.unlink(bound)
-        except OSError:
-            pass
+        if passed is None:
+            _remove_socket(bound)
+
+
+def _remove_socket(path: str) -> None:
+    """Remove our socket file on the way out (not one systemd passed us: it owns that)."""
+    if os.environ.get("KITPLAY_KEEP_SOCKET"):
+        return
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 def notify_ready() -> None:

@@ -87,7 +87,7 @@ class Store:
         row = self.db.execute(self._select + " WHERE id=?", (job_id,)).fetchone()
         return _dec(row) if row else None
 
-    def list(self, status: str | None = None, kind: str | None = None,
+    def list_jobs(self, status: str | None = None, kind: str | None = None,
              limit: int = 100) -> list[dict[str, Any]]:
         where, args = [], []
         if status:

@@ -87,7 +87,8 @@ class Daemon:
                 msg = ns.recv(4096)
             except TimeoutError:
                 self.proc.kill()
-                raise AssertionError(f"kitplayd not ready in {timeout} s:\n{self.log()}")
+                raise AssertionError(
+                    f"kitplayd not ready in {timeout} s:\n{self.log()}") from None
         assert b"READY=1" in msg
         return self
 

@@ -121,13 +121,14 @@ def test_daemon_killed_during_launch_readopts_and_records_exit(daemon: Daemon) -
         "signal.signal(signal.SIGTERM, lambda *a: sys.exit(7))\n"
         "print('up', flush=True)\nwhile True: time.sleep(0.05)"])
     job = daemon.call("launch", {"app": "t.app"})["job"]
-    wait_for(lambda: "up" in daemon.job_log(job["id"]), what="app up")
+    wait_for(lambda: "\nup\n" in daemon.job_log(job["id"]), what="app up")
     before = daemon.call("jobs.get", [job["id"]])["job"]
     daemon.kill9()
     assert pid_alive(before["pid"]), "the launched app died with the daemon"
     daemon.start()
     after = daemon.call("jobs.get", [job["id"]])["job"]
-    assert after["status"] == "running" and after["pid"] == before["pid"]
+    assert after["status"] == "running", after
+    assert after["pid"] == before["pid"]
     assert after["log_size"] >= before["log_size"]
     done = daemon.call("jobs.cancel", {"job_id": job["id"], "grace_s": 5})["job"]
     assert done["status"] == "cancelled" and done["exit_code"] == 7
@@ -158,7 +159,7 @@ def test_dead_process_without_status_becomes_interrupted(daemon: Daemon) -> None
     write_app(daemon.workspace, "t.victim",
               launch=["{python}", "-c", "import time; print('up', flush=True); time.sleep(60)"])
     job = daemon.call("launch", {"app": "t.victim"})["job"]
-    wait_for(lambda: "up" in daemon.job_log(job["id"]), what="app up")
+    wait_for(lambda: "\nup\n" in daemon.job_log(job["id"]), what="app up")
     shim = daemon.call("jobs.get", [job["id"]])["job"]["pid"]
     daemon.kill9()
     import psutil

@@ -7,11 +7,11 @@ The tree, drawn once::
     ├── InvalidRequest                -32600  400  exit 2
     ├── MethodNotFound                -32601  404  exit 2
     ├── InvalidParams                 -32602  400  exit 2
-    ├── NotFound                      -32001  404  exit 4   (unknown job, template, app, subscription)
-    ├── InvalidState                  -32002  409  exit 5   (job already ended, app exists, build running)
-    ├── LicenseNotAccepted            -32003  403  exit 6   (kit-app-template EULA not accepted)
-    ├── ToolchainError                -32004  422  exit 7   (a tool or workspace problem the user must fix)
-    ├── Unsupported                   -32005  501  exit 8   (a feature not available on this machine)
+    ├── NotFound                      -32001  404  exit 4   (unknown job, template, app)
+    ├── InvalidState                  -32002  409  exit 5   (job ended, app exists)
+    ├── LicenseNotAccepted            -32003  403  exit 6   (EULA not accepted)
+    ├── ToolchainError                -32004  422  exit 7   (a tool or workspace problem)
+    ├── Unsupported                   -32005  501  exit 8   (not available here)
     ├── MessageTooLarge               -32006  413  exit 2   (a frame over the size limit)
     ├── RequestCancelled              -32800  409  exit 1   (as in LSP)
     └── DaemonUnreachable             -32099  503  exit 3   (client side: no daemon on the socket)

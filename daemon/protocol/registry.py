@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import InvalidParams, KitplayError, NotFound
+from .errors import InvalidParams, NotFound
 from .schemas import DISPLAYS, JOB_KINDS, JOB_STATUSES
 
 __all__ = ["METHODS", "Method", "Param", "get_method", "validate_params", "JOB_ID_RE"]
@@ -160,7 +160,8 @@ def _obj(props: dict[str, Any], required: list[str] | None = None) -> dict[str, 
 
 
 _JOB_RESULT = _obj({"job": _ref("Job")})
-_WORKSPACE = Param("workspace", "string", "Workspace directory; defaults to the daemon's --workspace.")
+_WORKSPACE = Param("workspace", "string",
+                   "Workspace directory; defaults to the daemon's --workspace.")
 _JOB_ID = Param("job_id", "string", "The job's id.", required=True,
                 pattern=JOB_ID_RE.pattern, positional=True)
 _ACCEPT = Param("accept_license", "boolean",
@@ -348,12 +349,9 @@ def openrpc_document(version: str, api_version: str) -> dict[str, Any]:
             "schemas": COMPONENTS,
             "errors": {
                 cls.__name__: {"code": cls.code, "message": cls.title}
-                for cls in (KitplayError, *_subclasses(KitplayError))
+                for cls in ERRORS
             },
         },
         "x-errors-count": len(ERRORS),
     }
 
-
-def _subclasses(cls: type) -> list[type]:
-    return sorted(cls.__subclasses__(), key=lambda c: c.__name__)

@@ -1,0 +1,301 @@
+"""A trio client of the daemon socket: concurrent calls on one connection, and subscriptions.
+
+Used by the bridge (and by any trio program)::
+
+    async with open_client(socket_path) as c:
+        status = await c.call("daemon.status")
+        async with c.subscribe(job_id, offset=0) as sub:
+            async for method, params in sub:
+                ...
+
+- Calls are multiplexed by id: many may be in flight at once on one connection.
+- Notifications of a subscription go into a small bounded channel. When its reader is slow the
+  connection's reader task waits, so the daemon's follower waits too: nobody buffers without
+  bound. Give a subscription its own connection when other calls must not wait behind it.
+- When the connection is lost, pending calls and subscriptions raise ``DaemonUnreachable``;
+  ``DaemonLink`` reconnects on the next call.
+
+Errors are the protocol's classes (``daemon.protocol.errors``), rebuilt from their codes.
+
+This module needs trio; the rest of ``daemon.protocol`` is standard library only.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from .errors import DaemonUnreachable, InvalidParams, KitplayError, error_for_code
+from .framing import MAX_LINE, LineBuffer, dumps, request
+from .paths import default_socket_path
+
+__all__ = ["AsyncClient", "DaemonLink", "Subscription", "connect_stream", "open_client"]
+
+START_HINT = "start it with `kitplayd` (or `kitplay-bridge --with-daemon`)"
+# A notification carries at most a 256 KiB chunk, escaped: leave plenty of room.
+MAX_FRAME = 64 * MAX_LINE
+
+
+async def connect_stream(path: Path | str | None = None) -> trio.SocketStream:
+    """Open the Unix socket, or raise DaemonUnreachable saying how to start the daemon."""
+    p = Path(path) if path else default_socket_path()
+    try:
+        return await trio.open_unix_socket(str(p))
+    except (FileNotFoundError, ConnectionRefusedError) as e:
+        raise DaemonUnreachable(
+            f"no kitplay daemon is listening on {p} ({e.strerror}); {START_HINT}",
+            {"socket": str(p)}) from None
+    except OSError as e:
+        raise DaemonUnreachable(f"cannot connect to {p}: {e}", {"socket": str(p)}) from None
+
+
+class _Pending:
+    __slots__ = ("done", "error", "on_result", "result")
+
+    def __init__(self, on_result: Callable[[Any], None] | None = None) -> None:
+        self.done = trio.Event()
+        self.result: Any = None
+        self.error: KitplayError | None = None
+        self.on_result = on_result
+
+
+class Subscription:
+    """Notifications of one ``jobs.subscribe``: ``async for method, params in sub``.
+
+    Iteration ends after the job's final ``jobs.state``; it raises DaemonUnreachable when the
+    connection is lost before that.
+    """
+
+    def __init__(self, client: AsyncClient, buffer: int) -> None:
+        self.client = client
+        self.id: str | None = None
+        self.final = False
+        self._send, self._receive = trio.open_memory_channel[tuple[str, dict[str, Any]]](buffer)
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> tuple[str, dict[str, Any]]:
+        if self.final:
+            raise StopAsyncIteration
+        try:
+            method, params = await self._receive.receive()
+        except trio.EndOfChannel:
+            if self.final:
+                raise StopAsyncIteration from None
+            raise self.client.lost_error() from None
+        if method == "jobs.state" and params.get("final"):
+            self.final = True
+        return method, params
+
+
+class AsyncClient:
+    """One connection to the daemon. Create with ``open_client`` or ``AsyncClient.start``."""
+
+    def __init__(self, stream: trio.SocketStream, path: Path) -> None:
+        self.stream = stream
+        self.path = path
+        self.closed = False
+        self._ids = itertools.count(1)
+        self._pending: dict[int, _Pending] = {}
+        self._subs: dict[str, Subscription] = {}
+        self._send_lock = trio.Lock()
+        self._lost: str | None = None
+
+    @classmethod
+    async def start(cls, nursery: trio.Nursery, path: Path | str | None = None) -> AsyncClient:
+        """Connect, and run the reader task in ``nursery`` until the connection ends."""
+        p = Path(path) if path else default_socket_path()
+        client = cls(await connect_stream(p), p)
+        nursery.start_soon(client._reader)
+        return client
+
+    def lost_error(self) -> DaemonUnreachable:
+        why = self._lost or "the connection was closed"
+        return DaemonUnreachable(f"lost the connection to the daemon on {self.path}: {why}",
+                                 {"socket": str(self.path)})
+
+    async def call(self, method: str, params: Any = None) -> Any:
+        """Call a method; return its result or raise the error class it answered."""
+        return await self._call(method, params, None)
+
+    async def _call(self, method: str, params: Any,
+                    on_result: Callable[[Any], None] | None) -> Any:
+        if self.closed:
+            raise self.lost_error()
+        rid = next(self._ids)
+        pending = _Pending(on_result)
+        self._pending[rid] = pending
+        try:
+            try:
+                frame = dumps(request(method, params if params is not None else {}, rid))
+            except (TypeError, ValueError) as e:  # not JSON (NaN, bytes, ...): the caller's fault
+                raise InvalidParams(f"params of {method} are not valid JSON: {e}") from None
+            await self._send_frame(frame)
+            await pending.done.wait()
+        finally:
+            self._pending.pop(rid, None)
+        if pending.error is not None:
+            raise pending.error
+        return pending.result
+
+    @asynccontextmanager
+    async def subscribe(self, job_id: str, offset: int = 0, buffer: int = 1,
+                        unsubscribe: bool = True) -> AsyncIterator[Subscription]:
+        """Subscribe to a job from ``offset``; at most ``buffer`` notifications wait here.
+
+        Leaving the block early unsubscribes (pass ``unsubscribe=False`` when the connection
+        is closed right after anyway: the daemon drops a closed connection's subscriptions).
+        """
+        sub = Subscription(self, buffer)
+
+        def register(result: Any) -> None:
+            # Runs in the reader, before it reads the first notification of this subscription.
+            sub.id = result["subscription"]
+            self._subs[sub.id] = sub
+
+        await self._call("jobs.subscribe", {"job_id": job_id, "offset": offset}, register)
+        try:
+            yield sub
+        finally:
+            sid = sub.id
+            self._subs.pop(sid or "", None)
+            sub._receive.close()
+            if unsubscribe and not sub.final and not self.closed and sid is not None:
+                with trio.move_on_after(1) as scope:
+                    scope.shield = True
+                    try:
+                        await self.call("jobs.unsubscribe", {"subscription": sid})
+                    except KitplayError:
+                        pass  # already ended, or the connection is gone: nothing to stop
+
+    async def aclose(self) -> None:
+        self._close("closed by the client")
+        await self.stream.aclose()
+
+    async def _send_frame(self, frame: bytes) -> None:
+        async with self._send_lock:
+            try:
+                # Shielded: a frame cut in half by a cancelled caller would break the
+                # connection for every other call on it.
+                with trio.CancelScope(shield=True):
+                    await self.stream.send_all(frame)
+            except (trio.BrokenResourceError, trio.ClosedResourceError) as e:
+                self._close(f"send failed ({e})")
+                raise self.lost_error() from None
+
+    def _close(self, why: str) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self._lost = why
+        err = self.lost_error()
+        for pending in self._pending.values():
+            pending.error = err
+            pending.done.set()
+        for sub in self._subs.values():
+            sub._send.close()
+        self._subs.clear()
+
+    async def _reader(self) -> None:
+        lines = LineBuffer(MAX_FRAME)
+        why = "the daemon closed the connection"
+        try:
+            while True:
+                try:
+                    data = await self.stream.receive_some(1 << 20)
+                except (trio.BrokenResourceError, trio.ClosedResourceError) as e:
+                    why = f"receive failed ({e})"
+                    break
+                if not data:
+                    break
+                try:
+                    batch = lines.feed(data)
+                except KitplayError as e:
+                    why = e.message
+                    break
+                for line in batch:
+                    await self._route(json.loads(line))
+        finally:
+            self._close(why)
+
+    async def _route(self, msg: Any) -> None:
+        if not isinstance(msg, dict):
+            return  # batches are never sent by this client
+        if "id" not in msg and "method" in msg:
+            params = msg.get("params") or {}
+            sub = self._subs.get(params.get("subscription", ""))
+            if sub is None:
+                return
+            try:
+                await sub._send.send((msg["method"], params))
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                self._subs.pop(sub.id or "", None)  # its reader left
+            return
+        pending = self._pending.get(msg.get("id"))  # type: ignore[arg-type]
+        if pending is None:
+            return
+        if "error" in msg:
+            e = msg["error"] if isinstance(msg["error"], dict) else {}
+            pending.error = error_for_code(e.get("code", -32603), e.get("message", ""),
+                                           e.get("data"))
+        else:
+            pending.result = msg.get("result")
+            if pending.on_result is not None:
+                try:
+                    pending.on_result(pending.result)
+                except (KeyError, TypeError):
+                    pending.error = KitplayError(f"unexpected answer from the daemon: {msg!r:.200}")
+        pending.done.set()
+
+
+@asynccontextmanager
+async def open_client(path: Path | str | None = None) -> AsyncIterator[AsyncClient]:
+    """A connection for the duration of the block (its reader runs in a nursery of its own)."""
+    async with trio.open_nursery() as nursery:
+        client = await AsyncClient.start(nursery, path)
+        try:
+            yield client
+        finally:
+            await client.aclose()
+            nursery.cancel_scope.cancel()
+
+
+class DaemonLink:
+    """A shared connection, opened on first use and re-opened after the daemon restarts.
+
+    Calls of methods that change nothing are retried once on a fresh connection when the old
+    one turns out to be dead; calls that change state are never retried (they might have run).
+    """
+
+    def __init__(self, nursery: trio.Nursery, path: Path | str | None = None) -> None:
+        self.nursery = nursery
+        self.path = Path(path) if path else default_socket_path()
+        self._client: AsyncClient | None = None
+        self._lock = trio.Lock()
+
+    async def client(self) -> AsyncClient:
+        async with self._lock:
+            if self._client is None or self._client.closed:
+                self._client = await AsyncClient.start(self.nursery, self.path)
+            return self._client
+
+    async def call(self, method: str, params: Any = None, *, idempotent: bool = False) -> Any:
+        for attempt in (1, 2):
+            client = await self.client()
+            try:
+                return await client.call(method, params)
+            except DaemonUnreachable:
+                if attempt == 2 or not idempotent:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def aclose(self) -> None:
+        if self._client is not None and not self._client.closed:
+            await self._client.aclose()
