@@ -1,0 +1,65 @@
+"""The registry is declared once; every surface is derived from it.  Drift fails here.
+
+Surfaces: the daemon's dispatch table, ``rpc.discover``, the bridge's REST routes and
+OpenAPI document, and the CLI's subcommands.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cli_client.main import build_parser
+from daemon.config import Config
+from daemon.handlers import Handlers
+from daemon.protocol.registry import METHODS
+from tests.helpers import Daemon
+
+
+def test_handlers_match_registry() -> None:
+    handlers = Handlers(Config(), None, Path("/nonexistent"))  # type: ignore[arg-type]
+    assert set(handlers.table()) == set(METHODS)
+    for name, fn in handlers.table().items():
+        assert fn.__name__ == name.replace(".", "_")
+
+
+def test_discover_matches_registry(daemon: Daemon) -> None:
+    doc = daemon.call("rpc.discover")
+    assert [m["name"] for m in doc["methods"]] == list(METHODS)
+    for m in doc["methods"]:
+        spec = METHODS[m["name"]]
+        assert [p["name"] for p in m["params"]] == [p.name for p in spec.params]
+        assert [p["required"] for p in m["params"]] == [p.required for p in spec.params]
+        assert m["result"]["schema"] == spec.result
+
+
+def test_cli_matches_registry() -> None:
+    parser = build_parser()
+    groups = next(a for a in parser._actions if a.dest == "_cmd").choices  # type: ignore[union-attr]
+    seen = set()
+    for word, sub in groups.items():
+        if word == "open":
+            continue
+        inner = [a for a in sub._actions if a.dest == "_sub"]
+        if inner:
+            for word2, sub2 in inner[0].choices.items():  # type: ignore[union-attr]
+                seen.add(f"{word}.{word2}")
+                flags = {a.dest for a in sub2._actions if a.option_strings}
+                assert {p.name for p in METHODS[f"{word}.{word2}"].params} <= flags
+        else:
+            seen.add(word)
+    assert seen == set(METHODS)
+
+
+def test_bridge_routes_and_openapi_match_registry() -> None:
+    from bridge.openapi import openapi_document
+
+    doc = openapi_document()
+    ops = {(verb.upper(), path): op for path, item in doc["paths"].items()
+           for verb, op in item.items() if isinstance(op, dict) and "operationId" in op}
+    for m in METHODS.values():
+        if m.http is None or m.http[0] == "WS":
+            continue
+        verb, path = m.http
+        key = (verb, path)  # relative to the servers /api/v1 and /api
+        assert key in ops, f"{m.name}: {key} missing from OpenAPI"
+        assert ops[key]["operationId"] == m.name

@@ -1,0 +1,55 @@
+"""Golden wire files: recorded exchanges and an older database still hold.
+
+``tests/golden/exchanges.txt`` is replayed frame by frame against a fresh daemon; every
+"< " line must come back byte for byte (notifications-only frames get no reply at all).
+``tests/golden/kitplay-v1.db`` was written by kitplay 0.1.0 (schema 1); it must still open.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+from pathlib import Path
+
+from tests.helpers import Daemon
+
+GOLDEN = Path(__file__).parent / "golden"
+
+
+def _pairs() -> list[tuple[bytes, list[bytes]]]:
+    pairs: list[tuple[bytes, list[bytes]]] = []
+    for line in (GOLDEN / "exchanges.txt").read_text().splitlines():
+        if line.startswith("> "):
+            pairs.append((line[2:].encode(), []))
+        elif line.startswith("< "):
+            pairs[-1][1].append(line[2:].encode())
+    return pairs
+
+
+def test_recorded_exchanges_hold(daemon: Daemon) -> None:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(10)
+    s.connect(str(daemon.socket))
+    reader = s.makefile("rb")
+    try:
+        for sent, expected in _pairs():
+            s.sendall(sent + b"\n")
+            for want in expected:
+                got = reader.readline().rstrip(b"\n")
+                assert got == want, f"for {sent!r}:\n got  {got!r}\n want {want!r}"
+    finally:
+        reader.close()
+        s.close()
+
+
+def test_database_from_version_0_1_0_still_opens(make_daemon: type[Daemon]) -> None:
+    d = make_daemon()
+    (d.state / "logs").mkdir(parents=True)
+    shutil.copy(GOLDEN / "kitplay-v1.db", d.state / "kitplay.db")
+    d.start()
+    jobs = d.call("jobs.list")["jobs"]
+    assert [j["id"] for j in jobs] == ["golden-3", "golden-2", "golden-1"]
+    assert jobs[0]["status"] == "failed" and jobs[0]["error"]["message"] == "step 'x' failed"
+    assert jobs[2]["result"] == {"app": "golden.app"}
+    # A job left running by the old daemon has no process now: it is interrupted.
+    assert d.call("jobs.get", ["golden-2"])["job"]["status"] == "interrupted"
