@@ -12,6 +12,7 @@ import logging
 import math
 import os
 import secrets
+import shutil
 import signal
 import sys
 import time
@@ -73,11 +74,14 @@ class _LogWriter:
         self.path = path
 
     def write(self, text: str) -> None:
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
-            os.write(fd, text.encode("utf-8", "replace"))
-        finally:
-            os.close(fd)
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                os.write(fd, text.encode("utf-8", "replace"))
+            finally:
+                os.close(fd)
+        except OSError as e:  # disk full, logs dir gone: the job record still tells the story
+            log.warning("cannot write to %s: %s", self.path, e)
 
 
 class JobManager:
@@ -318,6 +322,8 @@ class JobManager:
             what = f"was killed by signal {status['signal']}"
         elif status.get("error"):
             what = f"could not start: {status['error']}"
+        elif status.get("monitor_error"):
+            what = f"ended, but {status['monitor_error']}"
         else:
             what = f"exited with code {status.get('exit_code')}"
         msg = f"step '{step.name}' {what}"
@@ -393,16 +399,20 @@ class JobManager:
                     await proc.wait()
                     nursery.cancel_scope.cancel()
             if scope.cancelled_caught:
-                await self._terminate(act, self.cfg.cancel_grace_s)
-                await proc.wait()
-                act.exited.set()
+                async def reap() -> None:  # _terminate waits on act.exited: set it on exit
+                    await proc.wait()
+                    act.exited.set()
+
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(reap)
+                    await self._terminate(act, self.cfg.cancel_grace_s)
                 return {"exit_code": proc.returncode, "timed_out": True}
             act.exited.set()
             status = self._read_exit(job_id)
             if status is None:
                 code = proc.returncode
                 status = {"exit_code": code if code is not None and code >= 0 else 128 - (
-                    code or 0), "error": "the job monitor ended without recording a status"}
+                    code or 0), "monitor_error": _no_status(self.cfg.logs_dir)}
             return await self._display_ended(act, status)
         # Re-adopted after a daemon restart: not our child, so wait on a pidfd.
         pid = adopted["pid"]
@@ -443,6 +453,9 @@ class JobManager:
 
     async def _spawn(self, job_id: str, step: Step, argv: list[str],
                      env_extra: dict[str, str]) -> trio.Process:
+        # Someone may have removed logs/ under a running daemon: recreate it, or the job's
+        # monitor could not open its log and the job would fail for no reason it can tell.
+        self.cfg.logs_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         stdin_path = ""
         if step.stdin is not None:
             p = self.cfg.logs_dir / f"{job_id}.stdin"
@@ -496,6 +509,8 @@ class JobManager:
         else:
             await self._terminate(act, grace)
         await act.done.wait()
+        if self.displays is not None:  # cancelled while a session was being set up
+            await self.displays.cleanup(job_id)
         return self.get(job_id)
 
     async def _terminate(self, act: Active, grace: float) -> None:
@@ -657,6 +672,17 @@ class JobManager:
             await self.cancel(job_id, self.cfg.shutdown_grace_s, "cancelled: kitplayd stopped")
         except KitplayError:
             pass
+
+
+def _no_status(logs_dir: Path) -> str:
+    why = "its job monitor recorded no exit status"
+    try:
+        if shutil.disk_usage(logs_dir).free < 64 * 1024:
+            why += (f": the disk holding {logs_dir} is full (the log is incomplete too); free "
+                    "space there and run the job again")
+    except OSError:
+        pass
+    return why
 
 
 def _package_root() -> str:

@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import socket
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Any
@@ -54,10 +55,16 @@ def build_config(ns: argparse.Namespace) -> Config:
 
 async def run_daemon(cfg: Config, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
     """Run until SIGTERM/SIGINT (or cancellation); ``task_status.started(socket_path)``."""
-    cfg.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    cfg.logs_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    cfg.workspace.mkdir(parents=True, exist_ok=True)
-    store = Store(cfg.db_path)
+    try:
+        cfg.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        cfg.logs_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        cfg.workspace.mkdir(parents=True, exist_ok=True)
+        store = Store(cfg.db_path)
+    except (OSError, sqlite3.Error) as e:  # read-only, full, not a directory: say so plainly
+        raise ValueError(
+            f"cannot use the state directory {cfg.state_dir} (or the workspace "
+            f"{cfg.workspace}): {e}. Make it writable by this user, or choose another with "
+            "--state-dir / KITPLAY_STATE_DIR") from None
     passed = socket_from_systemd()
     listen = passed or bind_socket(cfg.socket)
     bound = listen.getsockname() or str(cfg.socket)

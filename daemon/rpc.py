@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -69,7 +70,7 @@ class Dispatcher:
     async def handle(self, line: bytes | str, context: Any) -> Any:
         """One frame in; the response object (dict, list) or None (notifications only)."""
         try:
-            msg = json.loads(line)
+            msg = json.loads(line, parse_constant=_no_constant, parse_float=_finite_float)
         except (ValueError, UnicodeDecodeError, RecursionError) as e:
             return error_response(ParseError(
                 f"invalid JSON: {_short(e)}. Send one JSON-RPC 2.0 message per line."))
@@ -143,6 +144,18 @@ def _check_request(msg: Any) -> str | None:
     if extra:
         return f"unknown member(s) in request: {', '.join(sorted(extra))[:100]}"
     return None
+
+
+def _no_constant(name: str) -> Any:
+    # NaN and Infinity are not JSON (RFC 8259); echoed back in an id they could not be encoded.
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {text[:40]} is out of range")
+    return value
 
 
 def _short(e: Exception) -> str:

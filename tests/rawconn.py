@@ -17,7 +17,11 @@ class RawConn:
     def __init__(self, path: Path | str, timeout: float = 30.0) -> None:
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.settimeout(timeout)
-        self.sock.connect(str(path))
+        try:
+            self.sock.connect(str(path))
+        except OSError:
+            self.sock.close()
+            raise
         self._buf = b""
         self.eof = False
 
@@ -73,14 +77,14 @@ class RawConn:
         self.send(msg)
         resp, _ = self.recv_until(lambda m: isinstance(m, dict) and "method" not in m
                                   and m.get("id") == id)
-        return resp  # type: ignore[no-any-return]
+        return resp
 
     def error(self, method: str, params: Any = None) -> dict[str, Any]:
         """Call and return the error object; fail if the call succeeded."""
         resp = self.request(method, params)
         assert "error" in resp, f"{method} {params!r} unexpectedly succeeded: {resp}"
         assert "result" not in resp
-        return resp["error"]  # type: ignore[no-any-return]
+        return resp["error"]
 
     def result(self, method: str, params: Any = None) -> Any:
         resp = self.request(method, params)

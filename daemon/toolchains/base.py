@@ -50,8 +50,9 @@ class Plan:
     app: str | None = None
     display: str = "native"
     needs_display: bool = False
-    # Explains a failed step in the job's error (e.g. the tool's last lines).
-    describe_failure: Callable[[str, str], str] | None = None
+    # Explains a failed step in the job's error (e.g. the tool's last lines):
+    # (step name, generic message, the job's log path) -> message.
+    describe_failure: Callable[[str, str, Path], str] | None = None
 
 
 class Toolchain(Protocol):

@@ -1,0 +1,234 @@
+"""The kit-app-template catalogue, read in Python (no ``repo.sh`` subprocess), and replay files.
+
+``repo.toml`` names the templates config (``[repo_kit_template] extension_templates_config``,
+default ``templates/templates.toml``).  That file lists collections
+(``class = "LocalTemplateCollection"``, ``url = "file://${root}/templates/...toml"``) whose
+``[templates."<id>"]`` entries are the templates.  A collection that is missing, unreadable or
+not local is reported in ``Catalogue.errors``, never raised: the rest of the catalogue stays
+usable.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["CLASS_TYPES", "Catalogue", "load_catalogue", "replay_toml", "toml_string"]
+
+DEFAULT_CONFIG = "templates/templates.toml"
+CLASS_TYPES = {
+    "ApplicationTemplate": "application",
+    "ApplicationLayerTemplate": "application_layer",
+    "ExtensionTemplate": "extension",
+    "SetupExtensionTemplate": "setup_extension",
+}
+TYPE_TITLES = {  # short: `kitplay templates list` shows 60 characters of a description
+    "application": "Kit application",
+    "application_layer": "Layer for an app's `layers`",
+    "extension": "Kit extension",
+    "setup_extension": "Extension an app template adds",
+}
+_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+@dataclass
+class Catalogue:
+    config: Path
+    entries: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> raw entry
+    collections: dict[str, str] = field(default_factory=dict)  # id -> collection name
+    errors: list[str] = field(default_factory=list)
+
+    def label(self, tid: str) -> str:
+        """The wizard's on-screen label of a template, exactly: ``[id]: Name``."""
+        return f"[{tid}]: {self.entries[tid].get('name', tid)}"
+
+    def type_of(self, tid: str) -> str:
+        cls = str(self.entries[tid].get("class", ""))
+        return CLASS_TYPES.get(cls) or _snake(cls.removesuffix("Template")) or "unknown"
+
+    def public(self, tid: str) -> dict[str, Any]:
+        e = self.entries[tid]
+        kind = self.type_of(tid)
+        out: dict[str, Any] = {
+            "name": tid,
+            "display_name": str(e.get("name") or tid),
+            "type": kind,
+            "class": str(e.get("class", "")),
+            "description": str(e.get("description") or
+                               f"{TYPE_TITLES.get(kind, kind)} "
+                               f"({self.collections.get(tid, 'catalogue')})"),
+            "toolchain": "kit-app-template",
+            "collection": self.collections.get(tid),
+            "label": self.label(tid),
+            "creatable": kind in ("application", "extension"),
+            "variables": _jsonable(e.get("variables") or {}),
+        }
+        if "type" in e:  # layer type (streaming, nvcf) or setup extension type (setup, extra)
+            out["kit_type"] = str(e["type"])
+        return out
+
+    def layers_for(self, tid: str) -> list[str]:
+        """Ids of the application layers an application template offers (wizard order)."""
+        links = self.entries[tid].get("applications") or []
+        if not isinstance(links, list):
+            return []
+        if any(isinstance(x, dict) and x.get("link_all") for x in links):
+            return [t for t in self.entries if self.type_of(t) == "application_layer"]
+        return [x["template"] for x in links
+                if isinstance(x, dict) and x.get("template") in self.entries]
+
+    def extensions_for(self, tid: str) -> list[str]:
+        """Ids of the setup extensions an application template requires (may be unknown)."""
+        links = self.entries[tid].get("extensions") or []
+        if not isinstance(links, list):
+            return []
+        return [str(x["template"]) for x in links if isinstance(x, dict) and "template" in x]
+
+
+def load_catalogue(root: Path) -> Catalogue:
+    config = _config_path(root)
+    cat = Catalogue(config)
+    index = _read_toml(config, "templates config", cat.errors)
+    if index is None:
+        return cat
+    for cid, coll in _tables(index.get("templates"), f"{_rel(root, config)} [templates]",
+                             cat.errors):
+        cls = str(coll.get("class", ""))
+        if not cls.endswith("Collection"):  # a template listed directly in the index
+            _add(cat, cid, coll, _rel(root, config))
+            continue
+        name = str(coll.get("name") or cid)
+        url = coll.get("url")
+        if not isinstance(url, str) or not url.startswith("file://"):
+            cat.errors.append(f"collection {cid!r} ({name}): url {url!r} is not a local "
+                              "file:// url; kitplay reads local collections only, so its "
+                              "templates are not listed")
+            continue
+        path = Path(url.removeprefix("file://").replace("${root}", str(root)))
+        if not path.is_absolute():
+            path = config.parent / path
+        data = _read_toml(path, f"collection {cid!r} ({name})", cat.errors)
+        if data is None:
+            continue
+        for tid, entry in _tables(data.get("templates"), f"{path} [templates]", cat.errors):
+            _add(cat, tid, entry, name)
+    return cat
+
+
+def _add(cat: Catalogue, tid: str, entry: dict[str, Any], collection: str) -> None:
+    if tid in cat.entries:
+        cat.errors.append(f"template {tid!r} is defined in both {cat.collections[tid]} and "
+                          f"{collection}; using the one in {collection}")
+    cat.entries[tid] = entry
+    cat.collections[tid] = collection
+
+
+def _config_path(root: Path) -> Path:
+    rel = DEFAULT_CONFIG
+    try:
+        with (root / "repo.toml").open("rb") as f:
+            value = tomllib.load(f).get("repo_kit_template", {}).get("extension_templates_config")
+        if isinstance(value, str) and value:
+            rel = value
+    except (OSError, tomllib.TOMLDecodeError, AttributeError):
+        pass
+    return root / rel.replace("${root}/", "")
+
+
+def _read_toml(path: Path, what: str, errors: list[str]) -> dict[str, Any] | None:
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        errors.append(f"{what}: {path} does not exist")
+    except (OSError, UnicodeDecodeError) as e:
+        errors.append(f"{what}: {path} cannot be read: {e}")
+    except tomllib.TOMLDecodeError as e:
+        errors.append(f"{what}: {path} is not valid TOML: {e}")
+    return None
+
+
+def _tables(value: Any, where: str, errors: list[str]) -> list[tuple[str, dict[str, Any]]]:
+    if value is None:
+        errors.append(f"{where}: no [templates] table")
+        return []
+    if not isinstance(value, dict):
+        errors.append(f"{where}: 'templates' is not a table")
+        return []
+    out = []
+    for key, entry in value.items():
+        if isinstance(entry, dict):
+            out.append((str(key), entry))
+        else:
+            errors.append(f"{where}: entry {key!r} is not a table; skipped")
+    return out
+
+
+def _rel(root: Path, path: Path) -> str:
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (datetime.date, datetime.time)):
+        return value.isoformat()
+    return value
+
+
+# -- replay files ---------------------------------------------------------------------------
+
+def toml_string(value: str) -> str:
+    """A TOML basic string: quotes, backslashes and control characters escaped."""
+    out = ['"']
+    for ch in value:
+        if ch == '"':
+            out.append('\\"')
+        elif ch == "\\":
+            out.append("\\\\")
+        elif ch in "\b\t\n\f\r":
+            out.append({"\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}[ch])
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    out.append('"')
+    return "".join(out)
+
+
+def _key(k: str) -> str:
+    return k if _BARE_KEY.match(k) else toml_string(k)
+
+
+def _value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, str):
+        return toml_string(v)
+    if isinstance(v, list):
+        return "[" + ", ".join(_value(x) for x in v) + "]"
+    raise TypeError(f"cannot write {type(v).__name__} to a replay file")
+
+
+def replay_toml(tables: list[tuple[list[str], dict[str, Any]]]) -> str:
+    """A replay (playback) file: one ``[a.b]`` table per entry, keys in the given order."""
+    parts = ["# Written by kitplay for `repo.sh template replay`; safe to delete.\n"]
+    for path, values in tables:
+        parts.append("\n[" + ".".join(_key(k) for k in path) + "]\n")
+        parts.extend(f"{_key(k)} = {_value(v)}\n" for k, v in values.items())
+    return "".join(parts)
