@@ -1,0 +1,390 @@
+"""Display sessions: a launched app shown in the browser through an Xpra server.
+
+    shim ──> xpra start :N (HTML5 client on 127.0.0.1:PORT) ──> Xvfb :N
+                                                            └─> sh (records exit) ──> app
+
+One session per launch job, and the user's alone:
+
+- the daemon picks the display and the loopback port; a reservation file per display in a
+  per-user directory under /tmp (taken under an ``flock``) keeps concurrent sessions, even of
+  different daemons, from ever choosing the same ones;
+- Xpra gets its own HOME, XDG_RUNTIME_DIR, XAUTHORITY, socket, log and config directories
+  under ``<state>/sessions/<job>/``; its config sets ``start =`` (empty), or Xpra 3.1.3
+  opens a stray ``xmessage`` window;
+- every session has a random password, handed to Xpra through ``--tcp-auth=env`` and
+  ``XPRA_PASSWORD`` (never on a command line ``ps`` shows); the URL carries it as
+  ``?password=``, which Xpra's HTML5 client reads;
+- the app runs under a tiny ``sh`` wrapper that restores the daemon's HOME and runtime dir,
+  drops the password from its environment, forwards SIGTERM and writes the app's own exit
+  status (Xpra exits 0 whatever its child did), so restart policies see the real code;
+- ``<state>/sessions/<job>.json`` records the session, so a restarted daemon lists it again;
+- cleanup removes what a killed Xvfb leaves behind (``/tmp/.X<N>-lock``,
+  ``/tmp/.X11-unix/X<N>``), the session directory and the reservation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import secrets
+import shlex
+import shutil
+import signal
+import socket
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+import trio
+
+from .config import Config
+from .protocol.errors import Unsupported
+from .toolchains.base import Plan
+
+__all__ = ["Displays", "INSTALL_HINT"]
+
+log = logging.getLogger("kitplayd.displays")
+
+INSTALL_HINT = "install it with `sudo apt-get install xpra` (Debian/Ubuntu), then launch again"
+DISPLAY_FIRST, DISPLAY_LAST = 100, 999
+READY_TIMEOUT_S = 120.0
+X_LOCK = "/tmp/.X{n}-lock"
+X_SOCKET = "/tmp/.X11-unix/X{n}"
+
+XPRA_FLAGS = (
+    "--daemon=no", "--tcp-auth=env", "--html=on", "--exit-with-children=yes",
+    "--terminate-children=yes", "--mdns=no", "--notifications=no", "--dbus-launch=",
+    "--dbus-proxy=no", "--dbus-control=no", "--pulseaudio=no", "--speaker=off",
+    "--microphone=off", "--webcam=no", "--printing=no", "--opengl=no", "--systemd-run=no",
+    "--start-new-commands=no", "--file-transfer=no", "--open-files=no", "--open-url=no",
+)
+
+# Runs the app as a background child so it can forward SIGTERM, then records its status.
+_CHILD_SH = r"""# kitplay: runs the app (SIGTERM forwarded) and writes its exit status to $1
+f=$1; shift
+"$@" & p=$!
+trap 'kill -TERM $p 2>/dev/null' TERM INT HUP
+while :; do wait $p; s=$?; kill -0 $p 2>/dev/null || break; done
+echo $s > "$f.tmp" && mv "$f.tmp" "$f"
+exit $s"""
+
+ReadyFn = Callable[[], Awaitable[dict[str, Any] | None]]
+
+
+def reservations_dir() -> Path:
+    return Path(f"/tmp/.kitplay-x11-{os.getuid()}")
+
+
+class Displays:
+    """The Xpra sessions of one daemon (the hooks ``JobManager`` calls)."""
+
+    def __init__(self, cfg: Config) -> None:
+        self.dir = cfg.state_dir / "sessions"
+        self.sessions: dict[str, dict[str, Any]] = {}
+        for path in sorted(self.dir.glob("*.json")) if self.dir.is_dir() else []:
+            try:
+                info = json.loads(path.read_text())
+                self.sessions[info["job_id"]] = info
+            except (OSError, ValueError, KeyError, TypeError):
+                log.warning("ignoring unreadable session record %s", path)
+
+    # -- hooks ------------------------------------------------------------------------------
+
+    def check_available(self) -> None:
+        if shutil.which("xpra") is None:
+            raise Unsupported(f"display 'xpra' needs Xpra, which is not installed: "
+                              f"{INSTALL_HINT}; or use display 'headless'",
+                              {"display": "xpra", "install": "sudo apt-get install xpra"})
+
+    async def wrap(self, job_id: str, plan: Plan, argv: list[str],
+                   env: dict[str, str]) -> tuple[list[str], dict[str, str], ReadyFn]:
+        """The xpra command that runs ``argv`` as its child, its env, and its readiness wait."""
+        await self.cleanup(job_id)  # a restart starts a fresh session
+        self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        sdir = self.dir / job_id
+        info: dict[str, Any] = {
+            "job_id": job_id, "app": plan.app or "", "display": "", "port": 0, "url": None,
+            "since": None, "dir": str(sdir), "password": secrets.token_urlsafe(24)}
+        n, port = await trio.to_thread.run_sync(_allocate, self._record_path(job_id), info)
+        info.update(display=f":{n}", port=port)
+        self.sessions[job_id] = info  # from here on, cleanup() releases what was taken
+        xauth = _prepare_dir(sdir)
+        child = ["sh", str(sdir / "app.sh"), str(sdir / "app.exit"), *_restore_env(), *argv]
+        cmd = ["xpra", "start", f":{n}", f"--bind-tcp=127.0.0.1:{port}",
+               f"--start-child={shlex.join(child)}", f"--socket-dirs={sdir / 'sock'}",
+               f"--log-dir={sdir / 'log'}", *XPRA_FLAGS]
+        env = {**env, "HOME": str(sdir / "home"), "XDG_RUNTIME_DIR": str(sdir / "run"),
+               "XAUTHORITY": str(xauth), "XPRA_USER_CONF_DIRS": str(sdir / "conf"),
+               "XPRA_PASSWORD": info["password"]}
+        self._save(info)
+
+        async def ready() -> dict[str, Any] | None:
+            with trio.move_on_after(READY_TIMEOUT_S) as waited:
+                await wait_http_ok(port)
+            if waited.cancelled_caught:
+                log.warning("xpra session of job %s never answered on port %d", job_id, port)
+                return None
+            url = f"http://127.0.0.1:{port}/?password={info['password']}"
+            info.update(url=url, since=time.time())
+            self._save(info)
+            return {"display": info["display"], "url": url}
+
+        return cmd, env, ready
+
+    def app_status(self, job_id: str, status: dict[str, Any]) -> dict[str, Any]:
+        """The job's status with the app's own exit code in place of Xpra's."""
+        info = self.sessions.get(job_id)
+        if info is None:
+            return status
+        try:
+            code = int((Path(info["dir"]) / "app.exit").read_text().strip())
+        except (OSError, ValueError):
+            return status
+        out = {**status, "exit_code": code, "returncode": code if code < 128 else None,
+               "signal": code - 128 if code > 128 else None, "xpra_exit": status}
+        out.pop("interrupted", None)
+        out.pop("error", None)
+        return out
+
+    def terminate(self, job_id: str, shim_pid: int) -> bool:
+        """SIGTERM the job's Xpra server only: it stops the app first, then its Xvfb."""
+        if job_id not in self.sessions:
+            return False
+        try:
+            servers = psutil.Process(shim_pid).children()
+        except psutil.Error:
+            return False
+        for p in servers:
+            with contextlib.suppress(psutil.Error):
+                p.send_signal(signal.SIGTERM)
+        return bool(servers)
+
+    async def cleanup(self, job_id: str) -> None:
+        """Remove everything the session left: leftover Xvfb, X lock and socket, files."""
+        info = self.sessions.pop(job_id, None)
+        if info is None:
+            return
+        await trio.to_thread.run_sync(_remove_session, info, self._record_path(job_id))
+
+    async def reconcile(self, live_jobs: set[str]) -> None:
+        """After a restart: clean up the sessions of jobs that are no longer running."""
+        for job_id in [j for j in self.sessions if j not in live_jobs]:
+            await self.cleanup(job_id)
+
+    def list(self) -> list[dict[str, Any]]:
+        return [{k: info[k] for k in ("job_id", "app", "display", "url", "since")}
+                for info in self.sessions.values() if info.get("url")]
+
+    # -- records ----------------------------------------------------------------------------
+
+    def _record_path(self, job_id: str) -> Path:
+        return self.dir / f"{job_id}.json"
+
+    def _save(self, info: dict[str, Any]) -> None:
+        self.sessions[info["job_id"]] = info
+        _write_private(self._record_path(info["job_id"]), info)
+
+
+def _write_private(path: Path, data: dict[str, Any]) -> None:
+    """Write JSON atomically, readable by this user only (session records hold passwords)."""
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f)
+    os.replace(tmp, path)
+
+
+def _prepare_dir(sdir: Path) -> Path:
+    """The session's own directories, Xpra config and app wrapper; returns XAUTHORITY."""
+    for sub in ("home", "run", "sock", "log", "conf"):
+        (sdir / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
+    (sdir / "conf" / "xpra.conf").write_text("# kitplay: no default start command (xmessage)\n"
+                                             "start =\n")
+    (sdir / "app.sh").write_text(_CHILD_SH + "\n")
+    xauth = sdir / "Xauthority"
+    xauth.touch(mode=0o600)
+    return xauth
+
+
+def _restore_env() -> list[str]:
+    """``env`` arguments giving the app the daemon's own HOME and runtime dir, no password."""
+    unset = ["XPRA_PASSWORD", "XPRA_USER_CONF_DIRS", "WAYLAND_DISPLAY"]
+    assign = []
+    for var in ("HOME", "XDG_RUNTIME_DIR"):
+        value = os.environ.get(var)
+        if value:
+            assign.append(f"{var}={value}")
+        else:
+            unset.append(var)
+    return ["env", *(a for var in unset for a in ("-u", var)), *assign]
+
+
+async def wait_http_ok(port: int) -> None:
+    """Wait until ``GET /`` on 127.0.0.1:``port`` answers 200 (the caller sets a deadline)."""
+    delay = 0.01
+    while await http_status(port) != 200:  # a refused connect costs ~0.1 ms: poll often
+        await trio.sleep(delay)
+        delay = min(delay * 2, 0.04)
+
+
+async def http_status(port: int, path: str = "/") -> int | None:
+    try:
+        with trio.fail_after(5):
+            stream = await trio.open_tcp_stream("127.0.0.1", port)
+            async with stream:
+                await stream.send_all(f"GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n"
+                                      "\r\n".encode())
+                head = b""
+                while b"\r\n" not in head and len(head) < 4096:
+                    data = await stream.receive_some(4096)
+                    if not data:
+                        break
+                    head += data
+        return int(head.split(b" ", 2)[1])
+    except (OSError, trio.TooSlowError, trio.BrokenResourceError, ValueError, IndexError):
+        return None
+
+
+# -- allocation (runs in a worker thread; every daemon of this user shares the lock) --------
+
+@contextlib.contextmanager
+def _locked() -> Iterator[Path]:
+    d = reservations_dir()
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(d, 0o700)
+    st = os.lstat(d)
+    if not os.path.isdir(d) or os.path.islink(d) or st.st_uid != os.getuid():
+        raise Unsupported(f"{d} is not a directory of this user; remove it and launch again")
+    fd = os.open(d / "lock", os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield d
+    finally:
+        os.close(fd)
+
+
+def _reservation(d: Path, n: int) -> dict[str, Any] | None:
+    """The live reservation of display ``n`` (a stale one, whose session is gone, is None)."""
+    try:
+        data: dict[str, Any] = json.loads((d / f"{n}.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return data if Path(data.get("record", "")).exists() else None
+
+
+def _allocate(record: Path, info: dict[str, Any]) -> tuple[int, int]:
+    with _locked() as d:
+        taken_ports = set()
+        for p in d.glob("*.json"):
+            res = _reservation(d, int(p.stem)) if p.stem.isdigit() else None
+            if res:
+                taken_ports.add(res.get("port"))
+            else:
+                p.unlink(missing_ok=True)  # its session is gone (state dir removed)
+        n = next((n for n in range(DISPLAY_FIRST, DISPLAY_LAST + 1)
+                  if _reservation(d, n) is None and _x_free(n)), None)
+        if n is None:
+            raise Unsupported(f"no free X display between :{DISPLAY_FIRST} and "
+                              f":{DISPLAY_LAST}; stop some sessions (`kitplay sessions list`)")
+        port = _free_port(taken_ports)
+        # The session record must exist before the reservation that points at it.
+        _write_private(record, {**info, "display": f":{n}", "port": port})
+        _write_private(d / f"{n}.json", {"record": str(record), "port": port})
+        return n, port
+
+
+def _free_port(taken: set[Any]) -> int:
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port: int = s.getsockname()[1]
+        if port not in taken:
+            return port
+    raise Unsupported("no free loopback port for an Xpra session")
+
+
+def _remove_session(info: dict[str, Any], record: Path) -> None:
+    n = int(str(info.get("display") or ":-1")[1:])
+    sdir = Path(info["dir"])
+    _stop_strays(sdir)
+    if n >= 0:
+        for path in (X_LOCK.format(n=n), X_SOCKET.format(n=n)):
+            if _x_lock_owner(n) is None:
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
+    shutil.rmtree(sdir, ignore_errors=True)
+    with _locked() as d:
+        res = d / f"{n}.json"
+        with contextlib.suppress(OSError, ValueError):
+            if json.loads(res.read_text()).get("record") == str(record):
+                res.unlink()
+        record.unlink(missing_ok=True)
+
+
+def _x_free(n: int) -> bool:
+    """No X server holds display ``n``; a dead server's lock and socket of ours are removed.
+
+    (Stale lock files make the next Xpra start take seconds instead of under one.)
+    """
+    lock, sock = X_LOCK.format(n=n), X_SOCKET.format(n=n)
+    if not os.path.lexists(lock) and not os.path.lexists(sock):
+        return True
+    if _x_lock_owner(n) is not None:
+        return False
+    for path in (lock, sock):
+        try:
+            if os.lstat(path).st_uid != os.getuid():
+                return False
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        except OSError:
+            return False
+    return True
+
+
+def _x_lock_owner(n: int) -> psutil.Process | None:
+    """The live process named in ``/tmp/.X<n>-lock``, if any."""
+    try:
+        pid = int(Path(X_LOCK.format(n=n)).read_text().strip())
+        p = psutil.Process(pid)
+        return None if p.status() == psutil.STATUS_ZOMBIE else p
+    except (OSError, ValueError, psutil.Error):
+        return None
+
+
+def _stop_strays(sdir: Path) -> None:
+    """Stop what a killed session left running (Xpra, its Xvfb, the app's wrapper and app).
+
+    Normally nothing: the shim's tree is gone.  But SIGKILL on Xpra leaves Xvfb running, and
+    a killed shim leaves all of them.  They are found by the session directory in their
+    command lines; Xpra is asked first (it stops the app, then Xvfb), then the rest.
+    """
+    mark = str(sdir)
+    found = []
+    for p in psutil.process_iter(["cmdline"]):
+        with contextlib.suppress(psutil.Error):
+            cmdline = p.info["cmdline"] or ()
+            if any(mark in a for a in cmdline) and "daemon.shim" not in cmdline:
+                found.append(p)
+    if not found:
+        return
+    xpra = [p for p in found if "--start-child" in " ".join(p.info["cmdline"])]
+    for group in (xpra, found):
+        procs = list(group)
+        for p in group:
+            with contextlib.suppress(psutil.Error):
+                procs += p.children(recursive=True)
+        for p in procs:
+            with contextlib.suppress(psutil.Error):
+                p.terminate()
+        _gone, alive = psutil.wait_procs(procs, timeout=3)
+        for p in alive:
+            with contextlib.suppress(psutil.Error):
+                p.kill()
+        psutil.wait_procs(alive, timeout=2)
