@@ -542,24 +542,15 @@ class JobManager:
                 await self._event(job_id).wait()
         return {"job": self.get(job_id), "timed_out": True}
 
-    def read_log(self, job_id: str, offset: int, limit: int) -> dict[str, Any]:
-        rec = self.get_record(job_id)
-        path = self.log_path(job_id)
+    async def read_log(self, job_id: str, offset: int, limit: int) -> dict[str, Any]:
+        rec = self.get_record(job_id)  # the store is used from the trio thread only
         if (rec.get("extra") or {}).get("log_removed"):
             raise NotFound(f"the log of job {job_id} was removed by the retention limit "
                            f"(log_retention_jobs = {self.cfg.log_retention_jobs})",
                            {"job_id": job_id})
-        size = log_size(path)
-        if offset > size:
-            raise InvalidParams(f"offset {offset} is past the end of the log ({size} bytes)",
-                                {"param": "offset", "size": size})
         terminal = rec["status"] in TERMINAL_STATUSES
-        data = read_chunk(path, offset, limit)
-        if not terminal:
-            data = utf8_complete(data)
-        nxt = offset + len(data)
-        return {"data": data.decode("utf-8", "replace"), "offset": offset,
-                "next_offset": nxt, "eof": terminal and nxt >= log_size(path)}
+        return await trio.to_thread.run_sync(
+            _read_log_slice, self.log_path(job_id), offset, limit, terminal)
 
     async def follow(self, job_id: str, offset: int) -> AsyncIterator[tuple[str, Any]]:
         """Yield ("output", (offset, bytes)) and ("state", (record, final)) until the job ends.
@@ -683,6 +674,19 @@ def _no_status(logs_dir: Path) -> str:
     except OSError:
         pass
     return why
+
+
+def _read_log_slice(path: Path, offset: int, limit: int, terminal: bool) -> dict[str, Any]:
+    size = log_size(path)
+    if offset > size:
+        raise InvalidParams(f"offset {offset} is past the end of the log ({size} bytes)",
+                            {"param": "offset", "size": size})
+    data = read_chunk(path, offset, limit)
+    if not terminal:
+        data = utf8_complete(data)
+    nxt = offset + len(data)
+    return {"data": data.decode("utf-8", "replace"), "offset": offset,
+            "next_offset": nxt, "eof": terminal and nxt >= log_size(path)}
 
 
 def _package_root() -> str:
