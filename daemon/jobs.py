@@ -26,6 +26,7 @@ import trio
 
 from .config import Config
 from .logs import CHUNK, log_size, read_chunk, tail_lines, utf8_complete
+from .procs import DEVNULL, alive, package_root, same_process, signal_tree
 from .protocol.errors import InvalidParams, InvalidState, KitplayError, NotFound, Unsupported
 from .protocol.schemas import TERMINAL_STATUSES
 from .store import Store
@@ -466,10 +467,10 @@ class JobManager:
         cmd = [sys.executable, "-m", "daemon.shim", str(self.log_path(job_id)),
                str(self.exit_path(job_id)), str(self.cfg.log_cap_bytes),
                str(step.cwd or ""), stdin_path, "2", "--", *argv]
-        shim_env = {**env, "PYTHONPATH": _package_root() + os.pathsep + env.get("PYTHONPATH", "")}
+        shim_env = {**env, "PYTHONPATH": package_root() + os.pathsep + env.get("PYTHONPATH", "")}
         return await trio.lowlevel.open_process(
-            cmd, env=shim_env, start_new_session=True, stdin=trio_devnull(),
-            stdout=trio_devnull(), stderr=trio_devnull())
+            cmd, env=shim_env, start_new_session=True, stdin=DEVNULL,
+            stdout=DEVNULL, stderr=DEVNULL)
 
     def _read_exit(self, job_id: str) -> dict[str, Any] | None:
         import json
@@ -519,14 +520,14 @@ class JobManager:
         if pid is None:
             return
         if self.displays is None or not self.displays.terminate(act.job_id, pid):
-            _signal_tree(pid, signal.SIGTERM)
+            signal_tree(pid, signal.SIGTERM)
         with trio.move_on_after(grace):
             await act.exited.wait()
         while not act.exited.is_set():
-            _signal_tree(pid, signal.SIGKILL)
+            signal_tree(pid, signal.SIGKILL)
             with trio.move_on_after(0.5):
                 await act.exited.wait()
-            if not act.exited.is_set() and not _alive(pid):
+            if not act.exited.is_set() and not alive(pid):
                 break
         if self.displays is not None:
             await self.displays.cleanup(act.job_id)
@@ -611,7 +612,7 @@ class JobManager:
                 self.queue.append(job_id)
                 continue
             pid, start = rec.get("pid"), rec.get("pid_start")
-            alive = pid is not None and _same_process(pid, start)
+            alive = pid is not None and same_process(pid, start)
             status = self._read_exit(job_id)
             if status is None and self.displays is not None:
                 status = self.displays.app_status(job_id, {}) or None
@@ -687,65 +688,3 @@ def _read_log_slice(path: Path, offset: int, limit: int, terminal: bool) -> dict
     nxt = offset + len(data)
     return {"data": data.decode("utf-8", "replace"), "offset": offset,
             "next_offset": nxt, "eof": terminal and nxt >= log_size(path)}
-
-
-def _package_root() -> str:
-    return str(Path(__file__).resolve().parent.parent)
-
-
-def trio_devnull() -> int:
-    import subprocess
-
-    return subprocess.DEVNULL
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
-
-
-def _same_process(pid: int, start: float | None) -> bool:
-    """True when ``pid`` is still the process that started at ``start`` (not a reused pid)."""
-    try:
-        p = psutil.Process(pid)
-        return (start is not None and abs(p.create_time() - start) < 0.01
-                and p.status() != psutil.STATUS_ZOMBIE)
-    except psutil.Error:
-        return False
-
-
-def _signal_tree(root_pid: int, sig: int) -> None:
-    """Signal the process group led by ``root_pid`` and every descendant (even setsid ones).
-
-    The shim at the root ignores SIGTERM (it records the exit status); SIGKILL skips it.
-    """
-    try:
-        root = psutil.Process(root_pid)
-        kids = root.children(recursive=True)
-    except psutil.Error:
-        kids = []
-    in_group: set[int] = set()
-    if sig != signal.SIGKILL:
-        try:
-            os.killpg(root_pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
-        else:
-            in_group = {p.pid for p in kids if _pgid(p.pid) == root_pid}
-    for p in kids:
-        if p.pid in in_group:
-            continue  # signalled once through the group: a second SIGTERM can interrupt
-            # the first one's handler (Python restores default handlers while exiting)
-        try:
-            p.send_signal(sig)
-        except psutil.Error:
-            pass
-
-
-def _pgid(pid: int) -> int | None:
-    try:
-        return os.getpgid(pid)
-    except OSError:
-        return None

@@ -1,0 +1,74 @@
+"""Process-tree helpers for the job runner: signalling a job's tree, recognising a process.
+
+A job step's tree is rooted at its shim (session and group leader, child subreaper), so
+``psutil``'s view of the shim's descendants includes processes that left the group.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+import psutil
+
+__all__ = ["alive", "package_root", "same_process", "signal_tree", "DEVNULL"]
+
+DEVNULL = subprocess.DEVNULL
+
+
+def package_root() -> str:
+    return str(Path(__file__).resolve().parent.parent)
+
+
+def alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def same_process(pid: int, start: float | None) -> bool:
+    """True when ``pid`` is still the process that started at ``start`` (not a reused pid)."""
+    try:
+        p = psutil.Process(pid)
+        return (start is not None and abs(p.create_time() - start) < 0.01
+                and p.status() != psutil.STATUS_ZOMBIE)
+    except psutil.Error:
+        return False
+
+
+def signal_tree(root_pid: int, sig: int) -> None:
+    """Signal the process group led by ``root_pid`` and every descendant (even setsid ones).
+
+    The shim at the root ignores SIGTERM (it records the exit status); SIGKILL skips it.
+    """
+    try:
+        root = psutil.Process(root_pid)
+        kids = root.children(recursive=True)
+    except psutil.Error:
+        kids = []
+    in_group: set[int] = set()
+    if sig != signal.SIGKILL:
+        try:
+            os.killpg(root_pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+        else:
+            in_group = {p.pid for p in kids if _pgid(p.pid) == root_pid}
+    for p in kids:
+        if p.pid in in_group:
+            continue  # signalled once through the group: a second SIGTERM can interrupt
+            # the first one's handler (Python restores default handlers while exiting)
+        try:
+            p.send_signal(sig)
+        except psutil.Error:
+            pass
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except OSError:
+        return None
