@@ -66,5 +66,7 @@ def load_config(path: Path | None = None) -> Config:
     if p.is_file():
         with p.open("rb") as f:
             data = tomllib.load(f)
-        cfg.apply(data.get("daemon", data))
+        # Daemon keys live at the top level or under [daemon]; [bridge] is the bridge's.
+        top = {k: v for k, v in data.items() if k not in ("daemon", "bridge")}
+        cfg.apply({**top, **data.get("daemon", {})})
     return cfg

@@ -160,8 +160,8 @@ class AsyncClient:
             sub.id = result["subscription"]
             self._subs[sub.id] = sub
 
-        await self._call("jobs.subscribe", {"job_id": job_id, "offset": offset}, register)
         try:
+            await self._call("jobs.subscribe", {"job_id": job_id, "offset": offset}, register)
             yield sub
         finally:
             sid = sub.id
@@ -220,10 +220,16 @@ class AsyncClient:
                 except KitplayError as e:
                     why = e.message
                     break
-                for line in batch:
-                    await self._route(json.loads(line))
+                try:
+                    for line in batch:
+                        await self._route(json.loads(line))
+                except ValueError as e:
+                    why = f"the daemon sent invalid JSON ({e})"
+                    break
         finally:
             self._close(why)
+            with trio.CancelScope(shield=True):
+                await self.stream.aclose()
 
     async def _route(self, msg: Any) -> None:
         if not isinstance(msg, dict):
@@ -257,14 +263,24 @@ class AsyncClient:
 
 @asynccontextmanager
 async def open_client(path: Path | str | None = None) -> AsyncIterator[AsyncClient]:
-    """A connection for the duration of the block (its reader runs in a nursery of its own)."""
+    """A connection for the duration of the block (its reader runs in a nursery of its own).
+
+    Errors raised in the block come out as they are, not wrapped in an exception group.
+    """
+    p = Path(path) if path else default_socket_path()
+    client = AsyncClient(await connect_stream(p), p)
+    error: Exception | None = None
     async with trio.open_nursery() as nursery:
-        client = await AsyncClient.start(nursery, path)
+        nursery.start_soon(client._reader)
         try:
             yield client
+        except Exception as e:
+            error = e
         finally:
             await client.aclose()
             nursery.cancel_scope.cancel()
+    if error is not None:
+        raise error
 
 
 class DaemonLink:

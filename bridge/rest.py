@@ -1,0 +1,150 @@
+"""REST routes, one per method of the registry that has an ``http`` route.
+
+Every route is served under ``/api/v1`` and, as an alias of the current version, ``/api``.
+GET (and DELETE) parameters come from the query string, converted to the registry's types;
+POST (and DELETE) parameters from a JSON object body; ``{name}`` segments from the path.
+The success body is the method's result, the same JSON as over the socket.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from quart import Quart, Response, request
+
+from daemon.protocol.errors import InvalidParams, KitplayError, ParseError
+from daemon.protocol.framing import dumps
+from daemon.protocol.registry import METHODS, Method, Param, validate_params
+
+from .errors import error_response
+
+__all__ = ["PREFIXES", "add_rest_routes", "path_params", "quart_rule", "rest_methods"]
+
+PREFIXES = ("/api/v1", "/api")
+_PATH_PARAM = re.compile(r"\{([a-z_]+)\}")
+_INT = re.compile(r"^[+-]?[0-9]{1,18}$")
+_NUM = re.compile(r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$")
+_BOOLS = {"true": True, "1": True, "false": False, "0": False}
+
+Caller = Callable[[Method, dict[str, Any]], Awaitable[Any]]
+
+
+def rest_methods() -> list[Method]:
+    """Methods with a plain HTTP route (the WebSocket one is served by ``stream``)."""
+    return [m for m in METHODS.values() if m.http is not None and m.http[0] != "WS"]
+
+
+def path_params(path: str) -> list[str]:
+    return _PATH_PARAM.findall(path)
+
+
+def quart_rule(path: str) -> str:
+    return _PATH_PARAM.sub(r"<\1>", path)
+
+
+def convert(spec: Param, raw: str) -> Any:
+    """One query-string value to the parameter's JSON type, or InvalidParams."""
+    t = spec.items if spec.type == "array" else spec.type
+    if t == "integer" and _INT.match(raw):
+        return int(raw)
+    if t == "number" and _NUM.match(raw):
+        return float(raw) if any(c in raw for c in ".eE") else int(raw)
+    if t == "boolean" and raw.lower() in _BOOLS:
+        return _BOOLS[raw.lower()]
+    if t == "string":
+        return raw
+    raise InvalidParams(
+        f"query parameter '{spec.name}' must be {_describe(t)}; got {raw[:80]!r}",
+        {"param": spec.name, "expected": t})
+
+
+def _describe(t: str | None) -> str:
+    return {"integer": "an integer", "number": "a number",
+            "boolean": "true or false"}.get(t or "", f"a {t}")
+
+
+def from_query(method: Method, args: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key in args:
+        spec = method.param(key)
+        if spec is None:
+            known = ", ".join(p.name for p in method.params) or "none"
+            raise InvalidParams(f"{method.name} has no parameter {key[:80]!r} (parameters: "
+                                f"{known})", {"param": key[:80]})
+        values = args.getlist(key)
+        if spec.type == "array":
+            out[key] = [convert(spec, v) for v in values]
+        elif len(values) > 1:
+            raise InvalidParams(f"query parameter '{key}' is given {len(values)} times",
+                                {"param": key})
+        else:
+            out[key] = convert(spec, values[0])
+    return out
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def from_body(body: bytes) -> dict[str, Any]:
+    if not body.strip():
+        return {}
+    try:
+        value = json.loads(body, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as e:
+        raise ParseError(f"the body is not valid JSON: {str(e)[:200]}") from None
+    if not isinstance(value, dict):
+        raise InvalidParams("the body must be a JSON object of the method's parameters")
+    return value
+
+
+def merge(into: dict[str, Any], more: dict[str, Any], where: str) -> None:
+    for key, value in more.items():
+        if key in into and into[key] != value:
+            raise InvalidParams(f"parameter '{key}' is given in the path and in the {where} "
+                                "with different values", {"param": key})
+        into[key] = value
+
+
+async def collect_params(method: Method, verb: str, view_args: dict[str, Any]) -> dict[str, Any]:
+    params: dict[str, Any] = dict(view_args)
+    if verb in ("GET", "DELETE"):
+        merge(params, from_query(method, request.args), "query")
+    elif request.args:
+        raise InvalidParams(f"{verb} takes its parameters in a JSON body, not in the query",
+                            {"param": next(iter(request.args))[:80]})
+    if verb in ("POST", "DELETE"):
+        merge(params, from_body(await request.get_data(as_text=False)), "body")  # type: ignore[arg-type]
+    return validate_params(method, params)
+
+
+def make_view(method: Method, call: Caller) -> Callable[..., Awaitable[Response]]:
+    assert method.http is not None
+    verb = method.http[0]
+
+    async def view(**view_args: Any) -> Response:
+        try:
+            params = await collect_params(method, verb, view_args)
+            result = await call(method, params)
+        except KitplayError as e:
+            return error_response(e)
+        resp = Response(dumps(result), status=200, content_type="application/json")
+        resp.headers["Cache-Control"] = "no-store"
+        return resp
+
+    view.__name__ = method.name.replace(".", "_")
+    return view
+
+
+def add_rest_routes(app: Quart, call: Caller) -> None:
+    for method in rest_methods():
+        assert method.http is not None
+        verb, path = method.http
+        view = make_view(method, call)
+        for prefix in PREFIXES:
+            app.add_url_rule(prefix + quart_rule(path), f"{prefix}:{method.name}", view,
+                             methods=[verb], provide_automatic_options=False,
+                             strict_slashes=True)

@@ -1,0 +1,98 @@
+"""Serving the app: bind, run Hypercorn's trio worker, publish ``bridge.json`` while up.
+
+The listening socket is bound here (not by Hypercorn) so the real port is known before the
+first request: the Host allowlist needs it, and ``--bind 127.0.0.1:0`` picks a free port.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import trio
+from hypercorn.config import Config as HyperConfig
+from hypercorn.trio import serve
+
+from daemon.protocol.paths import bridge_info_path
+
+from .app import create_app
+from .settings import BridgeSettings
+
+__all__ = ["bind_listener", "serve_bridge", "write_info"]
+
+log = logging.getLogger("kitplay.bridge")
+
+
+def bind_listener(settings: BridgeSettings) -> socket.socket:
+    """Bind ``settings.host:settings.port`` and set ``settings.port`` to the real port."""
+    host = "127.0.0.1" if settings.host == "localhost" else settings.host
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    try:
+        sock.bind((host, settings.port))
+    except OSError as e:
+        sock.close()
+        raise OSError(e.errno, f"cannot bind {settings.bind}: {e.strerror}; choose another "
+                               "port with --bind 127.0.0.1:PORT (0 picks a free one)") from None
+    sock.listen(128)
+    settings.port = sock.getsockname()[1]
+    return sock
+
+
+def write_info(settings: BridgeSettings) -> Path:
+    """``bridge.json`` (0600) beside the daemon socket: url, port, token, pid."""
+    path = bridge_info_path(settings.socket)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    info = {"url": settings.base_url() + "/", "port": settings.port, "token": settings.token,
+            "pid": os.getpid()}
+    tmp = path.with_name(f".bridge.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(info, f)
+    os.replace(tmp, path)
+    return path
+
+
+def remove_info(path: Path) -> None:
+    """Remove bridge.json if it is still ours (another bridge may have replaced it)."""
+    try:
+        if json.loads(path.read_text()).get("pid") == os.getpid():
+            path.unlink()
+    except (OSError, ValueError):
+        pass
+
+
+async def serve_bridge(settings: BridgeSettings, *,
+                       shutdown_trigger: Callable[[], Awaitable[Any]],
+                       task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+    """Serve until ``shutdown_trigger`` returns; ``task_status.started(page URL with token)``."""
+    sock = bind_listener(settings)
+    app = create_app(settings)
+    config = HyperConfig()
+    config.bind = [f"fd://{sock.detach()}"]
+    config.graceful_timeout = 2.0
+    config.accesslog = None
+    config.errorlog = logging.getLogger("kitplay.bridge.hypercorn")
+    config.include_server_header = False
+    config.websocket_ping_interval = None
+    info_path: Path | None = None
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(lambda task_status: serve(
+                app, config, shutdown_trigger=shutdown_trigger,
+                task_status=task_status))
+            info_path = write_info(settings)
+            url = f"{settings.base_url()}/?token={settings.token}"
+            log.info("kitplay-bridge on %s (daemon socket %s)", settings.base_url(),
+                     settings.socket)
+            task_status.started(url)
+    finally:
+        if info_path is not None:
+            remove_info(info_path)

@@ -1,0 +1,112 @@
+"""``WS /api/stream/<job_id>?offset=N``: a job's log and state, live, resumable.
+
+Messages (JSON text frames)::
+
+    {"type": "output", "offset": 0, "next_offset": 4096, "data": "..."}   a chunk of the log
+    {"type": "state", "job": {...}}                                      the job changed
+    {"type": "end", "job": {...}}                                        final state; then close
+
+``offset`` and ``next_offset`` are byte offsets of the log file: reconnect with the last
+``next_offset`` and nothing is lost or repeated.
+
+Each stream has its own daemon connection with one ``jobs.subscribe``. Between that connection
+and the WebSocket there is one small bounded channel, so a slow browser makes the bridge stop
+reading the connection, the daemon stop sending, and the daemon's follower stop reading the
+log file: it catches up from the file later, and nobody's memory grows.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import trio
+from quart import Response, websocket
+
+from daemon.protocol.aclient import open_client
+from daemon.protocol.errors import InvalidParams, KitplayError
+from daemon.protocol.registry import METHODS, validate_params
+
+from .errors import error_response
+
+__all__ = ["StreamStats", "stream_job"]
+
+SUBSCRIBE = METHODS["jobs.subscribe"]
+BUFFER = 1  # notifications waiting between the daemon connection and the WebSocket
+
+
+class StreamStats:
+    """Live counters, for tests and the status log."""
+
+    def __init__(self) -> None:
+        self.active = 0
+        self.total = 0
+
+
+def _message(method: str, params: dict[str, Any]) -> dict[str, Any]:
+    if method == "jobs.output":
+        return {"type": "output", "offset": params["offset"],
+                "next_offset": params["next_offset"], "data": params["data"]}
+    if params.get("final"):
+        return {"type": "end", "job": params["job"]}
+    return {"type": "state", "job": params["job"]}
+
+
+def _offset() -> int:
+    raw = websocket.args.get("offset", "0")
+    if not raw.isdigit() or len(raw) > 18:
+        raise InvalidParams(f"offset must be a byte offset (an integer >= 0); got {raw[:40]!r}",
+                            {"param": "offset"})
+    return int(raw)
+
+
+async def stream_job(job_id: str, socket_path: Any, stats: StreamStats) -> Response | None:
+    try:
+        params = validate_params(SUBSCRIBE, {"job_id": job_id, "offset": _offset()})
+        extra = set(websocket.args) - {"offset"}
+        if extra:
+            raise InvalidParams(f"unknown query parameter(s): {', '.join(sorted(extra))[:100]}")
+    except KitplayError as e:
+        return error_response(e)
+    stats.active += 1
+    stats.total += 1
+    try:
+        async with open_client(socket_path) as client:
+            try:
+                async with client.subscribe(params["job_id"], params["offset"],
+                                            buffer=BUFFER, unsubscribe=False) as sub:
+                    await websocket.accept()
+                    await _pump(sub)
+            except KitplayError as e:
+                # Before accept: an HTTP refusal (404 unknown job, 400 offset past the end).
+                return error_response(e)
+    except KitplayError as e:  # the daemon is unreachable
+        return error_response(e)
+    finally:
+        stats.active -= 1
+    return None
+
+
+async def _pump(sub: Any) -> None:
+    async with trio.open_nursery() as nursery:
+
+        async def watch_client() -> None:
+            # A receive beside the send loop: when the client leaves, everything stops now.
+            try:
+                while True:
+                    await websocket.receive()
+            finally:
+                nursery.cancel_scope.cancel()
+
+        nursery.start_soon(watch_client)
+        try:
+            async for method, params in sub:
+                await websocket.send(json.dumps(_message(method, params), ensure_ascii=False,
+                                                separators=(",", ":")))
+                await trio.lowlevel.checkpoint()
+        except KitplayError as e:  # lost the daemon mid-stream: say so; the client resumes
+            await websocket.send(json.dumps({"type": "error", "error": e.to_json()}))
+            await websocket.close(1011, "lost the daemon")
+        else:
+            await websocket.close(1000, "job ended")
+        nursery.cancel_scope.cancel()

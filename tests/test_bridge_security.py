@@ -1,0 +1,281 @@
+"""Each refusal of the bridge, and the same request done right succeeding.
+
+Real bridge subprocess, real daemon; requests are made with httpx (sync) and trio-websocket.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+import pytest
+import trio
+
+from bridge.security import RateLimiter
+from tests.bridge_helpers import (  # noqa: F401
+    Bridge,
+    bridge_fixture,
+    make_bridge_fixture,
+    open_stream,
+    read_stream,
+)
+from tests.helpers import ROOT, Daemon, wait_for
+
+SAME = "http://127.0.0.1:{port}"
+
+
+def anon(b: Bridge) -> httpx.Client:
+    return httpx.Client(base_url=b.url, timeout=30)
+
+
+def bearer(b: Bridge) -> dict[str, str]:
+    return {"Authorization": f"Bearer {b.token}"}
+
+
+def test_token_is_required_and_checked(bridge: Bridge) -> None:
+    with anon(bridge) as c:
+        r = c.get("/api/daemon/status")
+        assert r.status_code == 401 and r.json()["error"]["data"]["reason"] == "token"
+        assert r.headers["www-authenticate"].startswith("Bearer")
+        r = c.get("/api/daemon/status", headers={"Authorization": "Bearer " + "x" * 43})
+        assert r.status_code == 401
+        r = c.get("/api/daemon/status", headers={"Authorization": f"Basic {bridge.token}"})
+        assert r.status_code == 401
+        # Unknown routes are not revealed without the token either.
+        assert c.get("/api/nothing").status_code == 401
+        r = c.get("/api/daemon/status", headers=bearer(bridge))
+        assert r.status_code == 200 and r.json()["pid"] > 0
+
+
+def test_token_has_at_least_128_bits(bridge: Bridge) -> None:
+    assert len(bridge.token) >= 43  # secrets.token_urlsafe(32): 256 bits
+
+
+def test_host_allowlist_refuses_dns_rebinding(bridge: Bridge) -> None:
+    with anon(bridge) as c:
+        for host in ("attacker.example", f"attacker.example:{bridge.port}",
+                     f"127.0.0.1:{bridge.port + 1}", "127.0.0.1", f"0.0.0.0:{bridge.port}"):
+            r = c.get("/api/daemon/status", headers={**bearer(bridge), "Host": host})
+            assert r.status_code == 403, host
+            assert r.json()["error"]["data"]["reason"] == "host"
+        # The page too: a rebinding page never gets even the 401 page.
+        assert c.get("/", headers={"Host": "attacker.example"}).status_code == 403
+        for host in (f"127.0.0.1:{bridge.port}", f"localhost:{bridge.port}",
+                     f"[::1]:{bridge.port}", f"LOCALHOST:{bridge.port}"):
+            r = c.get("/api/daemon/status", headers={**bearer(bridge), "Host": host})
+            assert r.status_code == 200, host
+
+
+def test_page_token_exchange_sets_a_strict_httponly_cookie(bridge: Bridge) -> None:
+    with anon(bridge) as c:
+        r = c.get("/")
+        assert r.status_code == 401 and "kitplay open" in r.text
+        assert c.get("/?token=wrong").status_code == 403
+        r = c.get(f"/?token={bridge.token}")
+        assert r.status_code == 303 and r.headers["location"] == "/"  # token off the URL
+        cookie = r.headers["set-cookie"]
+        assert f"kitplay_token_{bridge.port}=" in cookie
+        assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/" in cookie
+        assert r.headers["referrer-policy"] == "no-referrer"
+        page = c.get("/")  # the client keeps the cookie
+        assert page.status_code == 200 and "kitplay playground" in page.text
+        assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+        assert c.get("/api/templates/list").status_code == 200
+        assert c.get("/static/app.js").headers["content-type"].startswith("text/javascript")
+
+
+@contextmanager
+def _cookie_client(b: Bridge) -> Iterator[httpx.Client]:
+    with anon(b) as c:
+        assert c.get(f"/?token={b.token}").status_code == 303
+        yield c
+
+
+def test_origin_is_checked_on_state_changing_requests(bridge: Bridge) -> None:
+    same = SAME.format(port=bridge.port)
+    body = {"template": "no_such_template", "name": "a.b"}  # refused by the daemon: 404
+    with _cookie_client(bridge) as c:
+        r = c.post("/api/templates/create", json=body, headers={"Origin": "http://evil.example"})
+        assert r.status_code == 403 and r.json()["error"]["data"]["reason"] == "origin"
+        r = c.post("/api/templates/create", json=body, headers={"Origin": "null"})
+        assert r.status_code == 403
+        # A cookie request that changes state must say where it comes from.
+        r = c.post("/api/templates/create", json=body)
+        assert r.status_code == 403
+        r = c.post("/api/templates/create", json=body, headers={"Origin": same})
+        assert r.status_code == 404 and r.json()["error"]["code"] == -32001  # reached the daemon
+        # GET changes nothing: no Origin needed.
+        assert c.get("/api/jobs", headers={"Origin": "http://evil.example"}).status_code == 200
+    with anon(bridge) as c:
+        r = c.post("/api/templates/create", json=body,
+                   headers={**bearer(bridge), "Origin": "http://evil.example"})
+        assert r.status_code == 403
+        # A bearer client (curl, a script) sends no Origin: fine.
+        r = c.post("/api/templates/create", json=body, headers=bearer(bridge))
+        assert r.status_code == 404
+
+
+def test_form_encoded_cross_site_post_is_refused(bridge: Bridge) -> None:
+    form = {"template": "console_app", "name": "evil.app"}
+    with _cookie_client(bridge) as c:
+        r = c.post("/api/templates/create", data=form, headers={"Origin": "http://evil.example"})
+        assert r.status_code == 403
+        # Same origin but not JSON: still refused, 415.
+        same = SAME.format(port=bridge.port)
+        r = c.post("/api/templates/create", data=form, headers={"Origin": same})
+        assert r.status_code == 415 and r.json()["error"]["data"]["reason"] == "content-type"
+        r = c.post("/api/build", content=b"{}", headers={"Origin": same,
+                                                          "Content-Type": "text/plain"})
+        assert r.status_code == 415
+        r = c.post("/api/build", headers={"Origin": same})  # no body, no type
+        assert r.status_code == 415
+    with anon(bridge) as c:
+        r = c.post("/api/templates/create", data=form, headers=bearer(bridge))
+        assert r.status_code == 415
+    assert bridge.ok("GET", "/api/apps/list")["apps"] == []  # nothing was created
+
+
+def test_no_wildcard_cors(bridge: Bridge) -> None:
+    with anon(bridge) as c:
+        for r in (
+            c.get("/api/jobs", headers={**bearer(bridge), "Origin": "http://evil.example"}),
+            c.options("/api/build", headers={"Origin": "http://evil.example",
+                                             "Access-Control-Request-Method": "POST"}),
+        ):
+            assert not any(h.lower().startswith("access-control-") for h in r.headers), r.headers
+        # No preflight is ever approved.
+        assert c.options("/api/build", headers=bearer(bridge)).status_code == 405
+
+
+def test_body_size_limit(make_bridge: Any, daemon: Daemon) -> None:
+    b = make_bridge(daemon, "--max-body", "200")
+    r = b.post("/api/build", {"app": "x" * 300})
+    assert r.status_code == 413 and r.json()["error"]["code"] == -32006
+    r = b.http.post("/api/build", content=iter([b'{"app": "', b"y" * 300, b'"}']),
+                    headers={"Content-Type": "application/json"})  # chunked: no length
+    assert r.status_code == 413
+    r = b.post("/api/build", {"app": "no.such_app"})
+    assert r.status_code == 404  # small enough: reached the daemon
+
+
+def test_rate_limit_per_client(make_bridge: Any, daemon: Daemon) -> None:
+    b = make_bridge(daemon, "--rate-limit", "0.5", "--rate-burst", "3")
+    codes = [b.get("/api/jobs").status_code for _ in range(4)]
+    assert codes == [200, 200, 200, 429]
+    r = b.get("/api/jobs")
+    assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
+    assert r.json()["error"]["data"]["reason"] == "rate"
+
+
+def test_rate_limiter_refills() -> None:
+    now = [0.0]
+    rl = RateLimiter(2, 2, clock=lambda: now[0])
+    assert rl.check("a") is None and rl.check("a") is None
+    wait = rl.check("a")
+    assert wait is not None and wait == pytest.approx(0.5)
+    assert rl.check("b") is None  # per client
+    now[0] += 0.5
+    assert rl.check("a") is None
+
+
+def test_rate_limit_from_config_file(make_bridge: Any, daemon: Daemon) -> None:
+    cfg = daemon.base / "bridge.toml"
+    cfg.write_text("[bridge]\nrate_limit_per_s = 0.5\nrate_limit_burst = 2\n")
+    b = make_bridge(daemon, config=cfg)
+    assert [b.get("/api/jobs").status_code for _ in range(3)] == [200, 200, 429]
+
+
+def _run_bridge(daemon: Daemon, *args: str, env: dict[str, str] | None = None,
+                ) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bridge", "--socket", str(daemon.socket),
+         "--config", str(daemon.config), *args],
+        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+        capture_output=True, text=True, timeout=60)
+
+
+def test_bad_configuration_is_refused_clearly(daemon: Daemon) -> None:
+    r = _run_bridge(daemon, "--bind", "0.0.0.0:0")
+    assert r.returncode == 2 and "--allow-remote" in r.stderr
+    r = _run_bridge(daemon, "--bind", "nonsense")
+    assert r.returncode == 2 and "HOST:PORT" in r.stderr
+    r = _run_bridge(daemon, "--bind", "127.0.0.1:0", env={"KITPLAY_BRIDGE_TOKEN": "short"})
+    assert r.returncode == 2 and "too short" in r.stderr
+    cfg = daemon.base / "bad.toml"
+    cfg.write_text("[bridge]\nrate_limit = 5\n")
+    r = _run_bridge(daemon, "--config", str(cfg))
+    assert r.returncode == 2 and "unknown [bridge] key 'rate_limit'" in r.stderr
+
+
+def test_allow_remote_warns(daemon: Daemon) -> None:
+    b = Bridge(daemon.socket, "--allow-remote", bind="0.0.0.0:0", config=daemon.config)
+    try:
+        b.start()
+        assert b.url.startswith("http://127.0.0.1:")
+        assert b.get("/api/jobs").status_code == 200
+    finally:
+        assert b.stop() == 0
+    assert "WARNING" in b.stderr() and "reachable from other machines" in b.stderr()
+
+
+def test_env_token_and_bridge_json(make_bridge: Any, daemon: Daemon) -> None:
+    token = "t" * 40
+    b = make_bridge(daemon, env={"KITPLAY_BRIDGE_TOKEN": token})
+    assert b.token == token
+    info = json.loads(b.info_path.read_text())
+    assert info == {"url": b.url + "/", "port": b.port, "token": token,
+                    "pid": b.proc.pid}
+    assert stat.S_IMODE(b.info_path.stat().st_mode) == 0o600
+    assert b.stop() == 0
+    assert not b.info_path.exists()
+
+
+async def _ws(b: Bridge, job_id: str, headers: list[tuple[str, str]]) -> dict[str, Any]:
+    with trio.fail_after(30):
+        async with open_stream(b, job_id, headers=headers) as ws:
+            messages = await read_stream(ws)
+    assert ws.closed is not None and ws.closed.code == 1000
+    return messages[-1]
+
+
+async def test_websocket_needs_token_and_same_origin(daemon: Daemon, bridge: Bridge) -> None:
+    job = daemon.call("templates.create", {"template": "console_app", "name": "ws.app"})["job"]
+    daemon.wait_job(job["id"])
+    path = f"/api/stream/{job['id']}"
+    auth = {"Authorization": f"Bearer {bridge.token}"}
+    cookie = {"Cookie": f"kitplay_token_{bridge.port}={bridge.token}"}
+    for headers, status, reason in (
+        ({}, 401, "token"),
+        ({"Authorization": "Bearer wrong-token-wrong-token-wrong"}, 401, "token"),
+        ({**auth, "Origin": "http://evil.example"}, 403, "origin"),
+        ({**auth, "Origin": f"http://localhost:{bridge.port + 1}"}, 403, "origin"),
+        ({**auth, "Host": "attacker.example"}, 403, "host"),
+        (cookie, 403, "origin"),  # a browser always sends Origin
+    ):
+        r = bridge.upgrade(path, headers, token=False)
+        assert r.status_code == status, headers
+        assert r.json()["error"]["data"]["reason"] == reason
+    same = SAME.format(port=bridge.port)
+    end = await _ws(bridge, job["id"], [("Authorization", auth["Authorization"]),
+                                        ("Origin", same)])
+    assert end["job"]["status"] == "succeeded"
+    end = await _ws(bridge, job["id"], [("Cookie", cookie["Cookie"]), ("Origin", same)])
+    assert end["type"] == "end"
+
+
+def test_sigterm_removes_bridge_json(make_bridge: Any, daemon: Daemon) -> None:
+    b = make_bridge(daemon)
+    assert b.info_path.exists()
+    proc = b.proc
+    assert proc is not None
+    proc.terminate()
+    wait_for(lambda: proc.poll() is not None, 20, "bridge exit")
+    assert proc.returncode == 0
+    assert not b.info_path.exists()

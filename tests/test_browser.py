@@ -1,0 +1,132 @@
+"""The playground page in a real browser: Debian's chromium driven by Playwright (headless).
+
+Real daemon, real bridge, real browser; the page is opened the way a user opens it, with
+the one-time ``?token=`` URL kitplay-bridge prints. No ``playwright install``: Playwright
+drives /usr/bin/chromium.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.bridge_helpers import Bridge, bridge_fixture, make_bridge_fixture  # noqa: F401
+from tests.helpers import Daemon, create_and_build, wait_for
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not Path("/usr/bin/chromium").exists(),
+                       reason="needs Debian's chromium (apt-get install chromium)"),
+]
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+SCREENSHOT = Path("/tmp/kitplay-playground.png")
+TIMEOUT_MS = 30_000
+APP = "my_company.browser_app"
+
+
+@pytest.fixture
+def page(bridge: Bridge) -> Iterator[Any]:
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=TIMEOUT_MS)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(viewport={"width": 1400, "height": 900})
+            p = context.new_page()
+            p.set_default_timeout(TIMEOUT_MS)
+            errors: list[str] = []
+            p.on("pageerror", lambda e: errors.append(str(e)))
+            p.goto(f"{bridge.url}/?token={bridge.token}")
+            yield p
+            assert not errors, errors
+        finally:
+            browser.close()
+
+
+def job_row(page: Any, job_id: str) -> Any:
+    return page.locator(f'#jobs tr[data-job="{job_id}"]')
+
+
+def test_create_build_and_watch_the_log(page: Any, bridge: Bridge, daemon: Daemon) -> None:
+    from playwright.sync_api import expect
+
+    assert page.url == f"{bridge.url}/"  # the token left the address bar
+    expect(page.locator("#templates")).to_contain_text("Console App")
+    expect(page.locator("#daemon")).to_contain_text("kitplayd 0.1.0")
+
+    page.select_option("#create-template", "console_app")
+    page.fill("#create-name", APP)
+    page.fill("#create-display-name", "Browser App")
+    page.click("#create-submit")
+    app_row = page.locator(f'#apps tr[data-app="{APP}"]')
+    expect(app_row).to_contain_text("Browser App")  # appears once the create job succeeded
+    create = daemon.call("jobs.list", {"kind": "create"})["jobs"][0]
+    expect(job_row(page, create["id"])).to_contain_text("succeeded")
+
+    app_row.locator("button.build").click()
+    build = wait_for(lambda: daemon.call("jobs.list", {"kind": "build"})["jobs"], 30,
+                     "the build job")[0]
+    expect(page.locator("#log-title")).to_have_text(build["id"])  # the view follows it
+    expect(page.locator("#log")).to_contain_text("[kitplay] job succeeded")
+    expect(page.locator("#log-status")).to_contain_text("succeeded")
+    log_text = page.locator("#log").text_content()
+    assert log_text == daemon.job_log(build["id"])  # every line once, in order
+    assert "Ran 7 tests" in log_text
+    expect(job_row(page, build["id"])).to_contain_text("succeeded")
+    expect(app_row).to_contain_text("yes")  # built
+    page.screenshot(path=str(SCREENSHOT), full_page=True)
+
+
+def test_log_resumes_after_a_dropped_connection(page: Any, bridge: Bridge,
+                                                daemon: Daemon) -> None:
+    from playwright.sync_api import expect
+
+    create_and_build(daemon, name=APP)
+    job = bridge.ok("POST", "/api/launch",
+                    {"app": APP, "args": ["--lines", "300", "--sleep", "0.02"]})["job"]
+    row = job_row(page, job["id"])
+    row.locator("a").click()
+    expect(page.locator("#log")).to_contain_text("line 20")
+    page.evaluate("kitplay.dropStream()")  # the connection drops mid-stream...
+    expect(page.locator("#log")).to_contain_text("[kitplay] job succeeded", timeout=60_000)
+    assert page.evaluate("kitplay.stream.connects") == 2
+    # ...and the view resumed from next_offset: nothing lost, nothing twice.
+    assert page.locator("#log").text_content() == daemon.job_log(job["id"])
+    expect(page.locator("#log-status")).to_contain_text("succeeded")
+
+
+def test_cancel_from_the_page(page: Any, bridge: Bridge, daemon: Daemon) -> None:
+    from playwright.sync_api import expect
+
+    create_and_build(daemon, name=APP)
+    job = bridge.ok("POST", "/api/launch", {"app": APP, "args": ["--forever"]})["job"]
+    row = job_row(page, job["id"])
+    expect(row).to_contain_text("running")
+    row.locator("button.cancel").click()
+    expect(row).to_contain_text("cancelled")
+    assert daemon.call("jobs.get", {"job_id": job["id"]})["job"]["status"] == "cancelled"
+
+
+@pytest.mark.xpra
+@pytest.mark.skipif(shutil.which("xpra") is None, reason="needs xpra")
+def test_launch_in_xpra_links_to_the_session(page: Any, daemon: Daemon) -> None:
+    from playwright.sync_api import expect
+
+    create_and_build(daemon, "gui_app", APP)
+    page.reload()
+    page.select_option("#display", "xpra")
+    page.locator(f'#apps tr[data-app="{APP}"] button.launch').click()
+    link = page.locator("#jobs a.session")
+    expect(link).to_have_count(1, timeout=60_000)
+    job = daemon.call("jobs.list", {"kind": "launch"})["jobs"][0]
+    assert link.get_attribute("href") == job["result"]["url"]
+    assert link.get_attribute("target") == "_blank"
+    page.locator(f'#jobs tr[data-job="{job["id"]}"] button.cancel').click()
+    expect(job_row(page, job["id"])).to_contain_text("cancelled")
