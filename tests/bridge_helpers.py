@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import select
-import signal
 import subprocess
 import sys
 import time
@@ -27,7 +26,7 @@ import pytest
 import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection, open_websocket_url
 
-from tests.helpers import ROOT, Daemon
+from tests.helpers import ROOT, Daemon, terminate
 
 __all__ = [
     "Bridge", "big_log_job", "bridge_fixture", "make_bridge_fixture", "open_stream",
@@ -139,14 +138,7 @@ class Bridge:
             self._http = None
         if self.proc is None:
             return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        code = self.proc.returncode
+        code = terminate(self.proc, timeout)
         self.stderr()
         for stream in (self.proc.stdout, self.proc.stderr):
             if stream is not None:

@@ -108,14 +108,7 @@ class Daemon:
     def stop(self, timeout: float = 20.0) -> int | None:
         if self.proc is None:
             return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        code = self.proc.returncode
+        code = terminate(self.proc, timeout)
         self.proc = None
         return code
 
@@ -140,6 +133,18 @@ class Daemon:
         self.stop()
         kill_session_leftovers(self.state)
         shutil.rmtree(self.base, ignore_errors=True)
+
+
+def terminate(proc: subprocess.Popen[Any], timeout: float = 20.0) -> int:
+    """SIGTERM, wait up to ``timeout``, then SIGKILL; the exit code."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
 
 
 def kill_session_leftovers(state: Path) -> None:
