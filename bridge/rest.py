@@ -111,13 +111,16 @@ def merge(into: dict[str, Any], more: dict[str, Any], where: str) -> None:
 
 async def collect_params(method: Method, verb: str, view_args: dict[str, Any]) -> dict[str, Any]:
     params: dict[str, Any] = dict(view_args)
+    # Read the body before any refusal: a body left unread can stall the next request on
+    # the same keep-alive connection (Hypercorn).
+    body = await request.get_data(as_text=False) if verb in ("POST", "DELETE") else b""
     if verb in ("GET", "DELETE"):
         merge(params, from_query(method, request.args), "query")
     elif request.args:
         raise InvalidParams(f"{verb} takes its parameters in a JSON body, not in the query",
                             {"param": next(iter(request.args))[:80]})
     if verb in ("POST", "DELETE"):
-        merge(params, from_body(await request.get_data(as_text=False)), "body")  # type: ignore[arg-type]
+        merge(params, from_body(body), "body")  # type: ignore[arg-type]
     return validate_params(method, params)
 
 
