@@ -1,9 +1,9 @@
 """The baseline server: a raw trio NDJSON echo server with the daemon's framing.
 
-It binds a Unix socket the same way (``bind_socket``), reads each connection through the same
-``LineBuffer`` with the same line cap, and writes every line straight back.  It does no JSON
-work at all, so it is the floor of what a trio server on this socket can do; the daemon's round
-trip is compared against it.
+It binds a Unix socket (0600, in a 0700 directory), reads each connection through the daemon's
+``LineBuffer`` with the same line cap, and writes every line straight back.  It imports only
+trio and the framing module, and does no JSON work at all: its round trip, start time and RSS
+are the floor of a trio server on this socket, and the daemon's are compared against them.
 
 Run: ``python -m bench.echo SOCKET`` (sends sd_notify READY=1 when ``NOTIFY_SOCKET`` is set).
 """
@@ -18,9 +18,8 @@ from pathlib import Path
 import trio
 
 from daemon.protocol.framing import MAX_LINE, LineBuffer
-from daemon.server import bind_socket
 
-__all__ = ["main", "serve_echo"]
+__all__ = ["bind", "main", "serve_echo"]
 
 
 async def _echo(stream: trio.SocketStream) -> None:
@@ -41,8 +40,18 @@ async def _echo(stream: trio.SocketStream) -> None:
                     return
 
 
-async def serve_echo(path: Path) -> None:
-    sock = bind_socket(path)
+def bind(path: Path) -> socket.socket:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path.unlink(missing_ok=True)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(str(path))
+    os.chmod(path, 0o600)
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
+
+
+async def serve_echo(sock: socket.socket) -> None:
     listener = trio.SocketListener(trio.socket.from_stdlib_socket(sock))
     _notify_ready()
     await trio.serve_listeners(_echo, [listener])
@@ -60,7 +69,7 @@ def main() -> None:
     if len(sys.argv) != 2:
         sys.exit("usage: python -m bench.echo SOCKET")
     try:
-        trio.run(serve_echo, Path(sys.argv[1]))
+        trio.run(serve_echo, bind(Path(sys.argv[1])))
     except KeyboardInterrupt:
         pass
 

@@ -26,7 +26,7 @@ import trio
 
 from .config import Config
 from .logs import CHUNK, log_size, read_chunk, tail_lines, utf8_complete
-from .procs import DEVNULL, alive, package_root, same_process, signal_tree
+from .procs import DEVNULL, alive, find_shim, package_root, same_process, signal_tree
 from .protocol.errors import InvalidParams, InvalidState, KitplayError, NotFound, Unsupported
 from .protocol.schemas import TERMINAL_STATUSES
 from .store import Store
@@ -76,8 +76,11 @@ class _LogWriter:
 
     def write(self, text: str) -> None:
         try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
             try:
+                size = os.fstat(fd).st_size
+                if size and os.pread(fd, 1, size - 1) != b"\n":
+                    text = "\n" + text  # the job's last line was cut (killed mid-line)
                 os.write(fd, text.encode("utf-8", "replace"))
             finally:
                 os.close(fd)
@@ -284,6 +287,10 @@ class JobManager:
             if act.cancel_requested:
                 return {"status": "cancelled"}
             progress = {"step": i + 1, "steps": n, "message": step.name}
+            if adopted is None:
+                # The previous step's status is consumed: a restart must never read it as
+                # this step's (that would skip this step).
+                self.exit_path(job_id).unlink(missing_ok=True)
             self._set(job_id, progress=progress, step_index=i)
             if adopted is None:
                 logw.write(f"[kitplay] step {i + 1}/{n}: {step.name}\n")
@@ -613,6 +620,10 @@ class JobManager:
                 continue
             pid, start = rec.get("pid"), rec.get("pid_start")
             alive = pid is not None and same_process(pid, start)
+            if not alive and (found := find_shim(self.log_path(job_id))) is not None:
+                pid, start = found  # spawned just before the crash, its pid never recorded
+                alive = True
+                self._set(job_id, pid=pid, pid_start=start)
             status = self._read_exit(job_id)
             if status is None and self.displays is not None:
                 status = self.displays.app_status(job_id, {}) or None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ctypes
 import logging
 import os
 import signal
@@ -25,6 +26,8 @@ from .store import Store
 __all__ = ["main", "run_daemon"]
 
 log = logging.getLogger("kitplayd")
+
+WORKER_THREADS = 8
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -55,6 +58,9 @@ def build_config(ns: argparse.Namespace) -> Config:
 
 async def run_daemon(cfg: Config, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
     """Run until SIGTERM/SIGINT (or cancellation); ``task_status.started(socket_path)``."""
+    # Worker threads only do short file and SQLite work; trio's default of 40 lets a burst
+    # of followers leave 40 thread stacks and heaps behind (RSS; see bound_malloc).
+    trio.to_thread.current_default_thread_limiter().total_tokens = WORKER_THREADS
     try:
         cfg.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         cfg.logs_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -123,8 +129,25 @@ def notify_ready() -> None:
             log.warning("cannot notify readiness on %s: %s", addr, e)
 
 
+def bound_malloc() -> None:
+    """Keep the RSS of a long-lived daemon near its idle size after bursts (glibc only).
+
+    A fixed mmap threshold (glibc otherwise raises it as big buffers are freed) returns big
+    buffers (256 KB log chunks, large frames) to the system when they are freed, and two
+    malloc arenas stop every worker thread from keeping a heap of its own.  Measured by
+    tests/test_reliability_load.py: 200 clients and 100 followers left +17 MB without this.
+    """
+    try:
+        libc = ctypes.CDLL(None)
+        libc.mallopt(-3, 128 * 1024)  # M_MMAP_THRESHOLD
+        libc.mallopt(-8, 2)  # M_ARENA_MAX
+    except (OSError, AttributeError):
+        pass
+
+
 def main(argv: list[str] | None = None) -> None:
     ns = parse_args(argv)
+    bound_malloc()
     logging.basicConfig(level=ns.log_level.upper(),
                         format="%(asctime)s kitplayd %(levelname)s %(message)s")
     try:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import psutil
 
-__all__ = ["alive", "package_root", "same_process", "signal_tree", "DEVNULL"]
+__all__ = ["alive", "find_shim", "package_root", "same_process", "signal_tree", "DEVNULL"]
 
 DEVNULL = subprocess.DEVNULL
 
@@ -37,6 +37,21 @@ def same_process(pid: int, start: float | None) -> bool:
                 and p.status() != psutil.STATUS_ZOMBIE)
     except psutil.Error:
         return False
+
+
+def find_shim(log_path: Path) -> tuple[int, float] | None:
+    """(pid, start time) of a live job monitor writing ``log_path``, if there is one.
+
+    For recovery: a daemon killed between spawning a step's shim and recording its pid left a
+    running job with no (or a stale) pid; the shim's argv names the job's log.
+    """
+    target = str(log_path)
+    for p in psutil.process_iter(["cmdline", "create_time", "status"]):
+        cmd = p.info["cmdline"] or []
+        if (len(cmd) > 3 and cmd[1:4] == ["-m", "daemon.shim", target]
+                and p.info["status"] != psutil.STATUS_ZOMBIE):
+            return p.pid, p.info["create_time"]
+    return None
 
 
 def signal_tree(root_pid: int, sig: int) -> None:

@@ -78,7 +78,7 @@ def bind_socket(path: Path) -> stdsocket.socket:
     finally:
         os.umask(old)
     os.chmod(path, 0o600)
-    sock.listen(128)
+    sock.listen(stdsocket.SOMAXCONN)  # many clients may connect at once (load test: 250)
     sock.setblocking(False)
     return sock
 

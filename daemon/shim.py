@@ -31,6 +31,7 @@ import time
 PR_SET_CHILD_SUBREAPER = 36
 F_SETPIPE_SZ = 1031
 CHUNK = 1 << 20
+COALESCE, COALESCE_S = 4096, 0.002
 
 
 def _truncation_marker(cap: int) -> bytes:
@@ -64,6 +65,11 @@ class Relay(threading.Thread):
                     self.written += n
                 if n == 0:
                     return
+                if n < COALESCE:
+                    # A trickle (an unbuffered program writes line by line): let it pile up
+                    # in the 1 MB pipe for a moment instead of waking for every write, which
+                    # costs the writer a context switch per line (2x its run time, measured).
+                    time.sleep(COALESCE_S)
         except OSError as e:  # disk full, file gone: say so in the log if we can
             try:
                 os.write(self.log_fd, f"\n[kitplay] log write failed: {e}\n".encode())

@@ -27,8 +27,13 @@ _encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan
 
 
 def dumps(obj: Any) -> bytes:
-    """One frame: compact JSON and a newline."""
-    return (_encoder.encode(obj) + "\n").encode("utf-8")
+    """One frame: compact JSON and a newline.
+
+    A lone surrogate (valid JSON can carry one as ``\\ud800``) cannot be encoded as UTF-8; it
+    only occurs inside a JSON string, where ``backslashreplace`` writes it back as the same
+    ``\\ud800`` escape: valid UTF-8, and the same string for the reader.
+    """
+    return (_encoder.encode(obj) + "\n").encode("utf-8", "backslashreplace")
 
 
 def request(method: str, params: Any = None, id: int | str | None = None) -> dict[str, Any]:

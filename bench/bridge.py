@@ -1,0 +1,140 @@
+"""The bridge: time to ready, idle RSS, and a 100 MB log through its WebSocket.
+
+``kitplay-bridge`` is started as a process in front of a real daemon (``--bind 127.0.0.1:0``);
+it is ready when it prints its "open URL" line (it is serving and has written bridge.json).
+The log is followed through ``WS /api/stream/<job_id>`` with the bearer token, and compared
+with the same log followed over the daemon socket in the same run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+
+from .context import Ctx
+from .logs import CONFIG, _job_run, follow_socket, writer_app
+from .procs import ROOT, DaemonProc, child_env
+from .report import Figure, at_least, info, skipped
+
+__all__ = ["run"]
+
+
+class _Bridge:
+    def __init__(self, socket: Path, config: Path) -> None:
+        t0 = time.perf_counter()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bridge", "--socket", str(socket), "--bind", "127.0.0.1:0",
+             "--config", str(config), "--log-level", "warning"],
+            env=child_env(), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL)
+        line = self._line(30.0)
+        self.ready_s = time.perf_counter() - t0
+        if not line.startswith("kitplay-bridge: open "):
+            self.stop()
+            raise RuntimeError(f"kitplay-bridge did not start: {line!r}")
+        page = line.split(" open ", 1)[1].strip()
+        self.url, _, self.token = page.partition("/?token=")
+
+    def _line(self, timeout: float) -> str:
+        assert self.proc.stdout is not None
+        fd, buf = self.proc.stdout.fileno(), b""
+        deadline = time.monotonic() + timeout
+        while b"\n" not in buf and time.monotonic() < deadline:
+            if select.select([fd], [], [], deadline - time.monotonic())[0]:
+                chunk = os.read(fd, 4096)
+                if not chunk:
+                    break
+                buf += chunk
+        return buf.split(b"\n", 1)[0].decode(errors="replace")
+
+    def rss_mb(self) -> float:
+        return float(psutil.Process(self.proc.pid).memory_info().rss) / 2**20
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+async def _follow_ws(url: str, token: str, job_id: str) -> tuple[int, float]:
+    from trio_websocket import open_websocket_url
+
+    ws_url = url.replace("http://", "ws://") + f"/api/stream/{job_id}"
+    expect = 0
+    t = time.perf_counter()
+    auth = [(b"Authorization", f"Bearer {token}".encode())]
+    async with open_websocket_url(ws_url, extra_headers=auth, message_queue_size=4,
+                                  max_message_size=16 << 20) as ws:
+        while True:
+            msg = json.loads(await ws.get_message())
+            if msg["type"] == "output":
+                if msg["offset"] != expect:
+                    raise RuntimeError(f"gap in the WebSocket stream at {expect}")
+                expect = msg["next_offset"]
+            elif msg["type"] == "end":
+                break
+            elif msg["type"] == "error":
+                raise RuntimeError(f"stream error: {msg}")
+    return expect, time.perf_counter() - t
+
+
+def run(ctx: Ctx) -> list[Figure]:
+    if not (ROOT / "bridge" / "main.py").exists():
+        reason = "bridge/main.py is not there yet"
+        return [skipped(k, lbl, reason) for k, lbl in (
+            ("bridge.follow_ws", "log following: 100 MB through the bridge WebSocket"),
+            ("bridge.ready", "bridge ready"), ("bridge.rss", "idle bridge RSS"))]
+    import trio
+
+    base = ctx.tmp("bridge")
+    d = DaemonProc(base, CONFIG)
+    writer_app(d.workspace)
+    runs = ctx.pick(2, 5)
+    bridges: list[_Bridge] = []
+    try:
+        d.start()
+        ready = []
+        for _ in range(ctx.pick(2, 5)):
+            b = _Bridge(d.socket, d.config)
+            bridges.append(b)
+            ready.append(b.ready_s)
+            if len(bridges) > 1:
+                bridges.pop(0).stop()
+        b = bridges[-1]
+        rss = b.rss_mb()
+        _, job_id = _job_run(d, 100, "blocks")
+        size = (d.state / "logs" / f"{job_id}.log").stat().st_size
+        ws_rates, sock_rates = [], []
+        for _ in range(runs):  # alternating WebSocket and socket followers
+            n, secs = trio.run(_follow_ws, b.url, b.token, job_id)
+            if n != size:
+                raise RuntimeError(f"the WebSocket delivered {n} bytes of a {size}-byte log")
+            ws_rates.append(n / secs / 1e6)
+            n, secs = follow_socket(d.socket, job_id)
+            sock_rates.append(n / secs / 1e6)
+    finally:
+        for b in bridges:
+            b.stop()
+        d.cleanup()
+    med = statistics.median
+    return [
+        at_least("bridge.follow_ws", "log following: 100 MB through the bridge WebSocket",
+                 med(ws_rates), "MB/s", 50, "the same over the daemon socket", med(sock_rates),
+                 note=f"median of {runs}; from the upgrade to the 'end' message, offsets "
+                      "checked contiguous"),
+        info("bridge.ready", "bridge ready (serving, bridge.json written)", med(ready), "s",
+             note="from Popen to its 'open URL' line"),
+        info("bridge.rss", "idle bridge RSS", rss, "MB"),
+    ]

@@ -1,0 +1,138 @@
+"""The clients the bench times.  The same code drives kitplayd and its baseline.
+
+- ``time_calls``: sequential calls on one connection with ``daemon.protocol.client.Client``
+  (the stdlib client the CLI uses); against the echo server the response is the request line
+  echoed, which that client accepts (same id, no error);
+- ``throughput``: N concurrent connections from one trio process, each with one call in flight;
+- ``XmlRpcUnix``: a minimal keep-alive XML-RPC client over a Unix socket for supervisord, doing
+  the same client-side work as ``Client.call`` (encode, one write, read, decode).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import socket
+import statistics
+import time
+import xmlrpc.client
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from daemon.protocol.client import Client
+from daemon.protocol.framing import LineBuffer, dumps, request
+
+__all__ = ["XmlRpcUnix", "pct", "throughput", "time_calls"]
+
+
+def pct(samples: list[float], q: float) -> float:
+    """The q-th percentile (0-100) of ``samples``."""
+    if q == 50:
+        return statistics.median(samples)
+    s = sorted(samples)
+    return s[min(len(s) - 1, round(q / 100 * (len(s) - 1)))]
+
+
+def time_calls(client: Client, method: str, params: Any, n: int) -> list[float]:
+    """Seconds per call for ``n`` sequential calls."""
+    out = []
+    call = client.call
+    clock = time.perf_counter
+    for _ in range(n):
+        t = clock()
+        call(method, params)
+        out.append(clock() - t)
+    return out
+
+
+async def _worker(path: Path, method: str, params: Any, stop: float, counts: list[int],
+                  i: int) -> None:
+    sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    await sock.connect(str(path))
+    stream = trio.SocketStream(sock)
+    lines = LineBuffer()
+    pending: list[bytes] = []
+    ids = itertools.count(1)
+    async with stream:
+        while trio.current_time() < stop:
+            rid = next(ids)
+            await stream.send_all(dumps(request(method, params, rid)))
+            while not pending:
+                data = await stream.receive_some(65536)
+                if not data:
+                    raise RuntimeError("server closed the connection")
+                pending.extend(lines.feed(data))
+            msg = json.loads(pending.pop(0))
+            if msg.get("id") != rid or "error" in msg:
+                raise RuntimeError(f"bad answer: {msg!r}"[:300])
+            counts[i] += 1
+
+
+async def _throughput(path: Path, method: str, params: Any, clients: int,
+                      seconds: float) -> float:
+    counts = [0] * clients
+    stop = trio.current_time() + seconds
+    start = trio.current_time()
+    async with trio.open_nursery() as nursery:
+        for i in range(clients):
+            nursery.start_soon(_worker, path, method, params, stop, counts, i)
+    return sum(counts) / (trio.current_time() - start)
+
+
+def throughput(path: Path, method: str, params: Any, clients: int, seconds: float) -> float:
+    """Completed calls per second with ``clients`` connections busy for ``seconds``."""
+    return trio.run(_throughput, path, method, params, clients, seconds)
+
+
+class XmlRpcUnix:
+    """``call(method, *args)`` over one persistent HTTP/1.1 connection to a Unix socket.
+
+    As lean as ``Client.call``: encode, one ``sendall``, read the header block and exactly
+    ``Content-Length`` bytes, decode.  (``http.client`` would add ~50 us of header parsing.)
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(str(path))
+        self._buf = b""
+
+    def call(self, method: str, *args: Any) -> Any:
+        body = xmlrpc.client.dumps(args, method).encode()
+        self.sock.sendall(b"POST /RPC2 HTTP/1.1\r\nHost: localhost\r\n"
+                          b"Content-Type: text/xml\r\nContent-Length: %d\r\n\r\n%s"
+                          % (len(body), body))
+        buf = self._buf
+        while (end := buf.find(b"\r\n\r\n")) < 0:
+            buf += self._recv()
+        head, buf = buf[:end], buf[end + 4:]
+        status = head.split(b" ", 2)[1]
+        length = -1
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        if length < 0:
+            raise RuntimeError("supervisord answered without Content-Length")
+        while len(buf) < length:
+            buf += self._recv()
+        data, self._buf = buf[:length], buf[length:]
+        if status != b"200":
+            raise RuntimeError(f"supervisord answered HTTP {status.decode()}")
+        return xmlrpc.client.loads(data)[0][0]
+
+    def _recv(self) -> bytes:
+        data = self.sock.recv(65536)
+        if not data:
+            raise ConnectionError("supervisord closed the connection")
+        return data
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self) -> XmlRpcUnix:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,114 @@
+"""Job submission: the rate for 1,000 ``build`` calls, and the 100th add against the 10,000th.
+
+A "job add" is the ``build`` call returning its queued job.  The app's build step is
+``sleep 3600`` and ``max_concurrent_jobs = 1``, and builds of one workspace run one at a time,
+so one build runs and every other add only queues: the figure is the daemon's bookkeeping, not
+the builds.  The 10,000th add runs on a second daemon whose database was pre-filled with
+finished jobs by ``daemon.store.Store`` before it started; both daemons hold the same queue, and
+the timed adds alternate between them so that machine drift hits both alike.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from .context import Ctx
+from .procs import DaemonProc, make_app
+from .report import Figure, at_least, info, ratio_at_most
+
+__all__ = ["run"]
+
+APP = "bench.blocker"
+CONFIG = "max_concurrent_jobs = 1\ncancel_grace_s = 1.0\n"
+
+
+def _add(d: DaemonProc, n: int) -> list[float]:
+    """``n`` sequential ``build`` calls on one connection; seconds per call."""
+    out = []
+    with d.client() as c:
+        for _ in range(n):
+            t = time.perf_counter()
+            c.call("build", {"app": APP})
+            out.append(time.perf_counter() - t)
+    return out
+
+
+def _prefill(db: Path, upto: int) -> int:
+    """Insert finished build records until the database holds ``upto`` jobs."""
+    from daemon.jobs import new_job_id
+    from daemon.store import Store
+
+    store = Store(db)
+    try:
+        have = sum(store.counts().values())
+        now = time.time()
+        store.db.execute("BEGIN")
+        for i in range(upto - have):
+            store.insert({
+                "id": new_job_id() + f"{i:05d}", "kind": "build", "status": "succeeded",
+                "params": {"app": APP, "workspace": "/tmp/ws"}, "workspace": "/tmp/ws",
+                "toolchain": "builtin", "created_at": now, "started_at": now,
+                "finished_at": now, "exit_code": 0, "result": {"apps": [APP]}, "error": None,
+                "progress": {"step": 1, "steps": 1, "message": "done"}, "pid": None,
+                "restarts": 0})
+        store.db.execute("COMMIT")
+        return upto - have
+    finally:
+        store.close()
+
+
+def run(ctx: Ctx) -> list[Figure]:
+    window = ctx.pick(100, 300)
+    daemons = []
+    try:
+        # The rate: 1,000 adds on a fresh daemon.
+        r = DaemonProc(ctx.tmp("jobs-rate"), CONFIG)
+        daemons.append(r)
+        make_app(r.workspace, APP, ["sleep", "1"], build=[["sleep", "3600"]])
+        r.start()
+        t0 = time.perf_counter()
+        _add(r, 1000)
+        rate = 1000 / (time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        with ThreadPoolExecutor(4) as pool:  # the same, from 4 clients at once
+            list(pool.map(_add, [r] * 4, [250] * 4))
+        rate4 = 1000 / (time.perf_counter() - t0)
+        r.stop()
+        # The 100th against the 10,000th: two daemons, B's database pre-filled, each warmed
+        # by 99 adds (same queue), then single adds alternating between them.
+        a = DaemonProc(ctx.tmp("jobs-a"), CONFIG)
+        b = DaemonProc(ctx.tmp("jobs-b"), CONFIG)
+        daemons += [a, b]
+        for d in (a, b):
+            make_app(d.workspace, APP, ["sleep", "1"], build=[["sleep", "3600"]])
+        b.state.mkdir(parents=True)
+        _prefill(b.state / "kitplay.db", 10_000 - 99)
+        early: list[float] = []
+        late: list[float] = []
+        for d in (a, b):
+            d.start()
+            _add(d, 98)
+        with a.client() as ca, b.client() as cb:
+            for _ in range(window):
+                for c, out in ((ca, early), (cb, late)):
+                    t = time.perf_counter()
+                    c.call("build", {"app": APP})
+                    out.append(time.perf_counter() - t)
+            total = sum(cb.call("daemon.status")["jobs"].values())
+    finally:
+        for d in daemons:
+            d.cleanup()  # SIGTERM: the daemon cancels its running build (sleep) itself
+    e, l_ = statistics.median(early), statistics.median(late)
+    return [
+        at_least("jobs.rate", "job submission, 1,000 `build` calls", rate, "jobs/s", 1000,
+                 note="sequential calls on one connection; each returns the queued job"),
+        info("jobs.rate4", "job submission, 1,000 `build` calls from 4 clients", rate4,
+             "jobs/s", note="4 connections, 250 sequential calls each, at once"),
+        ratio_at_most("jobs.add_10000", "cost of the 10,000th add", l_ * 1e6, "us",
+                      "the 100th add", e * 1e6, 1.2,
+                      note=f"median of {window} adds from #100 and from #10,000, alternating "
+                           f"between two daemons ({total} jobs in the second at the end)"),
+    ]
