@@ -16,12 +16,15 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
 
 from daemon.protocol.client import Client
 from daemon.protocol.errors import DaemonUnreachable, KitplayError
 from daemon.protocol.paths import bridge_info_path, default_socket_path
 from daemon.protocol.registry import METHODS, Method, Param
+
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing slows `kitplay` down
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["build_parser", "main"]
 
@@ -52,7 +55,22 @@ def _add_param(sub: argparse.ArgumentParser, p: Param) -> None:
                          help=f"same as {_flag(p)}")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def command_word(args: list[str]) -> str | None:
+    """The first word of the command in ``args`` (skipping global options), if any."""
+    skip = False
+    for a in args:
+        if skip:
+            skip = False
+        elif a in ("--socket", "--state-dir"):
+            skip = True
+        elif not a.startswith("-"):
+            return a
+    return None
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line, or (``only``) just one command group: building all sixteen
+    subcommands costs more start-up time than a call to the daemon."""
     parser = argparse.ArgumentParser(
         prog="kitplay", description="Talk to kitplayd: templates, build, launch, jobs.",
         epilog="Exit codes: 0 ok, 1 job failed or cancelled, 2 usage, 3 daemon unreachable, "
@@ -65,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     subgroups: dict[str, argparse._SubParsersAction[argparse.ArgumentParser]] = {}
     for m in METHODS.values():
         words = m.cli_words
+        if only is not None and words[0] != only:
+            continue
         if len(words) == 1:
             sub = groups.add_parser(words[0], help=m.doc, description=m.doc)
         else:
@@ -254,12 +274,14 @@ def open_url(ns: argparse.Namespace) -> int:
 
 
 def run(argv: list[str] | None = None) -> int:
-    parser = build_parser()
     args = list(sys.argv[1:] if argv is None else argv)
     rest: list[str] = []
     if "--" in args:
         cut = args.index("--")
         args, rest = args[:cut], args[cut + 1:]
+    word = command_word(args)
+    known = word == "open" or any(m.cli_words[0] == word for m in METHODS.values())
+    parser = build_parser(word if known else None)
     ns = parser.parse_args(args)
     ns._rest = rest
     if ns._method is None:

@@ -16,11 +16,14 @@ import socket
 from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 from .errors import DaemonUnreachable, KitplayError, error_for_code
 from .framing import MAX_LINE, LineBuffer, dumps, request
 from .paths import default_socket_path
+
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing slows `kitplay` down
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["Client"]
 

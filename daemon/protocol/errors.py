@@ -22,7 +22,10 @@ they keep no mapping tables of their own.  ``docs/api.md`` renders this table.
 
 from __future__ import annotations
 
-from typing import Any
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing slows `kitplay` down
+if TYPE_CHECKING:
+    from typing import Any
+
 
 __all__ = [
     "ERRORS",

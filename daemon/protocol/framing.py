@@ -8,9 +8,12 @@ tested with plain unit tests; the trio and socket code only moves bytes.
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from .errors import KitplayError, MessageTooLarge
+
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing slows `kitplay` down
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "MAX_LINE",

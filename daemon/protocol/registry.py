@@ -11,11 +11,13 @@ Pure Python, standard library only: the CLI imports it.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from typing import Any
 
 from .errors import InvalidParams, NotFound
 from .schemas import DISPLAYS, JOB_KINDS, JOB_STATUSES
+
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing slows `kitplay` down
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["METHODS", "Method", "Param", "get_method", "validate_params", "JOB_ID_RE"]
 
@@ -32,21 +34,35 @@ _PY_TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
-@dataclass(frozen=True)
 class Param:
-    """One named parameter of a method."""
+    """One named parameter of a method.
 
-    name: str
-    type: str  # a JSON Schema type name
-    doc: str
-    required: bool = False
-    default: Any = None
-    enum: tuple[str, ...] | None = None
-    minimum: float | None = None
-    maximum: float | None = None
-    pattern: str | None = None
-    items: str | None = None  # element type of an array
-    positional: bool = False  # may be given positionally on the CLI
+    A plain class, not a dataclass: ``dataclasses`` imports ``inspect``, which would cost
+    the ``kitplay`` command more start-up time than the rest of this module.
+    """
+
+    __slots__ = ("default", "doc", "enum", "items", "maximum", "minimum", "name", "pattern",
+                 "positional", "required", "type")
+
+    def __init__(self, name: str, type: str, doc: str, *, required: bool = False,
+                 default: Any = None, enum: tuple[str, ...] | None = None,
+                 minimum: float | None = None, maximum: float | None = None,
+                 pattern: str | None = None, items: str | None = None,
+                 positional: bool = False) -> None:
+        self.name = name
+        self.type = type  # a JSON Schema type name
+        self.doc = doc
+        self.required = required
+        self.default = default
+        self.enum = enum
+        self.minimum = minimum
+        self.maximum = maximum
+        self.pattern = pattern
+        self.items = items  # element type of an array
+        self.positional = positional  # may be given positionally on the CLI
+
+    def __repr__(self) -> str:
+        return f"Param({self.name!r}, {self.type!r})"
 
     def schema(self) -> dict[str, Any]:
         out: dict[str, Any] = {"type": self.type, "description": self.doc}
@@ -106,22 +122,26 @@ class Param:
         return value
 
 
-@dataclass(frozen=True)
 class Method:
     """One JSON-RPC method, and how every surface shows it."""
 
-    name: str
-    doc: str
-    params: tuple[Param, ...]
-    result: dict[str, Any]
-    # REST: (HTTP method, path under /api) or None when the method is connection-scoped.
-    http: tuple[str, str] | None
-    http_note: str = ""
-    mutates: bool = False
-    _by_name: dict[str, Param] = field(default_factory=dict, compare=False, repr=False)
+    __slots__ = ("_by_name", "doc", "http", "http_note", "mutates", "name", "params", "result")
 
-    def __post_init__(self) -> None:
-        self._by_name.update({p.name: p for p in self.params})
+    def __init__(self, name: str, doc: str, params: tuple[Param, ...], result: dict[str, Any],
+                 http: tuple[str, str] | None, *, http_note: str = "",
+                 mutates: bool = False) -> None:
+        self.name = name
+        self.doc = doc
+        self.params = params
+        self.result = result
+        # REST: (HTTP method, path under /api), or None when the method is connection-scoped.
+        self.http = http
+        self.http_note = http_note
+        self.mutates = mutates
+        self._by_name = {p.name: p for p in params}
+
+    def __repr__(self) -> str:
+        return f"Method({self.name!r})"
 
     def param(self, name: str) -> Param | None:
         return self._by_name.get(name)

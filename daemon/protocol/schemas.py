@@ -6,7 +6,10 @@ the tests validate real responses against them.
 
 from __future__ import annotations
 
-from typing import Any
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing slows `kitplay` down
+if TYPE_CHECKING:
+    from typing import Any
+
 
 __all__ = ["JOB_KINDS", "JOB_STATUSES", "DISPLAYS", "TERMINAL_STATUSES", "COMPONENTS"]
 
