@@ -12,6 +12,7 @@ import itertools
 import logging
 import os
 import socket as stdsocket
+import stat
 import struct
 from pathlib import Path
 from typing import Any
@@ -53,9 +54,13 @@ def bind_socket(path: Path) -> stdsocket.socket:
     check_socket_path(path)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     st = path.parent.stat()
-    if st.st_uid != os.getuid():
-        raise PermissionError(f"{path.parent} belongs to another user; refusing to use it")
-    os.chmod(path.parent, 0o700)
+    # A sticky, shared directory such as /tmp is left as it is (tightening /tmp would break
+    # every other program); there the 0600 socket and the peer check keep others out.
+    if not st.st_mode & stat.S_ISVTX:
+        if st.st_uid != os.getuid():
+            raise PermissionError(f"{path.parent} belongs to another user; refusing to use it. "
+                                  "Choose a socket path in a directory of your own")
+        os.chmod(path.parent, 0o700)
     if path.exists() or path.is_symlink():
         probe = stdsocket.socket(stdsocket.AF_UNIX, stdsocket.SOCK_STREAM)
         try:

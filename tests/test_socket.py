@@ -202,3 +202,16 @@ def test_signal_stops_the_daemon_cleanly(daemon: Daemon, sig: signal.Signals) ->
     assert not daemon.socket.exists()  # removed on the way out
     assert f"received {sig.name}; shutting down" in daemon.log()
     assert "Traceback" not in daemon.log()
+
+
+def test_socket_in_a_shared_sticky_directory_leaves_it_alone(make_daemon: type[Daemon]) -> None:
+    # Like --socket /tmp/kitplayd.sock: the daemon must not tighten /tmp itself.
+    d = make_daemon()
+    shared = d.base / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o1777)
+    d.socket = shared / "kitplayd.sock"
+    d.start()
+    assert _mode(shared) == 0o1777
+    assert _mode(d.socket) == 0o600
+    assert d.call("daemon.status")["socket"] == str(d.socket)
