@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import itertools
+import json
 import logging
 import os
 import socket as stdsocket
@@ -20,7 +21,13 @@ from typing import Any
 import trio
 
 from .jobs import JobManager
-from .protocol.errors import InvalidState, KitplayError, MessageTooLarge, NotFound
+from .protocol.errors import (
+    InvalidState,
+    KitplayError,
+    MessageTooLarge,
+    NotFound,
+    RequestCancelled,
+)
 from .protocol.framing import LineBuffer, dumps, error_response, notification
 from .protocol.paths import check_socket_path
 from .rpc import Dispatcher
@@ -217,6 +224,17 @@ async def _serve_connection(stream: trio.SocketStream, dispatcher: Dispatcher, m
                 response = await dispatcher.handle(line, conn)
                 if response is not None:
                     await conn.send(response)
+            except trio.Cancelled:
+                # The daemon is stopping (or the client left) with this request in flight:
+                # answer it with -32800 rather than silence, if the client still listens.
+                rid = _request_id(line)
+                if rid is not _NO_ID and not conn.closed:
+                    with trio.CancelScope(shield=True), trio.move_on_after(0.5):
+                        await conn.send(error_response(RequestCancelled(
+                            "kitplayd stopped before answering; nothing was lost: jobs and "
+                            "their logs are kept. Retry the call once the daemon is back."),
+                            rid))
+                raise
             finally:
                 limiter.release_on_behalf_of(token)
 
@@ -249,3 +267,17 @@ async def _serve_connection(stream: trio.SocketStream, dispatcher: Dispatcher, m
             conn.unsubscribe(sub)
         if conn.closed:
             nursery.cancel_scope.cancel()
+
+
+_NO_ID = object()
+
+
+def _request_id(line: bytes) -> Any:
+    """The id of a single request frame, or _NO_ID (notification, batch, unparsable)."""
+    try:
+        msg = json.loads(line)
+    except ValueError:
+        return _NO_ID
+    if isinstance(msg, dict) and "id" in msg:
+        return msg["id"]
+    return _NO_ID
