@@ -76,8 +76,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         epilog="Exit codes: 0 ok, 1 job failed or cancelled, 2 usage, 3 daemon unreachable, "
                "4 not found, 5 invalid state, 6 licence, 7 toolchain, 8 unsupported.")
     parser.add_argument("--socket", type=Path, help="daemon socket (env KITPLAY_SOCKET)")
-    parser.add_argument("--state-dir", type=Path, help="daemon state dir (env "
-                        "KITPLAY_STATE_DIR); used by `kitplay open` to find nothing else")
+    parser.add_argument("--state-dir", type=Path, help="accepted on every command like "
+                        "kitplayd's (env KITPLAY_STATE_DIR); the client itself needs only "
+                        "the socket")
     groups = parser.add_subparsers(dest="_cmd", metavar="COMMAND")
     groups.required = True
     subgroups: dict[str, argparse._SubParsersAction[argparse.ArgumentParser]] = {}
