@@ -25,9 +25,10 @@ import psutil
 import trio
 
 from .config import Config
-from .logs import CHUNK, log_size, read_chunk, tail_lines, utf8_complete
+from .following import follow_job, read_log_slice
+from .logs import log_size, tail_lines
 from .procs import DEVNULL, alive, find_shim, package_root, same_process, signal_tree
-from .protocol.errors import InvalidParams, InvalidState, KitplayError, NotFound, Unsupported
+from .protocol.errors import InvalidState, KitplayError, NotFound, Unsupported
 from .protocol.schemas import TERMINAL_STATUSES
 from .store import Store
 from .toolchains.base import Plan, Step
@@ -558,44 +559,16 @@ class JobManager:
                            {"job_id": job_id})
         terminal = rec["status"] in TERMINAL_STATUSES
         return await trio.to_thread.run_sync(
-            _read_log_slice, self.log_path(job_id), offset, limit, terminal)
+            read_log_slice, self.log_path(job_id), offset, limit, terminal)
 
-    async def follow(self, job_id: str, offset: int) -> AsyncIterator[tuple[str, Any]]:
-        """Yield ("output", (offset, bytes)) and ("state", (record, final)) until the job ends.
+    def follow(self, job_id: str, offset: int) -> AsyncIterator[tuple[str, Any]]:
+        return follow_job(self, job_id, offset)
 
-        Reads the log file from ``offset`` in chunks; a slow consumer only falls behind in
-        the file, the daemon holds nothing for it.
-        """
-        rec = self.get_record(job_id)
-        size = log_size(self.log_path(job_id))
-        if offset > size:
-            raise InvalidParams(f"offset {offset} is past the end of the log ({size} bytes)",
-                                {"param": "offset", "size": size})
-        path = self.log_path(job_id)
-        seen = -1
-        while True:
-            version = self.version(job_id)
-            ev = self._event(job_id) if job_id in self.active or job_id in self.plans else None
-            rec = self.get_record(job_id)
-            final = rec["status"] in TERMINAL_STATUSES
-            while True:
-                data = await trio.to_thread.run_sync(read_chunk, path, offset, CHUNK)
-                if not final:
-                    data = utf8_complete(data)
-                if not data:
-                    break
-                yield "output", (offset, data)
-                offset += len(data)
-            if version != seen or final:
-                seen = version
-                yield "state", (self.public(rec), final)
-            if final:
-                return
-            with trio.move_on_after(0.05):
-                if ev is not None:
-                    await ev.wait()
-                else:
-                    await trio.sleep_forever()
+    def changed(self, job_id: str) -> trio.Event | None:
+        """An event set at the job's next change, or None when it can no longer change."""
+        if job_id in self.active or job_id in self.plans:
+            return self._event(job_id)
+        return None
 
     # -- recovery ---------------------------------------------------------------------------
 
@@ -652,13 +625,11 @@ class JobManager:
             return
         self._finished_since_retention = 0
         for job_id in self.store.finished_beyond(self.cfg.log_retention_jobs):
-            path = self.log_path(job_id)
-            if path.exists():
-                path.unlink(missing_ok=True)
-                self.exit_path(job_id).unlink(missing_ok=True)
-                rec = self.store.get(job_id)
-                extra = (rec or {}).get("extra") or {}
-                self.store.update(job_id, extra={**extra, "log_removed": True})
+            self.log_path(job_id).unlink(missing_ok=True)
+            self.exit_path(job_id).unlink(missing_ok=True)
+            rec = self.store.get(job_id)
+            extra = (rec or {}).get("extra") or {}
+            self.store.update(job_id, extra={**extra, "log_removed": True})
 
     # -- shutdown ---------------------------------------------------------------------------
 
@@ -686,16 +657,3 @@ def _no_status(logs_dir: Path) -> str:
     except OSError:
         pass
     return why
-
-
-def _read_log_slice(path: Path, offset: int, limit: int, terminal: bool) -> dict[str, Any]:
-    size = log_size(path)
-    if offset > size:
-        raise InvalidParams(f"offset {offset} is past the end of the log ({size} bytes)",
-                            {"param": "offset", "size": size})
-    data = read_chunk(path, offset, limit)
-    if not terminal:
-        data = utf8_complete(data)
-    nxt = offset + len(data)
-    return {"data": data.decode("utf-8", "replace"), "offset": offset,
-            "next_offset": nxt, "eof": terminal and nxt >= log_size(path)}

@@ -109,11 +109,12 @@ class Store:
         return dict(self.db.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status").fetchall())
 
     def finished_beyond(self, keep: int) -> list[str]:
-        """Ids of finished jobs older than the newest ``keep`` ones (for log retention)."""
+        """Ids of finished jobs older than the newest ``keep`` ones whose logs are still kept."""
         rows = self.db.execute(
-            "SELECT id FROM jobs WHERE finished_at IS NOT NULL ORDER BY seq DESC "
+            "SELECT id, extra FROM jobs WHERE finished_at IS NOT NULL ORDER BY seq DESC "
             "LIMIT -1 OFFSET ?", (keep,)).fetchall()
-        return [r[0] for r in rows]
+        # Logs already removed are skipped, so each run touches only newly old jobs.
+        return [r[0] for r in rows if not (r[1] and '"log_removed":true' in r[1])]
 
 
 def _enc(col: str, value: Any) -> Any:

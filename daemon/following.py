@@ -1,0 +1,76 @@
+"""Reading and following job logs by byte offset.
+
+The log file is the source of truth: a follower reads it from its offset in chunks, so a slow
+consumer only falls behind in the file and the daemon holds nothing for it; a client that
+reconnects with the last offset it saw resumes with nothing lost or repeated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from .logs import CHUNK, log_size, read_chunk, utf8_complete
+from .protocol.errors import InvalidParams
+from .protocol.schemas import TERMINAL_STATUSES
+
+if TYPE_CHECKING:
+    from .jobs import JobManager
+
+__all__ = ["POLL_S", "follow_job", "read_log_slice"]
+
+# A running job's output is written by its shim, not by the daemon: a follower at the end of
+# the file looks again this often (state changes wake it at once).
+POLL_S = 0.05
+
+
+def read_log_slice(path: Path, offset: int, limit: int, terminal: bool) -> dict[str, Any]:
+    """The ``jobs.logs`` result; runs in a worker thread (file I/O only)."""
+    size = log_size(path)
+    if offset > size:
+        raise InvalidParams(f"offset {offset} is past the end of the log ({size} bytes)",
+                            {"param": "offset", "size": size})
+    data = read_chunk(path, offset, limit)
+    if not terminal:
+        data = utf8_complete(data)
+    nxt = offset + len(data)
+    return {"data": data.decode("utf-8", "replace"), "offset": offset,
+            "next_offset": nxt, "eof": terminal and nxt >= log_size(path)}
+
+
+async def follow_job(jobs: JobManager, job_id: str,
+                     offset: int) -> AsyncIterator[tuple[str, Any]]:
+    """Yield ("output", (offset, bytes)) and ("state", (record, final)) until the job ends."""
+    path = jobs.log_path(job_id)
+    jobs.get_record(job_id)  # NotFound first
+    size = log_size(path)
+    if offset > size:
+        raise InvalidParams(f"offset {offset} is past the end of the log ({size} bytes)",
+                            {"param": "offset", "size": size})
+    seen = -1
+    while True:
+        version = jobs.version(job_id)
+        changed = jobs.changed(job_id)
+        rec = jobs.get_record(job_id)
+        final = rec["status"] in TERMINAL_STATUSES
+        while True:
+            data = await trio.to_thread.run_sync(read_chunk, path, offset, CHUNK)
+            if not final:
+                data = utf8_complete(data)
+            if not data:
+                break
+            yield "output", (offset, data)
+            offset += len(data)
+        if version != seen or final:
+            seen = version
+            yield "state", (jobs.public(rec), final)
+        if final:
+            return
+        with trio.move_on_after(POLL_S):
+            if changed is not None:
+                await changed.wait()
+            else:
+                await trio.sleep_forever()
