@@ -105,6 +105,7 @@ class JobManager:
         self._nursery: trio.Nursery | None = None
         self._finished_since_retention = 0
         self.stopping = False
+        self._logs_dir = str(cfg.logs_dir)
 
     # -- records ----------------------------------------------------------------------------
 
@@ -116,7 +117,8 @@ class JobManager:
 
     def public(self, rec: dict[str, Any]) -> dict[str, Any]:
         out = {k: v for k, v in rec.items() if k not in _HIDDEN}
-        out["log_size"] = log_size(self.log_path(rec["id"]))
+        # A plain string path: this runs on every jobs.get, and pathlib costs more than stat.
+        out["log_size"] = log_size(os.path.join(self._logs_dir, rec["id"] + ".log"))
         extra = rec.get("extra") or {}
         if extra.get("log_removed"):
             out["log_removed"] = True

@@ -10,7 +10,7 @@ __all__ = ["CHUNK", "log_size", "read_chunk", "utf8_complete", "tail_lines"]
 CHUNK = 256 * 1024
 
 
-def log_size(path: Path) -> int:
+def log_size(path: Path | str) -> int:
     try:
         return os.stat(path).st_size
     except FileNotFoundError:
