@@ -38,6 +38,7 @@ __all__ = ["JobManager", "new_job_id"]
 log = logging.getLogger("kitplayd.jobs")
 
 _HIDDEN = ("pid_start", "step_index", "extra")
+_ENDED_CACHE = 1024
 
 
 def new_job_id() -> str:
@@ -106,6 +107,7 @@ class JobManager:
         self._finished_since_retention = 0
         self.stopping = False
         self._logs_dir = str(cfg.logs_dir)
+        self._ended: dict[str, dict[str, Any]] = {}  # public records of ended jobs
 
     # -- records ----------------------------------------------------------------------------
 
@@ -132,13 +134,24 @@ class JobManager:
         return rec
 
     def get(self, job_id: str) -> dict[str, Any]:
-        return self.public(self.get_record(job_id))
+        """The public record.  Ended jobs never change (but for log retention), so the last
+        ``_ENDED_CACHE`` of them are answered from memory: ``jobs.get`` is the hot call."""
+        cached = self._ended.get(job_id)
+        if cached is not None:
+            return cached
+        rec = self.public(self.get_record(job_id))
+        if rec["status"] in TERMINAL_STATUSES:
+            self._ended[job_id] = rec
+            if len(self._ended) > _ENDED_CACHE:
+                del self._ended[next(iter(self._ended))]
+        return rec
 
     def list_jobs(self, status: str | None, kind: str | None, limit: int) -> list[dict[str, Any]]:
         return [self.public(r) for r in self.store.list_jobs(status, kind, limit)]
 
     def _set(self, job_id: str, **fields: Any) -> None:
         self.store.update(job_id, **fields)
+        self._ended.pop(job_id, None)
         self._bump(job_id)
 
     def _bump(self, job_id: str) -> None:
@@ -632,6 +645,7 @@ class JobManager:
             rec = self.store.get(job_id)
             extra = (rec or {}).get("extra") or {}
             self.store.update(job_id, extra={**extra, "log_removed": True})
+            self._ended.pop(job_id, None)
 
     # -- shutdown ---------------------------------------------------------------------------
 

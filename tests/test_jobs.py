@@ -212,6 +212,7 @@ def test_log_retention_removes_old_logs_visibly(make_daemon: type[Daemon]) -> No
     for _ in range(25):
         ids.append(d.call("launch", {"app": "t.quick"})["job"]["id"])
         d.wait_job(ids[-1])
+        assert "log_removed" not in d.call("jobs.get", [ids[-1]])["job"]  # ended: cached
     oldest = d.call("jobs.get", [ids[0]])["job"]
     assert oldest.get("log_removed") is True
     from daemon.protocol.errors import NotFound
