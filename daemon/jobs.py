@@ -70,6 +70,17 @@ class Active:
     done: trio.Event = field(default_factory=trio.Event)
 
 
+_INTERRUPTED = "the process ended while kitplayd was not watching and left no exit status"
+
+
+class _StepInterrupted(Exception):
+    """An adopted step's process is gone and left no exit status: the job is interrupted."""
+
+    def __init__(self, step: str) -> None:
+        super().__init__(step)
+        self.step = step
+
+
 class _LogWriter:
     """Appends the daemon's own lines (step headers, in-daemon steps) to a job's log."""
 
@@ -257,6 +268,8 @@ class JobManager:
                                                 first_step, adopted)
             if outcome is None and act.cancel_requested:  # cancelled between steps
                 outcome = {"status": "cancelled"}
+        except _StepInterrupted as e:
+            outcome = {"status": "interrupted", "error": {"message": _INTERRUPTED, "step": e.step}}
         except KitplayError as e:
             outcome = {"status": "failed", "error": {"message": e.message, "step": None}}
         except Exception as e:  # a bug: record it, keep serving
@@ -324,9 +337,6 @@ class JobManager:
                 continue
             status = await self._run_process(act, step, adopted)
             adopted = None
-            if status.get("interrupted"):
-                return {"status": "interrupted",
-                        "error": {"message": status["error"], "step": step.name}}
             code = status.get("exit_code")
             if act.cancel_requested:
                 return {"status": "cancelled", "exit_code": code}
@@ -372,9 +382,6 @@ class JobManager:
             started = time.monotonic()
             status = await self._run_process(act, step, adopted)
             adopted = None
-            if status.get("interrupted"):
-                return {"status": "interrupted",
-                        "error": {"message": status["error"], "step": step.name}}
             code = status.get("exit_code")
             if act.cancel_requested:
                 return {"status": "cancelled", "exit_code": code}
@@ -454,12 +461,10 @@ class JobManager:
             finally:
                 os.close(fd)
         act.exited.set()
-        status = self._read_exit(job_id)
-        if status is None:
-            status = {"exit_code": None, "signal": None,
-                      "error": "the process ended while kitplayd was not watching and left "
-                               "no exit status", "interrupted": True}
-        return await self._display_ended(act, status)
+        status = await self._display_ended(act, self._read_exit(job_id) or {"interrupted": True})
+        if status.get("interrupted"):
+            raise _StepInterrupted(step.name)
+        return status
 
     async def _display_ended(self, act: Active, status: dict[str, Any]) -> dict[str, Any]:
         """An Xpra step ended: take the app's own exit status, remove the session."""

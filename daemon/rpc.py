@@ -26,7 +26,7 @@ from jsonrpcserver.response import to_serializable
 
 from .protocol.errors import InvalidParams, InvalidRequest, KitplayError, MethodNotFound, ParseError
 from .protocol.framing import error_response
-from .protocol.registry import METHODS, validate_params
+from .protocol.registry import METHODS, named_params, validate_params
 
 __all__ = ["Dispatcher", "Handler"]
 
@@ -109,16 +109,11 @@ class Dispatcher:
                 {"method": name[:100]}), msg["id"])
         params = msg.get("params", {})
         if isinstance(params, list):
-            # By-position params: name them from the registry so types are checked alike.
-            spec = METHODS[name].params
-            if len(params) > len(spec):
-                if is_notification:
-                    return None  # a notification is never answered, not even with an error
-                return error_response(InvalidParams(
-                    f"{name} takes at most {len(spec)} parameters, got {len(params)}"),
-                    msg.get("id"))
-            params = {p.name: v for p, v in zip(spec, params)}
-            msg = {**msg, "params": params}
+            try:
+                msg = {**msg, "params": named_params(METHODS[name], params)}
+            except InvalidParams as e:
+                # A notification is never answered, not even with an error.
+                return None if is_notification else error_response(e, msg.get("id"))
         # jsonrpcserver's dispatch_request would re-bind inspect.signature(method) on every
         # call (~15 us): the method is known here and ``call`` takes any names, so its
         # lower-level ``call`` runs it directly; names and types are checked from the registry.

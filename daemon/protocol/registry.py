@@ -19,7 +19,8 @@ TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing slows `kitpl
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["METHODS", "Method", "Param", "get_method", "validate_params", "JOB_ID_RE"]
+__all__ = ["JOB_ID_RE", "METHODS", "Method", "Param", "get_method", "named_params",
+           "validate_params"]
 
 JOB_ID_RE = re.compile(r"^[0-9a-z][0-9a-z-]{0,39}$")
 APP_NAME_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
@@ -307,6 +308,14 @@ def get_method(name: str) -> Method:
         raise NotFound(f"unknown method {name!r}") from None
 
 
+def named_params(method: Method, params: list[Any]) -> dict[str, Any]:
+    """By-position params, named in the registry's order (so their types are checked alike)."""
+    if len(params) > len(method.params):
+        raise InvalidParams(
+            f"{method.name} takes at most {len(method.params)} parameters, got {len(params)}")
+    return {p.name: v for p, v in zip(method.params, params)}
+
+
 def validate_params(method: Method, params: Any) -> dict[str, Any]:
     """Check params (object or array) against the registry; return them as a dict.
 
@@ -315,11 +324,7 @@ def validate_params(method: Method, params: Any) -> dict[str, Any]:
     if params is None:
         params = {}
     if isinstance(params, list):
-        if len(params) > len(method.params):
-            raise InvalidParams(
-                f"{method.name} takes at most {len(method.params)} parameters, "
-                f"got {len(params)}")
-        params = {p.name: v for p, v in zip(method.params, params)}
+        params = named_params(method, params)
     elif not isinstance(params, dict):
         raise InvalidParams("params must be an object or an array")
     out: dict[str, Any] = {}
