@@ -16,8 +16,8 @@ from typing import Any
 
 import trio
 
-from daemon import __version__
 from daemon.protocol.paths import config_path
+from daemon.protocol.version import __version__
 
 from .server import serve_bridge
 from .settings import DEFAULT_BIND, BridgeSettings, load_bridge_config, parse_bind

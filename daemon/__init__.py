@@ -4,7 +4,7 @@ This package's ``__init__`` must stay light: the ``kitplay`` client imports
 ``daemon.protocol`` and must not pull in trio, Quart or Hypercorn.
 """
 
-__version__ = "0.1.0"
-API_VERSION = "1"
+from .protocol.version import API_VERSION as API_VERSION
+from .protocol.version import __version__ as __version__
 
 __all__ = ["API_VERSION", "__version__"]
