@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import trio
 
@@ -17,14 +17,25 @@ from .logs import CHUNK, log_size, read_chunk, utf8_complete
 from .protocol.errors import InvalidParams
 from .protocol.schemas import TERMINAL_STATUSES
 
-if TYPE_CHECKING:
-    from .jobs import JobManager
-
-__all__ = ["POLL_S", "follow_job", "read_log_slice"]
+__all__ = ["POLL_S", "Followable", "follow_job", "read_log_slice"]
 
 # A running job's output is written by its shim, not by the daemon: a follower at the end of
 # the file looks again this often (state changes wake it at once).
 POLL_S = 0.05
+
+
+class Followable(Protocol):
+    """What following needs of the job manager: records, their versions, change events."""
+
+    def log_path(self, job_id: str) -> Path: ...
+
+    def get_record(self, job_id: str) -> dict[str, Any]: ...
+
+    def public(self, rec: dict[str, Any]) -> dict[str, Any]: ...
+
+    def version(self, job_id: str) -> int: ...
+
+    def changed(self, job_id: str) -> trio.Event | None: ...
 
 
 def read_log_slice(path: Path, offset: int, limit: int, terminal: bool) -> dict[str, Any]:
@@ -41,7 +52,7 @@ def read_log_slice(path: Path, offset: int, limit: int, terminal: bool) -> dict[
             "next_offset": nxt, "eof": terminal and nxt >= log_size(path)}
 
 
-async def follow_job(jobs: JobManager, job_id: str,
+async def follow_job(jobs: Followable, job_id: str,
                      offset: int) -> AsyncIterator[tuple[str, Any]]:
     """Yield ("output", (offset, bytes)) and ("state", (record, final)) until the job ends."""
     path = jobs.log_path(job_id)

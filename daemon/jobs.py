@@ -1,37 +1,31 @@
-"""Jobs: the queue, the runner, cancellation, waiting, following, and recovery after a crash.
+"""Jobs: records, the queue and its scheduler, cancellation, waiting, log retention.
 
-Every job is a record in the store (the truth) plus, while it runs, an ``Active`` entry
-here.  Each process step runs under a ``daemon.shim`` monitor in its own session, so a job's
-output reaches its log without passing through the daemon, and a launched app outlives the
-daemon.  A restarted daemon re-adopts running steps by pid plus process start time.
+Every job is a record in the store (the truth) plus, while it runs, an ``Active`` entry here.
+How a job's steps run is ``daemon.runner``'s concern; what becomes of unfinished jobs after a
+restart is ``daemon.recovery``'s; following a log is ``daemon.following``'s.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import os
 import secrets
-import shutil
-import signal
-import sys
 import time
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import psutil
 import trio
 
+from . import recovery
 from .config import Config
-from .following import follow_job, read_log_slice
-from .logs import log_size, tail_lines
-from .procs import DEVNULL, alive, find_shim, package_root, same_process, signal_tree
+from .following import read_log_slice
+from .logs import log_size
 from .protocol.errors import InvalidState, KitplayError, NotFound, Unsupported
 from .protocol.schemas import TERMINAL_STATUSES
+from .runner import INTERRUPTED, Active, LogWriter, StepInterrupted, StepRunner
 from .store import Store
-from .toolchains.base import Plan, Step
+from .toolchains.base import Plan
 
 __all__ = ["JobManager", "new_job_id"]
 
@@ -55,59 +49,14 @@ def _b36(n: int) -> str:
     return out or "0"
 
 
-@dataclass
-class Active:
-    """A job the daemon is running (or has re-adopted) right now."""
-
-    job_id: str
-    plan: Plan | None = None
-    shim_pid: int | None = None
-    proc: trio.Process | None = None
-    exited: trio.Event = field(default_factory=trio.Event)
-    cancel_requested: bool = False
-    cancel_reason: str = ""
-    cancel_scope: trio.CancelScope = field(default_factory=trio.CancelScope)
-    done: trio.Event = field(default_factory=trio.Event)
-
-
-_INTERRUPTED = "the process ended while kitplayd was not watching and left no exit status"
-
-
-class _StepInterrupted(Exception):
-    """An adopted step's process is gone and left no exit status: the job is interrupted."""
-
-    def __init__(self, step: str) -> None:
-        super().__init__(step)
-        self.step = step
-
-
-class _LogWriter:
-    """Appends the daemon's own lines (step headers, in-daemon steps) to a job's log."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def write(self, text: str) -> None:
-        try:
-            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
-            try:
-                size = os.fstat(fd).st_size
-                if size and os.pread(fd, 1, size - 1) != b"\n":
-                    text = "\n" + text  # the job's last line was cut (killed mid-line)
-                os.write(fd, text.encode("utf-8", "replace"))
-            finally:
-                os.close(fd)
-        except OSError as e:  # disk full, logs dir gone: the job record still tells the story
-            log.warning("cannot write to %s: %s", self.path, e)
-
-
 class JobManager:
     def __init__(self, cfg: Config, store: Store, planner: Callable[[str, dict[str, Any]], Plan],
                  displays: Any = None) -> None:
         self.cfg = cfg
         self.store = store
         self.planner = planner  # (kind, params) -> Plan; raises KitplayError
-        self.displays = displays  # display sessions (xpra); None until that module exists
+        self.displays = displays  # display sessions (xpra), or None where xpra is absent
+        self.runner = StepRunner(cfg, self, displays)
         self.active: dict[str, Active] = {}
         self.queue: list[str] = []
         self.plans: dict[str, Plan] = {}
@@ -160,7 +109,7 @@ class JobManager:
     def list_jobs(self, status: str | None, kind: str | None, limit: int) -> list[dict[str, Any]]:
         return [self.public(r) for r in self.store.list_jobs(status, kind, limit)]
 
-    def _set(self, job_id: str, **fields: Any) -> None:
+    def set_fields(self, job_id: str, **fields: Any) -> None:
         self.store.update(job_id, **fields)
         self._ended.pop(job_id, None)
         self._bump(job_id)
@@ -263,13 +212,13 @@ class JobManager:
         try:
             with act.cancel_scope:
                 if adopted is None:
-                    self._set(job_id, status="running", started_at=time.time())
-                outcome = await self._run_steps(act, plan, _LogWriter(self.log_path(job_id)),
+                    self.set_fields(job_id, status="running", started_at=time.time())
+                outcome = await self.runner.run_steps(act, plan, LogWriter(self.log_path(job_id)),
                                                 first_step, adopted)
             if outcome is None and act.cancel_requested:  # cancelled between steps
                 outcome = {"status": "cancelled"}
-        except _StepInterrupted as e:
-            outcome = {"status": "interrupted", "error": {"message": _INTERRUPTED, "step": e.step}}
+        except StepInterrupted as e:
+            outcome = {"status": "interrupted", "error": {"message": INTERRUPTED, "step": e.step}}
         except KitplayError as e:
             outcome = {"status": "failed", "error": {"message": e.message, "step": None}}
         except Exception as e:  # a bug: record it, keep serving
@@ -294,10 +243,10 @@ class JobManager:
         status = outcome.pop("status", "failed")
         if status != "succeeded" and outcome.get("error") is None:
             outcome["error"] = {"message": f"job ended {status}", "step": None}
-        _LogWriter(self.log_path(job_id)).write(
+        LogWriter(self.log_path(job_id)).write(
             f"[kitplay] job {status}"
             + (f": {outcome['error']['message']}" if status != "succeeded" else "") + "\n")
-        self._set(job_id, status=status, finished_at=time.time(), pid=None, **outcome)
+        self.set_fields(job_id, status=status, finished_at=time.time(), pid=None, **outcome)
         self._events.pop(job_id, None)
         act.done.set()
         self.active.pop(job_id, None)
@@ -305,210 +254,6 @@ class JobManager:
         self._after_finish()
         self._wake.set()
 
-    async def _run_steps(self, act: Active, plan: Plan, logw: _LogWriter, first: int,
-                         adopted: dict[str, Any] | None) -> dict[str, Any]:
-        job_id = act.job_id
-        n = len(plan.steps)
-        if plan.kind == "launch":
-            return await self._run_launch(act, plan, logw, adopted)
-        for i in range(first, n):
-            step = plan.steps[i]
-            if act.cancel_requested:
-                return {"status": "cancelled"}
-            progress = {"step": i + 1, "steps": n, "message": step.name}
-            if adopted is None:
-                # The previous step's status is consumed: a restart must never read it as
-                # this step's (that would skip this step).
-                self.exit_path(job_id).unlink(missing_ok=True)
-            self._set(job_id, progress=progress, step_index=i)
-            if adopted is None:
-                logw.write(f"[kitplay] step {i + 1}/{n}: {step.name}\n")
-            if step.func is not None:
-                try:
-                    await trio.to_thread.run_sync(step.func, logw)
-                except KitplayError as e:
-                    logw.write(f"[kitplay] {e.message}\n")
-                    return {"status": "failed", "error": {"message": e.message,
-                                                          "step": step.name}}
-                except OSError as e:
-                    msg = f"step '{step.name}' failed: {e}"
-                    logw.write(f"[kitplay] {msg}\n")
-                    return {"status": "failed", "error": {"message": msg, "step": step.name}}
-                continue
-            status = await self._run_process(act, step, adopted)
-            adopted = None
-            code = status.get("exit_code")
-            if act.cancel_requested:
-                return {"status": "cancelled", "exit_code": code}
-            if code != 0:
-                return {"status": "failed", "exit_code": code,
-                        "error": self._step_error(job_id, plan, step, status)}
-        result = await trio.to_thread.run_sync(plan.finish) if plan.finish else {}
-        return {"status": "succeeded", "exit_code": 0, "result": result,
-                "progress": {"step": n, "steps": n, "message": "done"}}
-
-    def _step_error(self, job_id: str, plan: Plan, step: Step,
-                    status: dict[str, Any]) -> dict[str, Any]:
-        tail = tail_lines(self.log_path(job_id), 15)
-        if status.get("timed_out"):
-            what = f"timed out after {step.timeout_s:g} s"
-        elif status.get("signal"):
-            what = f"was killed by signal {status['signal']}"
-        elif status.get("error"):
-            what = f"could not start: {status['error']}"
-        elif status.get("monitor_error"):
-            what = f"ended, but {status['monitor_error']}"
-        else:
-            what = f"exited with code {status.get('exit_code')}"
-        msg = f"step '{step.name}' {what}"
-        if plan.describe_failure is not None:
-            msg = plan.describe_failure(step.name, msg, self.log_path(job_id))
-        return {"message": msg, "step": step.name, "tail": tail or None}
-
-    async def _run_launch(self, act: Active, plan: Plan, logw: _LogWriter,
-                          adopted: dict[str, Any] | None) -> dict[str, Any]:
-        job_id = act.job_id
-        rec = self.get_record(job_id)
-        params = rec["params"]
-        policy = params.get("restart", "never")
-        max_restarts = params.get("max_restarts", 3)
-        restarts = rec.get("restarts") or 0
-        backoff = self.cfg.restart_backoff_initial_s
-        step = plan.steps[0]
-        while True:
-            if adopted is None:
-                logw.write(f"[kitplay] launching {plan.app} ({plan.display}): "
-                           f"{' '.join(step.argv or [])}\n")
-            started = time.monotonic()
-            status = await self._run_process(act, step, adopted)
-            adopted = None
-            code = status.get("exit_code")
-            if act.cancel_requested:
-                return {"status": "cancelled", "exit_code": code}
-            if code == 0:
-                return {"status": "succeeded", "exit_code": 0,
-                        "result": {**(self.get_record(job_id).get("result") or {}),
-                                   "restarts": restarts}}
-            if policy != "on-failure" or restarts >= max_restarts:
-                err = self._step_error(job_id, plan, step, status)
-                if policy == "on-failure":
-                    err["message"] += f" (after {restarts} restarts, the limit)"
-                return {"status": "failed", "exit_code": code, "error": err}
-            if time.monotonic() - started >= self.cfg.restart_stable_s:
-                backoff = self.cfg.restart_backoff_initial_s
-            restarts += 1
-            logw.write(f"[kitplay] {plan.app} exited with code {code}; restart {restarts}/"
-                       f"{max_restarts} in {backoff:.2f} s\n")
-            self._set(job_id, restarts=restarts)
-            await trio.sleep(backoff)
-            backoff = min(backoff * 2, self.cfg.restart_backoff_max_s)
-
-    async def _run_process(self, act: Active, step: Step,
-                           adopted: dict[str, Any] | None) -> dict[str, Any]:
-        """Run (or keep waiting for an adopted) step under a shim; return its exit status."""
-        job_id = act.job_id
-        exit_path = self.exit_path(job_id)
-        if adopted is None:
-            assert step.argv is not None
-            exit_path.unlink(missing_ok=True)
-            argv, env, ready = list(step.argv), dict(step.env), None
-            if act.plan is not None and act.plan.display == "xpra" and self.displays:
-                argv, env, ready = await self.displays.wrap(job_id, act.plan, argv, env)
-            proc = await self._spawn(job_id, step, argv, env)
-            act.proc, act.shim_pid = proc, proc.pid
-            act.exited = trio.Event()
-            try:
-                start = psutil.Process(proc.pid).create_time()
-            except psutil.Error:
-                start = None
-            self._set(job_id, pid=proc.pid, pid_start=start)
-            timeout = step.timeout_s or math.inf
-            with trio.move_on_after(timeout) as scope:
-                async with trio.open_nursery() as nursery:
-                    if ready is not None:
-                        nursery.start_soon(self._await_ready, job_id, ready, proc)
-                    await proc.wait()
-                    nursery.cancel_scope.cancel()
-            if scope.cancelled_caught:
-                async def reap() -> None:  # _terminate waits on act.exited: set it on exit
-                    await proc.wait()
-                    act.exited.set()
-
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(reap)
-                    await self._terminate(act, self.cfg.cancel_grace_s)
-                return {"exit_code": proc.returncode, "timed_out": True}
-            act.exited.set()
-            status = self._read_exit(job_id)
-            if status is None:
-                code = proc.returncode
-                status = {"exit_code": code if code is not None and code >= 0 else 128 - (
-                    code or 0), "monitor_error": _no_status(self.cfg.logs_dir)}
-            return await self._display_ended(act, status)
-        # Re-adopted after a daemon restart: not our child, so wait on a pidfd.
-        pid = adopted["pid"]
-        act.shim_pid = pid
-        act.exited = trio.Event()
-        fd = None
-        if pid > 0:
-            try:
-                fd = os.pidfd_open(pid)
-            except (ProcessLookupError, OSError):
-                fd = None
-        if fd is not None:
-            try:
-                await trio.lowlevel.wait_readable(fd)
-            finally:
-                os.close(fd)
-        act.exited.set()
-        status = await self._display_ended(act, self._read_exit(job_id) or {"interrupted": True})
-        if status.get("interrupted"):
-            raise _StepInterrupted(step.name)
-        return status
-
-    async def _display_ended(self, act: Active, status: dict[str, Any]) -> dict[str, Any]:
-        """An Xpra step ended: take the app's own exit status, remove the session."""
-        if self.displays is None or act.plan is None or act.plan.display != "xpra":
-            return status
-        status = self.displays.app_status(act.job_id, status)
-        await self.displays.cleanup(act.job_id)
-        return status
-
-    async def _await_ready(self, job_id: str, ready: Any, proc: trio.Process) -> None:
-        result = await ready()
-        if result:
-            rec = self.get_record(job_id)
-            self._set(job_id, result={**(rec.get("result") or {}), **result})
-
-    async def _spawn(self, job_id: str, step: Step, argv: list[str],
-                     env_extra: dict[str, str]) -> trio.Process:
-        # Someone may have removed logs/ under a running daemon: recreate it, or the job's
-        # monitor could not open its log and the job would fail for no reason it can tell.
-        self.cfg.logs_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        stdin_path = ""
-        if step.stdin is not None:
-            p = self.cfg.logs_dir / f"{job_id}.stdin"
-            p.write_bytes(step.stdin)
-            stdin_path = str(p)
-        env = {**os.environ, **env_extra}
-        env.setdefault("PYTHONUNBUFFERED", "1")
-        cmd = [sys.executable, "-m", "daemon.shim", str(self.log_path(job_id)),
-               str(self.exit_path(job_id)), str(self.cfg.log_cap_bytes),
-               str(step.cwd or ""), stdin_path, "2", "--", *argv]
-        shim_env = {**env, "PYTHONPATH": package_root() + os.pathsep + env.get("PYTHONPATH", "")}
-        return await trio.lowlevel.open_process(
-            cmd, env=shim_env, start_new_session=True, stdin=DEVNULL,
-            stdout=DEVNULL, stderr=DEVNULL)
-
-    def _read_exit(self, job_id: str) -> dict[str, Any] | None:
-        import json
-
-        try:
-            with open(self.exit_path(job_id)) as f:
-                data: dict[str, Any] = json.load(f)
-            return data
-        except (OSError, ValueError):
-            return None
 
     # -- cancellation -----------------------------------------------------------------------
 
@@ -521,8 +266,8 @@ class JobManager:
         if job_id in self.queue:
             self.queue.remove(job_id)
             self.plans.pop(job_id, None)
-            _LogWriter(self.log_path(job_id)).write("[kitplay] job cancelled before it started\n")
-            self._set(job_id, status="cancelled", finished_at=time.time(),
+            LogWriter(self.log_path(job_id)).write("[kitplay] job cancelled before it started\n")
+            self.set_fields(job_id, status="cancelled", finished_at=time.time(),
                       error={"message": reason or "cancelled before it started", "step": None})
             self._wake.set()
             return self.get(job_id)
@@ -536,29 +281,12 @@ class JobManager:
         if act.shim_pid is None or act.exited.is_set():
             act.cancel_scope.cancel()  # between steps or in a restart backoff
         else:
-            await self._terminate(act, grace)
+            await self.runner.terminate(act, grace)
         await act.done.wait()
         if self.displays is not None:  # cancelled while a session was being set up
             await self.displays.cleanup(job_id)
         return self.get(job_id)
 
-    async def _terminate(self, act: Active, grace: float) -> None:
-        """SIGTERM the step's process group and every descendant; SIGKILL after ``grace``."""
-        pid = act.shim_pid
-        if pid is None:
-            return
-        if self.displays is None or not self.displays.terminate(act.job_id, pid):
-            signal_tree(pid, signal.SIGTERM)
-        with trio.move_on_after(grace):
-            await act.exited.wait()
-        while not act.exited.is_set():
-            signal_tree(pid, signal.SIGKILL)
-            with trio.move_on_after(0.5):
-                await act.exited.wait()
-            if not act.exited.is_set() and not alive(pid):
-                break
-        if self.displays is not None:
-            await self.displays.cleanup(act.job_id)
 
     # -- waiting and following --------------------------------------------------------------
 
@@ -581,9 +309,6 @@ class JobManager:
         return await trio.to_thread.run_sync(
             read_log_slice, self.log_path(job_id), offset, limit, terminal)
 
-    def follow(self, job_id: str, offset: int) -> AsyncIterator[tuple[str, Any]]:
-        return follow_job(self, job_id, offset)
-
     def changed(self, job_id: str) -> trio.Event | None:
         """An event set at the job's next change, or None when it can no longer change."""
         if job_id in self.active or job_id in self.plans:
@@ -593,46 +318,29 @@ class JobManager:
     # -- recovery ---------------------------------------------------------------------------
 
     def _recover(self) -> None:
-        """After a start: re-adopt live steps, finish dead ones, requeue queued jobs."""
+        """After a start: requeue queued jobs, re-adopt live steps, end lost ones."""
         assert self._nursery is not None
-        for rec in self.store.by_status("running", "queued"):
-            job_id = rec["id"]
-            try:
-                plan = self.planner(rec["kind"], {**rec["params"], "_recover": True})
-            except KitplayError as e:
-                plan = None
-                plan_error = e.message
-            if rec["status"] == "queued":
-                if plan is None:
-                    self._set(job_id, status="failed", finished_at=time.time(),
-                              error={"message": f"cannot resume after restart: {plan_error}",
-                                     "step": None})
-                    continue
-                self.plans[job_id] = plan
-                self.queue.append(job_id)
-                continue
-            pid, start = rec.get("pid"), rec.get("pid_start")
-            alive = pid is not None and same_process(pid, start)
-            if not alive and (found := find_shim(self.log_path(job_id))) is not None:
-                pid, start = found  # spawned just before the crash, its pid never recorded
-                alive = True
-                self._set(job_id, pid=pid, pid_start=start)
-            status = self._read_exit(job_id)
-            if status is None and self.displays is not None:
-                status = self.displays.app_status(job_id, {}) or None
-            if plan is None or (not alive and status is None):
-                why = ("its process is gone and left no exit status" if plan is not None
-                       else f"it cannot be resumed: {plan_error}")
-                _LogWriter(self.log_path(job_id)).write(
-                    f"[kitplay] job interrupted: kitplayd restarted and {why}\n")
-                self._set(job_id, status="interrupted", finished_at=time.time(), pid=None,
-                          error={"message": f"interrupted: {why}", "step": None})
-                continue
-            act = self.active[job_id] = Active(job_id, plan)
-            self.plans[job_id] = plan
-            log.info("re-adopting job %s (pid %s, alive=%s)", job_id, pid, alive)
-            self._nursery.start_soon(self._run, act, rec.get("step_index") or 0,
-                                     {"pid": pid if alive else -1})
+        records = self.store.by_status("running", "queued")
+        for d in recovery.decide(records, self.planner, self.cfg.logs_dir, self.displays):
+            if isinstance(d, recovery.Requeue):
+                self.plans[d.job_id] = d.plan
+                self.queue.append(d.job_id)
+            elif isinstance(d, recovery.Fail):
+                self.set_fields(d.job_id, status="failed", finished_at=time.time(),
+                                error={"message": d.message, "step": None})
+            elif isinstance(d, recovery.Interrupt):
+                LogWriter(self.log_path(d.job_id)).write(
+                    f"[kitplay] job interrupted: kitplayd restarted and {d.why}\n")
+                self.set_fields(d.job_id, status="interrupted", finished_at=time.time(),
+                                pid=None, error={"message": f"interrupted: {d.why}",
+                                                 "step": None})
+            else:
+                if d.found is not None:
+                    self.set_fields(d.job_id, pid=d.found[0], pid_start=d.found[1])
+                act = self.active[d.job_id] = Active(d.job_id, d.plan)
+                self.plans[d.job_id] = d.plan
+                log.info("re-adopting job %s (pid %s)", d.job_id, d.pid)
+                self._nursery.start_soon(self._run, act, d.step_index, {"pid": d.pid})
         if self.displays is not None:
             self._nursery.start_soon(self.displays.reconcile, set(self.active))
         self._after_finish(force=True)
@@ -669,12 +377,3 @@ class JobManager:
             pass
 
 
-def _no_status(logs_dir: Path) -> str:
-    why = "its job monitor recorded no exit status"
-    try:
-        if shutil.disk_usage(logs_dir).free < 64 * 1024:
-            why += (f": the disk holding {logs_dir} is full (the log is incomplete too); free "
-                    "space there and run the job again")
-    except OSError:
-        pass
-    return why

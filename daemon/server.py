@@ -20,7 +20,7 @@ from typing import Any
 
 import trio
 
-from .jobs import JobManager
+from .following import Followable, follow_job
 from .protocol.errors import (
     InvalidState,
     KitplayError,
@@ -128,9 +128,9 @@ class Connection:
         finally:
             self._send_lock.release()
 
-    async def subscribe(self, jobs: JobManager, job_id: str, offset: int) -> str:
+    async def subscribe(self, jobs: Followable, job_id: str, offset: int) -> str:
         jobs.get_record(job_id)  # NotFound before a subscription exists
-        follower = jobs.follow(job_id, offset)
+        follower = follow_job(jobs, job_id, offset)
         # Validate the offset now, so a bad one is this call's error.
         first = await follower.__anext__()
         sub = f"s{next(_sub_ids)}"

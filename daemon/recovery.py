@@ -1,0 +1,96 @@
+"""Recovery after a daemon start: what becomes of the jobs a previous daemon left unfinished.
+
+``decide`` looks at each ``queued`` or ``running`` record and at the processes of this machine
+and returns one decision per job; it changes nothing.  The job manager applies the decisions:
+queued jobs go back in the queue, live steps are re-adopted (pid plus process start time, so a
+reused pid is never taken for the job's monitor), and a step whose process is gone and left no
+exit status makes its job ``interrupted``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .procs import find_shim, same_process
+from .protocol.errors import KitplayError
+from .runner import read_exit
+from .toolchains.base import Plan
+
+__all__ = ["Adopt", "Fail", "Interrupt", "Requeue", "decide"]
+
+
+@dataclass(frozen=True)
+class Requeue:
+    """A job that was acknowledged but never started: queue it again."""
+
+    job_id: str
+    plan: Plan
+
+
+@dataclass(frozen=True)
+class Fail:
+    """A queued job that can no longer be planned (its workspace changed or went away)."""
+
+    job_id: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Interrupt:
+    """A running job whose process is gone and left no exit status, or that cannot resume."""
+
+    job_id: str
+    why: str
+
+
+@dataclass(frozen=True)
+class Adopt:
+    """A running job to follow again from ``step_index``: alive at ``pid``, or ended with a
+    recorded exit status (``pid`` is -1 then).  ``found`` is set when the pid was learned
+    from the process table rather than the record."""
+
+    job_id: str
+    plan: Plan
+    step_index: int
+    pid: int
+    found: tuple[int, float] | None = None
+
+
+Decision = Requeue | Fail | Interrupt | Adopt
+
+
+def decide(records: Iterable[dict[str, Any]],
+           planner: Callable[[str, dict[str, Any]], Plan],
+           logs_dir: Path, displays: Any = None) -> list[Decision]:
+    out: list[Decision] = []
+    for rec in records:
+        job_id = rec["id"]
+        plan: Plan | None
+        try:
+            plan = planner(rec["kind"], {**rec["params"], "_recover": True})
+            plan_error = ""
+        except KitplayError as e:
+            plan, plan_error = None, e.message
+        if rec["status"] == "queued":
+            out.append(Requeue(job_id, plan) if plan is not None
+                       else Fail(job_id, f"cannot resume after restart: {plan_error}"))
+            continue
+        pid, start = rec.get("pid"), rec.get("pid_start")
+        live_pid = pid if pid is not None and same_process(pid, start) else -1
+        found = None
+        if live_pid < 0:
+            # Spawned just before the crash, its pid never recorded: its argv names the log.
+            found = find_shim(logs_dir / f"{job_id}.log")
+            live_pid = found[0] if found is not None else -1
+        status = read_exit(logs_dir / f"{job_id}.exit")
+        if status is None and displays is not None:
+            status = displays.app_status(job_id, {}) or None
+        if plan is None or (live_pid < 0 and status is None):
+            out.append(Interrupt(job_id, "its process is gone and left no exit status"
+                                 if plan is not None else f"it cannot be resumed: {plan_error}"))
+            continue
+        out.append(Adopt(job_id, plan, rec.get("step_index") or 0, live_pid, found))
+    return out

@@ -1,0 +1,346 @@
+"""Running a job's steps: each process step under a ``daemon.shim`` monitor.
+
+The monitor runs in its own session, writes the step's output straight into the job's log and
+its exit status into ``logs/<id>.exit``, so output never passes through the daemon and a
+launched app outlives it.  ``StepRunner`` knows processes, logs and display sessions; what it
+learns about a job it reports through ``JobRecords``, the manager's narrow record interface.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import psutil
+import trio
+
+from .config import Config
+from .logs import tail_lines
+from .procs import DEVNULL, alive, package_root, signal_tree
+from .protocol.errors import KitplayError
+from .toolchains.base import Plan, Step
+
+__all__ = ["INTERRUPTED", "Active", "JobRecords", "LogWriter", "StepInterrupted", "StepRunner",
+           "read_exit"]
+
+log = logging.getLogger("kitplayd.runner")
+
+
+class JobRecords(Protocol):
+    """What the runner may do with job records: read one, change fields of one."""
+
+    def get_record(self, job_id: str) -> dict[str, Any]: ...
+
+    def set_fields(self, job_id: str, **fields: Any) -> None: ...
+
+@dataclass
+class Active:
+    """A job the daemon is running (or has re-adopted) right now."""
+
+    job_id: str
+    plan: Plan | None = None
+    shim_pid: int | None = None
+    proc: trio.Process | None = None
+    exited: trio.Event = field(default_factory=trio.Event)
+    cancel_requested: bool = False
+    cancel_reason: str = ""
+    cancel_scope: trio.CancelScope = field(default_factory=trio.CancelScope)
+    done: trio.Event = field(default_factory=trio.Event)
+
+
+INTERRUPTED = "the process ended while kitplayd was not watching and left no exit status"
+
+
+class StepInterrupted(Exception):
+    """An adopted step's process is gone and left no exit status: the job is interrupted."""
+
+    def __init__(self, step: str) -> None:
+        super().__init__(step)
+        self.step = step
+
+
+class LogWriter:
+    """Appends the daemon's own lines (step headers, in-daemon steps) to a job's log."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def write(self, text: str) -> None:
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                size = os.fstat(fd).st_size
+                if size and os.pread(fd, 1, size - 1) != b"\n":
+                    text = "\n" + text  # the job's last line was cut (killed mid-line)
+                os.write(fd, text.encode("utf-8", "replace"))
+            finally:
+                os.close(fd)
+        except OSError as e:  # disk full, logs dir gone: the job record still tells the story
+            log.warning("cannot write to %s: %s", self.path, e)
+
+
+class StepRunner:
+    """Runs the steps of one job at a time per call; shared by every job of the daemon."""
+
+    def __init__(self, cfg: Config, records: JobRecords, displays: Any = None) -> None:
+        self.cfg = cfg
+        self.records = records
+        self.displays = displays
+
+    def log_path(self, job_id: str) -> Path:
+        return self.cfg.logs_dir / f"{job_id}.log"
+
+    def exit_path(self, job_id: str) -> Path:
+        return self.cfg.logs_dir / f"{job_id}.exit"
+
+    def get_record(self, job_id: str) -> dict[str, Any]:
+        return self.records.get_record(job_id)
+
+    def _set(self, job_id: str, **fields: Any) -> None:
+        self.records.set_fields(job_id, **fields)
+
+    async def run_steps(self, act: Active, plan: Plan, logw: LogWriter, first: int,
+                         adopted: dict[str, Any] | None) -> dict[str, Any]:
+        job_id = act.job_id
+        n = len(plan.steps)
+        if plan.kind == "launch":
+            return await self._run_launch(act, plan, logw, adopted)
+        for i in range(first, n):
+            step = plan.steps[i]
+            if act.cancel_requested:
+                return {"status": "cancelled"}
+            progress = {"step": i + 1, "steps": n, "message": step.name}
+            if adopted is None:
+                # The previous step's status is consumed: a restart must never read it as
+                # this step's (that would skip this step).
+                self.exit_path(job_id).unlink(missing_ok=True)
+            self._set(job_id, progress=progress, step_index=i)
+            if adopted is None:
+                logw.write(f"[kitplay] step {i + 1}/{n}: {step.name}\n")
+            if step.func is not None:
+                try:
+                    await trio.to_thread.run_sync(step.func, logw)
+                except KitplayError as e:
+                    logw.write(f"[kitplay] {e.message}\n")
+                    return {"status": "failed", "error": {"message": e.message,
+                                                          "step": step.name}}
+                except OSError as e:
+                    msg = f"step '{step.name}' failed: {e}"
+                    logw.write(f"[kitplay] {msg}\n")
+                    return {"status": "failed", "error": {"message": msg, "step": step.name}}
+                continue
+            status = await self._run_process(act, step, adopted)
+            adopted = None
+            code = status.get("exit_code")
+            if act.cancel_requested:
+                return {"status": "cancelled", "exit_code": code}
+            if code != 0:
+                return {"status": "failed", "exit_code": code,
+                        "error": self._step_error(job_id, plan, step, status)}
+        result = await trio.to_thread.run_sync(plan.finish) if plan.finish else {}
+        return {"status": "succeeded", "exit_code": 0, "result": result,
+                "progress": {"step": n, "steps": n, "message": "done"}}
+
+    def _step_error(self, job_id: str, plan: Plan, step: Step,
+                    status: dict[str, Any]) -> dict[str, Any]:
+        tail = tail_lines(self.log_path(job_id), 15)
+        if status.get("timed_out"):
+            what = f"timed out after {step.timeout_s:g} s"
+        elif status.get("signal"):
+            what = f"was killed by signal {status['signal']}"
+        elif status.get("error"):
+            what = f"could not start: {status['error']}"
+        elif status.get("monitor_error"):
+            what = f"ended, but {status['monitor_error']}"
+        else:
+            what = f"exited with code {status.get('exit_code')}"
+        msg = f"step '{step.name}' {what}"
+        if plan.describe_failure is not None:
+            msg = plan.describe_failure(step.name, msg, self.log_path(job_id))
+        return {"message": msg, "step": step.name, "tail": tail or None}
+
+    async def _run_launch(self, act: Active, plan: Plan, logw: LogWriter,
+                          adopted: dict[str, Any] | None) -> dict[str, Any]:
+        job_id = act.job_id
+        rec = self.get_record(job_id)
+        params = rec["params"]
+        policy = params.get("restart", "never")
+        max_restarts = params.get("max_restarts", 3)
+        restarts = rec.get("restarts") or 0
+        backoff = self.cfg.restart_backoff_initial_s
+        step = plan.steps[0]
+        while True:
+            if adopted is None:
+                logw.write(f"[kitplay] launching {plan.app} ({plan.display}): "
+                           f"{' '.join(step.argv or [])}\n")
+            started = time.monotonic()
+            status = await self._run_process(act, step, adopted)
+            adopted = None
+            code = status.get("exit_code")
+            if act.cancel_requested:
+                return {"status": "cancelled", "exit_code": code}
+            if code == 0:
+                return {"status": "succeeded", "exit_code": 0,
+                        "result": {**(self.get_record(job_id).get("result") or {}),
+                                   "restarts": restarts}}
+            if policy != "on-failure" or restarts >= max_restarts:
+                err = self._step_error(job_id, plan, step, status)
+                if policy == "on-failure":
+                    err["message"] += f" (after {restarts} restarts, the limit)"
+                return {"status": "failed", "exit_code": code, "error": err}
+            if time.monotonic() - started >= self.cfg.restart_stable_s:
+                backoff = self.cfg.restart_backoff_initial_s
+            restarts += 1
+            logw.write(f"[kitplay] {plan.app} exited with code {code}; restart {restarts}/"
+                       f"{max_restarts} in {backoff:.2f} s\n")
+            self._set(job_id, restarts=restarts)
+            await trio.sleep(backoff)
+            backoff = min(backoff * 2, self.cfg.restart_backoff_max_s)
+
+    async def _run_process(self, act: Active, step: Step,
+                           adopted: dict[str, Any] | None) -> dict[str, Any]:
+        """Run (or keep waiting for an adopted) step under a shim; return its exit status."""
+        job_id = act.job_id
+        exit_path = self.exit_path(job_id)
+        if adopted is None:
+            assert step.argv is not None
+            exit_path.unlink(missing_ok=True)
+            argv, env, ready = list(step.argv), dict(step.env), None
+            if act.plan is not None and act.plan.display == "xpra" and self.displays:
+                argv, env, ready = await self.displays.wrap(job_id, act.plan, argv, env)
+            proc = await self._spawn(job_id, step, argv, env)
+            act.proc, act.shim_pid = proc, proc.pid
+            act.exited = trio.Event()
+            try:
+                start = psutil.Process(proc.pid).create_time()
+            except psutil.Error:
+                start = None
+            self._set(job_id, pid=proc.pid, pid_start=start)
+            timeout = step.timeout_s or math.inf
+            with trio.move_on_after(timeout) as scope:
+                async with trio.open_nursery() as nursery:
+                    if ready is not None:
+                        nursery.start_soon(self._await_ready, job_id, ready, proc)
+                    await proc.wait()
+                    nursery.cancel_scope.cancel()
+            if scope.cancelled_caught:
+                async def reap() -> None:  # terminate waits on act.exited: set it on exit
+                    await proc.wait()
+                    act.exited.set()
+
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(reap)
+                    await self.terminate(act, self.cfg.cancel_grace_s)
+                return {"exit_code": proc.returncode, "timed_out": True}
+            act.exited.set()
+            status = self.read_exit(job_id)
+            if status is None:
+                code = proc.returncode
+                status = {"exit_code": code if code is not None and code >= 0 else 128 - (
+                    code or 0), "monitor_error": _no_status(self.cfg.logs_dir)}
+            return await self._display_ended(act, status)
+        # Re-adopted after a daemon restart: not our child, so wait on a pidfd.
+        pid = adopted["pid"]
+        act.shim_pid = pid
+        act.exited = trio.Event()
+        fd = None
+        if pid > 0:
+            try:
+                fd = os.pidfd_open(pid)
+            except (ProcessLookupError, OSError):
+                fd = None
+        if fd is not None:
+            try:
+                await trio.lowlevel.wait_readable(fd)
+            finally:
+                os.close(fd)
+        act.exited.set()
+        status = await self._display_ended(act, self.read_exit(job_id) or {"interrupted": True})
+        if status.get("interrupted"):
+            raise StepInterrupted(step.name)
+        return status
+
+    async def _display_ended(self, act: Active, status: dict[str, Any]) -> dict[str, Any]:
+        """An Xpra step ended: take the app's own exit status, remove the session."""
+        if self.displays is None or act.plan is None or act.plan.display != "xpra":
+            return status
+        status = self.displays.app_status(act.job_id, status)
+        await self.displays.cleanup(act.job_id)
+        return status
+
+    async def _await_ready(self, job_id: str, ready: Any, proc: trio.Process) -> None:
+        result = await ready()
+        if result:
+            rec = self.get_record(job_id)
+            self._set(job_id, result={**(rec.get("result") or {}), **result})
+
+    async def _spawn(self, job_id: str, step: Step, argv: list[str],
+                     env_extra: dict[str, str]) -> trio.Process:
+        # Someone may have removed logs/ under a running daemon: recreate it, or the job's
+        # monitor could not open its log and the job would fail for no reason it can tell.
+        self.cfg.logs_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        stdin_path = ""
+        if step.stdin is not None:
+            p = self.cfg.logs_dir / f"{job_id}.stdin"
+            p.write_bytes(step.stdin)
+            stdin_path = str(p)
+        env = {**os.environ, **env_extra}
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        cmd = [sys.executable, "-m", "daemon.shim", str(self.log_path(job_id)),
+               str(self.exit_path(job_id)), str(self.cfg.log_cap_bytes),
+               str(step.cwd or ""), stdin_path, "2", "--", *argv]
+        shim_env = {**env, "PYTHONPATH": package_root() + os.pathsep + env.get("PYTHONPATH", "")}
+        return await trio.lowlevel.open_process(
+            cmd, env=shim_env, start_new_session=True, stdin=DEVNULL,
+            stdout=DEVNULL, stderr=DEVNULL)
+
+    def read_exit(self, job_id: str) -> dict[str, Any] | None:
+        return read_exit(self.exit_path(job_id))
+
+    async def terminate(self, act: Active, grace: float) -> None:
+        """SIGTERM the step's process group and every descendant; SIGKILL after ``grace``."""
+        pid = act.shim_pid
+        if pid is None:
+            return
+        if self.displays is None or not self.displays.terminate(act.job_id, pid):
+            signal_tree(pid, signal.SIGTERM)
+        with trio.move_on_after(grace):
+            await act.exited.wait()
+        while not act.exited.is_set():
+            signal_tree(pid, signal.SIGKILL)
+            with trio.move_on_after(0.5):
+                await act.exited.wait()
+            if not act.exited.is_set() and not alive(pid):
+                break
+        if self.displays is not None:
+            await self.displays.cleanup(act.job_id)
+
+
+def read_exit(path: Path) -> dict[str, Any] | None:
+    """The exit status a job monitor wrote, or None when there is none (yet)."""
+    try:
+        with open(path) as f:
+            data: dict[str, Any] = json.load(f)
+        return data
+    except (OSError, ValueError):
+        return None
+
+
+def _no_status(logs_dir: Path) -> str:
+    why = "its job monitor recorded no exit status"
+    try:
+        if shutil.disk_usage(logs_dir).free < 64 * 1024:
+            why += (f": the disk holding {logs_dir} is full (the log is incomplete too); free "
+                    "space there and run the job again")
+    except OSError:
+        pass
+    return why
