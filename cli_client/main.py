@@ -29,7 +29,8 @@ if TYPE_CHECKING:
 __all__ = ["build_parser", "main"]
 
 EXIT_OK, EXIT_JOB_FAILED, EXIT_USAGE = 0, 1, 2
-FOLLOWABLE = frozenset({"templates.create", "build", "launch", "jobs.logs", "jobs.wait",
+FOLLOWABLE = frozenset({"templates.create", "build", "launch", "test", "package",
+                        "package_container", "apps.modify", "jobs.logs", "jobs.wait",
                         "jobs.get"})
 JOB_FAILED = frozenset({"failed", "cancelled", "interrupted"})
 

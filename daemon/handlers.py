@@ -43,14 +43,15 @@ class Handlers:
         tc = self.toolchain(params)
         # "_recover" tells a toolchain it is re-planning a job after a restart.
         clean = {k: v for k, v in params.items() if not k.startswith("_") or k == "_recover"}
-        if kind == "create":
-            plan = tc.plan_create(clean)
-        elif kind == "build":
-            plan = tc.plan_build(clean)
-        elif kind == "launch":
-            return tc.plan_launch(clean)
-        else:
+        planner = {"create": tc.plan_create, "build": tc.plan_build, "launch": tc.plan_launch,
+                   "test": tc.plan_test, "package": tc.plan_package,
+                   "package_container": tc.plan_package_container,
+                   "modify": tc.plan_modify}.get(kind)
+        if planner is None:
             raise InvalidParams(f"unknown job kind {kind!r}")
+        plan = planner(clean)
+        if kind == "launch":
+            return plan
         for step in plan.steps:  # config.toml timeouts for process steps that set none
             if step.argv is not None and step.timeout_s is None:
                 step.timeout_s = (self.cfg.create_timeout_s if kind == "create"
@@ -102,11 +103,23 @@ class Handlers:
         tc = await trio.to_thread.run_sync(self.toolchain, p)
         return {"apps": await trio.to_thread.run_sync(tc.list_apps), "toolchain": tc.info()}
 
+    async def apps_modify(self, ctx: Any, p: dict[str, Any]) -> dict[str, Any]:
+        return await self._submit("modify", p)
+
     async def build(self, ctx: Any, p: dict[str, Any]) -> dict[str, Any]:
         return await self._submit("build", p)
 
     async def launch(self, ctx: Any, p: dict[str, Any]) -> dict[str, Any]:
         return await self._submit("launch", p)
+
+    async def test(self, ctx: Any, p: dict[str, Any]) -> dict[str, Any]:
+        return await self._submit("test", p)
+
+    async def package(self, ctx: Any, p: dict[str, Any]) -> dict[str, Any]:
+        return await self._submit("package", p)
+
+    async def package_container(self, ctx: Any, p: dict[str, Any]) -> dict[str, Any]:
+        return await self._submit("package_container", p)
 
     # -- jobs -------------------------------------------------------------------------------
 

@@ -91,18 +91,24 @@ def replay_file(ws: Path, name: str) -> dict[str, Any]:
 def test_detection_status_and_kit_version(kit: Daemon, ws: Path, tmp_path: Path) -> None:
     status = kit.call("daemon.status")
     assert status["toolchain"]["kind"] == "kit-app-template"
-    assert status["toolchain"]["kit_version"] == "110.0.0"
+    # tools/VERSION.md is Kit's version; the root VERSION.md the project's (repo.toml
+    # [repo.folders] version_file), as in kit-app-template 110.1.2.
+    assert status["toolchain"]["kit_version"] == "110.1.2"
+    assert status["toolchain"]["project_version"] == "0.1.0"
     assert status["toolchain"]["license_accepted"] is True
     listed = kit.call("templates.list")
     assert listed["toolchain"]["kind"] == "kit-app-template"
-    assert listed["toolchain"]["kit_version"] == "110.0.0"
+    assert listed["toolchain"]["kit_version"] == "110.1.2"
     assert listed["toolchain"]["errors"] == []
 
     other = copy_checkout(tmp_path / "other", accept=False)
-    (other / "VERSION.md").unlink()
-    (other / "tools" / "VERSION.md").write_text("110.1.2\n")
+    (other / "VERSION.md").write_text("2.5.0\n")
+    (other / "tools" / "VERSION.md").unlink()  # then the kit-kernel package pins it
+    xml = other / "tools" / "deps" / "kit-sdk.packman.xml"
+    xml.write_text(xml.read_text().replace('version="110.1.2+', 'version="109.0.3+'))
     info = kit.call("templates.list", {"workspace": str(other)})["toolchain"]
-    assert (info["kit_version"], info["license_accepted"]) == ("110.1.2", False)
+    assert (info["kit_version"], info["project_version"], info["license_accepted"]) == (
+        "109.0.3", "2.5.0", False)
 
     plain = tmp_path / "plain"
     plain.mkdir()
@@ -119,6 +125,7 @@ def test_catalogue_contents_and_classes(kit: Daemon) -> None:
         "omni_usd_viewer": "application", "omni_default_streaming": "application_layer",
         "nvcf_streaming": "application_layer", "basic_python_extension": "extension",
         "basic_python_ui_extension": "extension", "basic_cpp_extension": "extension",
+        "basic_python_binding": "binding_extension",
         "kit_service_setup": "setup_extension", "omni_usd_viewer_setup": "setup_extension",
         "omni_usd_viewer_messaging": "setup_extension",
     }
@@ -132,6 +139,8 @@ def test_catalogue_contents_and_classes(kit: Daemon) -> None:
         "Omniverse Kit App Streaming (Default)"
     assert templates["omni_default_streaming"]["kit_type"] == "streaming"
     assert templates["omni_default_streaming"]["creatable"] is False
+    assert templates["basic_python_binding"]["class"] == "BindingExtensionTemplate"
+    assert templates["basic_python_binding"]["creatable"] is True
     assert templates["kit_base_editor"]["variables"] == {
         "application_name": "my_company.my_editor", "application_display_name": "My Editor",
         "version": "0.1.0"}
@@ -233,7 +242,8 @@ def test_create_application_with_streaming_layer(kit: Daemon, ws: Path) -> None:
                   version="1.2.3", layers=["omni_default_streaming"])
     assert replay_file(ws, "my_company.my_editor") == {"kit_base_editor": {
         "application_name": "my_company.my_editor", "application_display_name": "My Editor é",
-        "version": "1.2.3", "add_layers": True, "selected_layers": [STREAMING]}}
+        "version": "1.2.3", "add_layers": "Yes", "selected_layers": [STREAMING],
+        "applications": {"omni_default_streaming": {}}}}
     assert (ws / "source/apps/my_company.my_editor.kit").is_file()
     assert (ws / "source/apps/my_company.my_editor_streaming.kit").is_file()
     result = done["result"]
@@ -260,11 +270,13 @@ def test_create_application_with_streaming_layer(kit: Daemon, ws: Path) -> None:
 def test_create_application_with_setup_extensions(kit: Daemon, ws: Path) -> None:
     done = create(kit, "omni_usd_viewer", "acme.viewer", display_name="Viewer")
     replay = replay_file(ws, "acme.viewer")["omni_usd_viewer"]
-    assert (replay["add_layers"], replay["selected_layers"]) == (False, [])
-    assert replay["setup_extension"] == {"extension_name": "acme.viewer_setup_extension",
-                                         "extension_display_name": "Viewer Setup Extension",
-                                         "version": "0.1.0"}
-    assert replay["extra_extension"]["extension_name"] == "acme.viewer_messaging_extension"
+    assert "add_layers" not in replay and "applications" not in replay
+    assert list(replay["extensions"]) == ["omni_usd_viewer_messaging", "omni_usd_viewer_setup"]
+    assert replay["extensions"]["omni_usd_viewer_setup"] == {
+        "extension_name": "acme.viewer_setup_extension",
+        "extension_display_name": "Viewer Setup Extension", "version": "0.1.0"}
+    assert replay["extensions"]["omni_usd_viewer_messaging"]["extension_name"] == \
+        "acme.viewer_messaging_extension"
     for ext in ("acme.viewer_setup_extension", "acme.viewer_messaging_extension"):
         assert (ws / "source/extensions" / ext / "config/extension.toml").is_file()
     assert done["result"]["extensions"] == ["acme.viewer_messaging_extension",
@@ -286,7 +298,18 @@ def test_create_extension(kit: Daemon, ws: Path) -> None:
     assert "source/extensions/my_company.my_ext/config/extension.toml" in done["result"]["files"]
     apps = {a["name"]: a for a in kit.call("apps.list")["apps"]}
     assert apps["my_company.my_ext"]["type"] == "extension"
-    assert "built" not in apps["my_company.my_ext"]
+    assert apps["my_company.my_ext"]["built"] is False  # not in _build/<platform>/release/exts
+
+    # basic_python_binding (BindingExtensionTemplate): answered like the CI's
+    # basic_pybind11_extension.toml.j2, plus the display name.
+    done = create(kit, "basic_python_binding", "my_company.my_binding")
+    assert replay_file(ws, "my_company.my_binding") == {"basic_python_binding": {
+        "extension_name": "my_company.my_binding",
+        "extension_display_name": "My Pybind11 Extension", "version": "0.1.0"}}
+    assert (ws / "source/extensions/my_company.my_binding/config/extension.toml").is_file()
+    apps = {a["name"]: a for a in kit.call("apps.list")["apps"]}
+    assert apps["my_company.my_binding"]["type"] == "binding_extension"
+    assert apps["my_company.my_binding"]["template"] == "basic_python_binding"
 
 
 def test_bad_create_params_are_refused_before_a_job(kit: Daemon) -> None:
@@ -330,10 +353,11 @@ def test_create_existing_app_is_refused(make_daemon: type[Daemon], ws: Path) -> 
     assert second["status"] == "failed"
     assert second["error"]["step"] == "write _kitplay/replay-my_company.twin.toml"
     assert "source/apps/my_company.twin.kit appeared meanwhile" in second["error"]["message"]
-    assert (ws / "source/apps/my_company.app.kit").read_bytes() == before
+    # Untouched by the failed create (the build appended its generated part, as precache does).
+    assert (ws / "source/apps/my_company.app.kit").read_bytes().startswith(before)
     records = json.loads((ws / "source/rendered_template_metadata.json").read_text())
-    assert [r["template_id"] for r in records if r["name"] == "my_company.twin"] == [
-        "kit_base_editor"]
+    assert [tid for tid, apps in records["Application"].items()
+            if "my_company.twin" in apps] == ["kit_base_editor"]
 
 
 def test_replay_answers_no_to_an_overwrite_question(ws: Path) -> None:
@@ -414,7 +438,7 @@ def test_build_fetch_failure_names_step_and_tool_lines(make_daemon: type[Daemon]
     msg = done["error"]["message"]
     assert msg.startswith("build failed: step './repo.sh build -r' exited with code 1; the "
                           "tool's last lines:\n")
-    assert "packman(ERROR): Failed to download package 'kit-kernel@110.0.0" in msg
+    assert "packman(ERROR): Failed to download package 'kit-kernel@110.1.2" in msg
     assert "BUILD (RELEASE) FAILED" in msg
     assert "[kitplay]" not in msg
     assert done["exit_code"] == 1
@@ -498,7 +522,7 @@ def test_kitplay_never_runs_the_interactive_commands(kit: Daemon, ws: Path) -> N
         f"template replay {play}/replay-my_company.cpp.toml",
         "build -c", "build -r"]
     log = kit.job_log(launched["id"])
-    assert "? Select" not in log and "Starting my_company.ed (Kit 110.0.0)" in log
+    assert "? Select" not in log and "Starting my_company.ed (Kit 110.1.2)" in log
     assert (play / ".gitignore").read_text().splitlines()[-1] == "*"
 
 
@@ -537,9 +561,10 @@ def test_toml_string_round_trips(value: str) -> None:
 
 def test_replay_toml_shape() -> None:
     text = replay_toml([(["a b"], {"x": "q\"\\\n", "flag": True, "list": ["[id]: N"]}),
-                        (["a b", "setup_extension"], {"n": 1})])
+                        (["a b", "extensions", "e"], {"n": 1}), (["a b", "applications", "l"], {})])
     assert tomllib.loads(text) == {"a b": {"x": "q\"\\\n", "flag": True, "list": ["[id]: N"],
-                                           "setup_extension": {"n": 1}}}
+                                           "extensions": {"e": {"n": 1}},
+                                           "applications": {"l": {}}}}
 
 
 class _Log:
@@ -602,7 +627,7 @@ def test_rest_create_build_launch_cancel(make_daemon: type[Daemon], ws: Path,
     b = make_bridge(d, "--rate-limit", "10000", "--rate-burst", "10000")
     listed = b.ok("GET", "/api/templates/list")
     assert listed["toolchain"]["kind"] == "kit-app-template"
-    assert listed["toolchain"]["kit_version"] == "110.0.0"
+    assert listed["toolchain"]["kit_version"] == "110.1.2"
     viewer = b.ok("GET", "/api/templates/get/omni_usd_viewer")["template"]
     assert viewer["layers"][0]["label"] == STREAMING
     app = "my_company.rest_app"

@@ -234,6 +234,14 @@ METHODS: dict[str, Method] = {m.name: m for m in (
                              "toolchain": {"type": "object"}}),
         ("GET", "/apps/list")),
     Method(
+        "apps.modify",
+        "Start a job that adds application layers to an existing app (kit-app-template's "
+        "`template modify`).",
+        (Param("app", "string", "The app to add layers to.", required=True, positional=True),
+         Param("layers", "array", "Application layers to add.", required=True, items="string"),
+         _WORKSPACE, _ACCEPT),
+        _JOB_RESULT, ("POST", "/apps/modify"), mutates=True),
+    Method(
         "build", "Start a job that builds the workspace (or one app of it).",
         (_WORKSPACE, Param("app", "string", "Build only this app.", positional=True),
          Param("clean", "boolean", "Clean before building.", default=False), _ACCEPT),
@@ -253,6 +261,32 @@ METHODS: dict[str, Method] = {m.name: m for m in (
                minimum=0, maximum=1000, default=3),
          _ACCEPT),
         _JOB_RESULT, ("POST", "/launch"), mutates=True),
+    Method(
+        "test",
+        "Start a job that runs the workspace's tests (kit-app-template: `repo.sh test`; "
+        "builtin: each app's own tests); the job's log is the test output.",
+        (_WORKSPACE, Param("app", "string", "Test only this app (builtin).", positional=True),
+         _ACCEPT),
+        _JOB_RESULT, ("POST", "/test"), mutates=True),
+    Method(
+        "package",
+        "Start a job that packages the workspace (kit-app-template: `repo.sh package`) or "
+        "its apps (builtin); the job's result lists the archives it made.",
+        (_WORKSPACE, Param("app", "string", "Package only this app (builtin).", positional=True),
+         Param("name", "string", "Package name (`repo.sh package -n`)."),
+         Param("thin", "boolean", "A thin package (`repo.sh package --thin`).", default=False),
+         _ACCEPT),
+        _JOB_RESULT, ("POST", "/package"), mutates=True),
+    Method(
+        "package_container",
+        "Start a job that builds a container image of an app with docker "
+        "(kit-app-template's `repo.sh package_container`).",
+        (Param("app", "string", "The app whose .kit file is the container's entry point.",
+               required=True, positional=True),
+         _WORKSPACE,
+         Param("image_tag", "string", "Image name and tag (`--image-tag`), such as my_app:1.0."),
+         _ACCEPT),
+        _JOB_RESULT, ("POST", "/package_container"), mutates=True),
     Method(
         "jobs.list", "Job records, newest first, filterable by status and kind.",
         (Param("status", "string", "Only jobs with this status.", enum=JOB_STATUSES),

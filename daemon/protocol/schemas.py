@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 __all__ = ["JOB_KINDS", "JOB_STATUSES", "DISPLAYS", "TERMINAL_STATUSES", "COMPONENTS"]
 
-JOB_KINDS = ("create", "build", "launch")
+JOB_KINDS = ("create", "build", "launch", "test", "package", "package_container", "modify")
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled", "interrupted")
 TERMINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled", "interrupted"})
 DISPLAYS = ("native", "xpra", "headless")
@@ -33,7 +33,8 @@ PROGRESS: dict[str, Any] = {
 
 JOB: dict[str, Any] = {
     "type": "object",
-    "description": "A job record: one create, build or launch and its outcome.",
+    "description": "A job record: one create, build, launch, test, package, "
+                   "package_container or modify, and its outcome.",
     "properties": {
         "id": {"type": "string"},
         "kind": {"type": "string", "enum": list(JOB_KINDS)},
@@ -87,6 +88,9 @@ APP: dict[str, Any] = {
         "type": {"type": "string"},
         "path": {"type": "string"},
         "built": {"type": "boolean"},
+        "parent": {"type": ["string", "null"],
+                   "description": "The app a layer or setup extension belongs to."},
+        "exists": {"type": "boolean"},
     },
     "required": ["name", "type", "path"],
 }

@@ -12,10 +12,16 @@ import re
 import shutil
 import sys
 import tomllib
+import zipfile
 from pathlib import Path
 from typing import Any
 
-from ..protocol.errors import InvalidParams, InvalidState, NotFound, ToolchainError
+from ..protocol.errors import (
+    InvalidParams,
+    InvalidState,
+    NotFound,
+    ToolchainError,
+)
 from ..protocol.registry import APP_NAME_RE
 from .base import Plan, Step, StepLog, inside
 
@@ -230,6 +236,85 @@ class BuiltinToolchain:
         return Plan(kind="launch", workspace=self.root, toolchain=self.kind,
                     steps=[Step(f"{d.name}: run", argv=argv, cwd=d)], app=d.name,
                     display=display, needs_display=bool(spec.get("needs_display")))
+
+
+    # -- test, package (and what the builtin catalogue has no counterpart for) ----------------
+
+    def _apps_or_one(self, params: dict[str, Any], what: str) -> list[Path]:
+        if params.get("app"):
+            return [self._app_dir(params["app"])]
+        dirs = [Path(a["path"]) for a in self.list_apps()]
+        if not dirs:
+            raise InvalidState(f"nothing to {what} in {self.root}: create an app first with "
+                               "`kitplay templates create`")
+        return dirs
+
+    def plan_test(self, params: dict[str, Any]) -> Plan:
+        """Each app's own tests: ``[test] argv`` of its kitapp.toml, else ``test_app.py``."""
+        steps: list[Step] = []
+        for d in self._apps_or_one(params, "test"):
+            spec = self._load(d).get("test", {})
+            if "argv" in spec:
+                argv = _argv(spec["argv"])
+            elif (d / "test_app.py").is_file():
+                argv = [sys.executable, "test_app.py"]
+            else:
+                raise InvalidState(f"app {d.name!r} has no tests: add test_app.py or a [test] "
+                                   "argv to its kitapp.toml", {"app": d.name})
+            steps.append(Step(f"{d.name}: test", argv=argv, cwd=d))
+        names = [s.name.removesuffix(": test") for s in steps]
+        return Plan(kind="test", workspace=self.root, toolchain=self.kind, steps=steps,
+                    serial_key=f"build:{self.root}", finish=lambda: {"apps": names})
+
+    def plan_package(self, params: dict[str, Any]) -> Plan:
+        """A zip of each app's directory in ``_build/packages/<app>-<version>.zip``."""
+        dirs = self._apps_or_one(params, "package")
+        if params.get("thin"):
+            raise InvalidParams("the builtin toolchain makes one kind of package; leave out "
+                                "'thin'", {"param": "thin"})
+        name = params.get("name")
+        if name is not None and (len(dirs) > 1 or not re.fullmatch(
+                r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", name)):
+            raise InvalidParams("name must be 1-100 letters, digits, dots, dashes or "
+                                "underscores, and names one app's package (give app too)",
+                                {"param": "name"})
+        out_dir = self.root / "_build" / "packages"
+        archives: list[str] = []
+
+        def pack(log: StepLog, *, d: Path) -> None:
+            app = self._load(d).get("app", {})
+            base = name or d.name
+            version = str(app.get("version") or "0.0.0")
+            out_dir.mkdir(parents=True, exist_ok=True)
+            dest = out_dir / f"{base}-{version}.zip"
+            tmp = dest.with_name(dest.name + ".tmp")
+            with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
+                for f in sorted(d.rglob("*")):
+                    if f.is_file() and "__pycache__" not in f.parts:
+                        z.write(f, (Path(d.name) / f.relative_to(d)).as_posix())
+            os.replace(tmp, dest)
+            archives.append(str(dest))
+            log.write(f"packaged {d.name} into {dest}\n")
+
+        steps = [Step(f"{d.name}: package", func=functools.partial(pack, d=d)) for d in dirs]
+        return Plan(kind="package", workspace=self.root, toolchain=self.kind, steps=steps,
+                    serial_key=f"build:{self.root}",
+                    finish=lambda: {"archives": archives, "packages_dir": str(out_dir)})
+
+    # A workspace of the builtin toolchain cannot do these (InvalidState, not Unsupported: the
+    # same call succeeds on a kit-app-template workspace).
+
+    def plan_package_container(self, params: dict[str, Any]) -> Plan:
+        self._app_dir(params["app"])
+        raise InvalidState(f"{self.root} is a builtin workspace, which builds no container "
+                           "images; package_container is a kit-app-template tool (with docker). "
+                           "Use `kitplay package` for an archive", {"toolchain": self.kind})
+
+    def plan_modify(self, params: dict[str, Any]) -> Plan:
+        self._app_dir(params["app"])
+        raise InvalidState(f"{self.root} is a builtin workspace, whose apps take no application "
+                           "layers; apps.modify is kit-app-template's `template modify`",
+                           {"toolchain": self.kind})
 
 
 def _argv(template: list[str]) -> list[str]:

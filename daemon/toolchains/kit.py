@@ -8,7 +8,15 @@
 - build: ``./repo.sh build -r`` (``-c`` first when ``clean``), one at a time per workspace
   (creates share the queue: both rewrite ``premake5.lua`` and ``repo.toml``);
 - launch: ``_build/<platform>/release/<app>.kit.sh`` directly, never the ``repo.sh launch``
-  picker.
+  picker;
+- test: ``./repo.sh test``; package: ``./repo.sh package [-n NAME] [--thin]``, its result the
+  archives that appeared under ``_build/packages/``; package_container: ``./repo.sh
+  package_container --app source/apps/<app>.kit [--image-tag TAG]`` where docker is installed;
+- modify (add layers, ``template modify``): refused as unsupported; the real command is
+  interactive and documents no replay form.
+
+What the tool made is read back by ``kit_apps``; replay files are written by
+``kit_catalogue.replay_tables``.
 
 The licence is accepted when ``.omniverse_eula_accepted.txt`` exists at the root; kitplay
 creates it only on an explicit ``accept_license: true``.
@@ -19,6 +27,8 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
+import shutil
 import time
 import tomllib
 from pathlib import Path
@@ -31,10 +41,18 @@ from ..protocol.errors import (
     LicenseNotAccepted,
     NotFound,
     ToolchainError,
+    Unsupported,
 )
 from .base import Plan, Step, StepLog, inside
 from .builtin import check_app_name, check_display_name, check_version
-from .kit_catalogue import Catalogue, load_catalogue, replay_toml
+from .kit_apps import kit_version, list_apps, project_version
+from .kit_catalogue import (
+    Catalogue,
+    load_catalogue,
+    nest,
+    replay_tables,
+    replay_toml,
+)
 
 __all__ = ["EULA_FILE", "KitToolchain", "PLAY_DIR", "kit_platform"]
 
@@ -76,22 +94,15 @@ class KitToolchain:
         return self.root / "_build" / kit_platform() / "release"
 
     def kit_version(self) -> str | None:
-        for rel in ("VERSION.md", "tools/VERSION.md"):
-            try:
-                lines = (self.root / rel).read_text(errors="replace").splitlines()
-            except OSError:
-                continue
-            for line in lines:
-                if line.strip():
-                    return line.strip().lstrip("#").strip()[:100]
-        return None
+        return kit_version(self.root)
 
     def license_accepted(self) -> bool:
         return (self.root / EULA_FILE).is_file()
 
     def info(self) -> dict[str, Any]:
         return {"kind": self.kind, "workspace": str(self.root), "kit_version": self.kit_version(),
-                "platform": kit_platform(), "license_accepted": self.license_accepted(),
+                "project_version": project_version(self.root), "platform": kit_platform(),
+                "license_accepted": self.license_accepted(),
                 "templates_config": str(self.catalogue.config),
                 "errors": list(self.catalogue.errors)}
 
@@ -117,29 +128,7 @@ class KitToolchain:
         return out
 
     def list_apps(self) -> list[dict[str, Any]]:
-        apps: dict[str, dict[str, Any]] = {}
-        for rec in _metadata_records(self.root / "source" / "rendered_template_metadata.json"):
-            kind = str(rec.get("type") or "application")
-            path = str(rec.get("path") or "")
-            app: dict[str, Any] = {
-                "name": str(rec["name"]), "display_name": rec.get("display_name"),
-                "version": rec.get("version"), "template": rec.get("template_id"),
-                "type": kind, "path": str(self.root / path) if path else "",
-                "parent": rec.get("parent")}
-            apps[app["path"] or app["name"]] = app
-        apps_dir = self.root / "source" / "apps"
-        for kit in sorted(apps_dir.glob("*.kit")) if apps_dir.is_dir() else []:
-            if str(kit) in apps:
-                continue
-            pkg = _kit_package(kit)
-            apps[str(kit)] = {"name": kit.name.removesuffix(".kit"),
-                              "display_name": pkg.get("title"), "version": pkg.get("version"),
-                              "template": None, "type": "application", "path": str(kit),
-                              "parent": None}
-        for app in apps.values():
-            if app["path"].endswith(".kit"):
-                app["built"] = (self.release_dir / (Path(app["path"]).name + ".sh")).is_file()
-        return list(apps.values())
+        return list_apps(self.root, self.catalogue, self.release_dir)
 
     # -- licence ----------------------------------------------------------------------------
 
@@ -189,26 +178,31 @@ class KitToolchain:
                 raise InvalidParams(f"unknown layer {layer!r} for template {tid!r}; valid "
                                     f"layers: {valid}", {"param": "layers",
                                                          "valid": list(offered)})
-        values: dict[str, Any]
-        tables: list[tuple[list[str], dict[str, Any]]] = []
+        answers: dict[str, Any]
         exts: list[dict[str, str]] = []
         if kind == "application":
             targets = [inside(self.root, "source", "apps", f"{name}.kit")]
             targets += [inside(self.root, "source", "apps", f"{name}_{_layer_type(offered[x])}.kit")
                         for x in layers]
-            values = {"application_name": name, "application_display_name": display_name,
-                      "version": version, "add_layers": bool(layers),
-                      "selected_layers": [offered[x]["label"] for x in layers]}
-            tables.append(([tid], values))
-            for ext_id in cat.extensions_for(tid):
-                ext = self._setup_extension(tid, ext_id, name, display_name, version)
-                exts.append(ext)
-                targets.append(inside(self.root, "source", "extensions", ext["extension_name"]))
-                tables.append(([tid, ext.pop("sub_table")], ext))
+            # kitplay answers every question, as .vscode/replay_files/* do: names and display
+            # names of the setup extensions too (the CI files leave them to the tool's defaults).
+            exts = [self._setup_extension(tid, ext_id, name, display_name, version)
+                    for ext_id in cat.extensions_for(tid)]
+            targets += [inside(self.root, "source", "extensions", e["extension_name"])
+                        for e in exts]
+            answers = {"application_name": name, "application_display_name": display_name,
+                       "version": version, "layers": layers,
+                       "extensions": {e["template"]: {k: v for k, v in e.items()
+                                                      if k != "template"} for e in exts}}
         else:
             targets = [inside(self.root, "source", "extensions", name)]
-            tables.append(([tid], {"extension_name": name, "extension_display_name": display_name,
-                                   "version": version}))
+            answers = {"extension_name": name, "extension_display_name": display_name,
+                       "version": version}
+        try:
+            tables = replay_tables(cat, tid, answers)
+        except ValueError as e:
+            raise ToolchainError(f"cannot answer template {tid!r}: {e}; check {cat.config}") \
+                from None
         if not recover:
             self.check_license(params, "kitplay templates create TEMPLATE NAME")
             for t in targets:
@@ -230,7 +224,7 @@ class KitToolchain:
             (play / ".gitignore").write_text("# kitplay's replay files\n*\n")
             _atomic_write(snapshot, json.dumps(self._snapshot()))
             _atomic_write(replay, text)
-            if tomllib.loads(text) != {tables[0][0][0]: _nest(tables)}:
+            if tomllib.loads(text) != nest(tables):
                 raise ToolchainError("kitplay wrote a replay file that does not read back "
                                      "as written (a kitplay bug)")
             log.write(f"[kitplay] replay file {replay}:\n{text}")
@@ -272,7 +266,7 @@ class KitToolchain:
         app_var = cat.entries[tid].get("variables") or {}
         ext_var = entry.get("variables") or {}
         return {
-            "sub_table": f"{entry.get('type', 'setup')}_extension",
+            "template": ext_id,
             "extension_name": app + _suffix(ext_var.get("extension_name"),
                                             app_var.get("application_name"),
                                             f"_{entry.get('type', 'setup')}_extension"),
@@ -363,6 +357,85 @@ class KitToolchain:
                     describe_failure=_describer("launch", None))
 
 
+    # -- test, package, package_container, modify -------------------------------------------
+    # The tooling guide (readme-assets/additional-docs/kit_app_template_tooling_guide.md)
+    # lists these tools and their options; kitplay passes nothing it does not document.
+
+    def plan_test(self, params: dict[str, Any]) -> Plan:
+        if params.get("app"):
+            raise InvalidParams(
+                "kit-app-template's `repo.sh test` tests every built app and extension and "
+                "documents no option for one app; leave out 'app'", {"param": "app"})
+        if not params.get("_recover"):
+            self.check_license(params, "kitplay test")
+        return Plan(kind="test", workspace=self.root, toolchain=self.kind,
+                    steps=[Step("./repo.sh test", argv=[self.repo_sh, "test"], cwd=self.root)],
+                    finish=lambda: {"output": "see the job's log"},
+                    serial_key=f"kit:{self.root}", describe_failure=_describer("test", None))
+
+    def plan_package(self, params: dict[str, Any]) -> Plan:
+        argv = [self.repo_sh, "package"]
+        if params.get("name"):
+            argv += ["-n", _check_package_name(params["name"])]
+        if params.get("thin"):
+            argv.append("--thin")
+        if not params.get("_recover"):
+            self.check_license(params, "kitplay package")
+        packages = self.root / "_build" / "packages"
+        before: dict[str, list[int]] = {}
+
+        def snapshot(log: StepLog) -> None:
+            before.update(_files(packages))
+            log.write(f"[kitplay] {len(before)} file(s) in {packages} before packaging\n")
+
+        def finish() -> dict[str, Any]:
+            after = _files(packages)
+            made = sorted(p for p, st in after.items() if before.get(p) != st)
+            if not made:
+                raise ToolchainError(f"`repo.sh package` succeeded but wrote no archive under "
+                                     f"{packages}; see the job's log")
+            return {"archives": made, "packages_dir": str(packages),
+                    "project_version": project_version(self.root),
+                    "thin": bool(params.get("thin"))}
+
+        return Plan(kind="package", workspace=self.root, toolchain=self.kind,
+                    steps=[Step("list _build/packages", func=snapshot),
+                           Step(" ".join(["./repo.sh", *argv[1:]]), argv=argv, cwd=self.root)],
+                    finish=finish, serial_key=f"kit:{self.root}",
+                    describe_failure=_describer("package", "step_timeout_s"))
+
+    def plan_package_container(self, params: dict[str, Any]) -> Plan:
+        # The guide: "Packages the application as a container image (Linux only)"; it builds
+        # with docker. --app names the .kit (without it the tool prompts), --image-tag the image.
+        kit = self._kit_file(params["app"])
+        if shutil.which("docker") is None:
+            raise Unsupported(
+                "package_container builds a docker image, and docker is not installed here (no "
+                "`docker` on the daemon's PATH); install docker, or use `kitplay package`",
+                {"needs": "docker"})
+        argv = [self.repo_sh, "package_container", "--app", str(kit.relative_to(self.root))]
+        if params.get("image_tag"):
+            argv += ["--image-tag", _check_image_tag(params["image_tag"])]
+        if not params.get("_recover"):
+            self.check_license(params, "kitplay package_container APP")
+        return Plan(kind="package_container", workspace=self.root, toolchain=self.kind,
+                    steps=[Step(" ".join(["./repo.sh", *argv[1:]]), argv=argv, cwd=self.root,
+                                stdin=b"")],
+                    finish=lambda: {"app": kit.stem, "image_tag": params.get("image_tag")},
+                    serial_key=f"kit:{self.root}",
+                    describe_failure=_describer("package_container", "step_timeout_s"))
+
+    def plan_modify(self, params: dict[str, Any]) -> Plan:
+        # The guide: `template modify` is interactive (pick the .kit, tick layers with Space);
+        # no replay form or flag for it is documented in kit-app-template 110.1.2, so kitplay
+        # cannot drive it without guessing the wizard's screens.
+        kit = self._kit_file(params["app"])
+        raise Unsupported(
+            f"adding layers to {kit.stem} needs kit-app-template's interactive `template "
+            "modify`, which has no documented non-interactive form; run `./repo.sh template "
+            f"modify` in {self.root} yourself, or create the app again with layers",
+            {"app": kit.stem, "command": "./repo.sh template modify"})
+
 # -- helpers --------------------------------------------------------------------------------
 
 def _describer(what: str, timeout_key: str | None) -> Any:
@@ -406,33 +479,35 @@ def _suffix(default_ext: Any, default_app: Any, fallback: str) -> str:
     return fallback
 
 
-def _nest(tables: list[tuple[list[str], dict[str, Any]]]) -> dict[str, Any]:
-    top = dict(tables[0][1])
-    for path, values in tables[1:]:
-        top[path[1]] = dict(values)
-    return top
+_PACKAGE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+_IMAGE_TAG = re.compile(r"^[a-z0-9][a-z0-9._/-]{0,127}(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?$")
+
+
+def _check_package_name(value: str) -> str:
+    if not _PACKAGE_NAME.match(value):
+        raise InvalidParams(f"package name {value[:100]!r} must be 1-100 letters, digits, dots, "
+                            "dashes or underscores", {"param": "name"})
+    return value
+
+
+def _check_image_tag(value: str) -> str:
+    if not _IMAGE_TAG.match(value):
+        raise InvalidParams(f"image_tag {value[:100]!r} is not a docker image reference like "
+                            "my_company/my_app:1.0", {"param": "image_tag"})
+    return value
+
+
+def _files(d: Path) -> dict[str, list[int]]:
+    """(mtime, size) of the files under ``d``."""
+    out: dict[str, list[int]] = {}
+    for p in d.rglob("*") if d.is_dir() else []:
+        if p.is_file():
+            st = p.stat()
+            out[str(p)] = [st.st_mtime_ns, st.st_size]
+    return out
 
 
 def _atomic_write(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
-
-
-def _metadata_records(path: Path) -> list[dict[str, Any]]:
-    """Records of ``rendered_template_metadata.json``: a list, or a table of records."""
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return []
-    items = data if isinstance(data, list) else list(data.values()) if isinstance(
-        data, dict) else []
-    return [r for r in items if isinstance(r, dict) and isinstance(r.get("name"), str)]
-
-
-def _kit_package(kit: Path) -> dict[str, Any]:
-    try:
-        pkg = tomllib.loads(kit.read_text()).get("package", {})
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
-        return {}
-    return pkg if isinstance(pkg, dict) else {}

@@ -17,19 +17,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CLASS_TYPES", "Catalogue", "load_catalogue", "replay_toml", "toml_string"]
+__all__ = ["CLASS_TYPES", "EXTENSION_TYPES", "Catalogue", "load_catalogue", "replay_tables",
+           "replay_toml", "toml_string"]
 
 DEFAULT_CONFIG = "templates/templates.toml"
 CLASS_TYPES = {
     "ApplicationTemplate": "application",
     "ApplicationLayerTemplate": "application_layer",
     "ExtensionTemplate": "extension",
+    # templates/core_templates.toml (110.1.2): basic_python_binding; created like an extension
+    # (tools/ci/automated_templating/basic_pybind11_extension.toml.j2).
+    "BindingExtensionTemplate": "binding_extension",
     "SetupExtensionTemplate": "setup_extension",
 }
+EXTENSION_TYPES = ("extension", "binding_extension")  # created on their own, into source/extensions
 TYPE_TITLES = {  # short: `kitplay templates list` shows 60 characters of a description
     "application": "Kit application",
     "application_layer": "Layer for an app's `layers`",
     "extension": "Kit extension",
+    "binding_extension": "Kit C++ extension with Python bindings",
     "setup_extension": "Extension an app template adds",
 }
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -64,7 +70,7 @@ class Catalogue:
             "toolchain": "kit-app-template",
             "collection": self.collections.get(tid),
             "label": self.label(tid),
-            "creatable": kind in ("application", "extension"),
+            "creatable": kind == "application" or kind in EXTENSION_TYPES,
             "variables": _jsonable(e.get("variables") or {}),
         }
         if "type" in e:  # layer type (streaming, nvcf) or setup extension type (setup, extra)
@@ -226,9 +232,76 @@ def _value(v: Any) -> str:
 
 
 def replay_toml(tables: list[tuple[list[str], dict[str, Any]]]) -> str:
-    """A replay (playback) file: one ``[a.b]`` table per entry, keys in the given order."""
+    """A replay (playback) file: one ``[a.b.c]`` table per entry (empty ones too), keys in order."""
     parts = ["# Written by kitplay for `repo.sh template replay`; safe to delete.\n"]
     for path, values in tables:
         parts.append("\n[" + ".".join(_key(k) for k in path) + "]\n")
         parts.extend(f"{_key(k)} = {_value(v)}\n" for k, v in values.items())
     return "".join(parts)
+
+
+def nest(tables: list[tuple[list[str], dict[str, Any]]]) -> dict[str, Any]:
+    """What ``tomllib`` reads back from ``replay_toml(tables)``."""
+    out: dict[str, Any] = {}
+    for path, values in tables:
+        node = out
+        for k in path:
+            node = node.setdefault(k, {})
+        node.update(values)
+    return out
+
+
+_EXT_KEYS = ("extension_name", "extension_display_name", "version")
+
+
+def replay_tables(cat: Catalogue, tid: str,
+                  answers: dict[str, Any]) -> list[tuple[list[str], dict[str, Any]]]:
+    """The tables of a replay file answering template ``tid``, in the real files' shape.
+
+    ``answers`` for an application: ``application_name``, ``version``, optional
+    ``application_display_name``, ``layers`` (layer template ids, in order) and ``extensions``
+    (``{setup extension template id: {version, optional extension_name,
+    extension_display_name}}``; every extension the template links needs one).  For an
+    extension or binding extension: ``extension_name``, ``version``, optional
+    ``extension_display_name``.  Keys left out are left out of the file.
+
+    The shapes, from kit-app-template 110.1.2:
+    - ``tools/ci/automated_templating/kit_base_editor.toml.j2``, ``usd_*.toml.j2``: layers are
+      ``add_layers = "Yes"`` (a string), ``selected_layers = ["[id]: Name", ...]`` and one
+      empty ``[<app>.applications.<layer id>]`` table per layer;
+    - ``kit_service.toml.j2``, ``.vscode/replay_files/*``: no layers, no ``add_layers``;
+    - ``usd_viewer.toml.j2``, ``.vscode/replay_files/usd_viewer``: setup extensions are
+      ``[<app>.extensions.<extension template id>]``, in the catalogue's link order;
+    - ``basic_*_extension.toml.j2``, ``basic_pybind11_extension.toml.j2``: ``[<id>]`` with
+      ``extension_name``, ``version`` (``basic_cpp_extension`` also ``extension_display_name``).
+    """
+    kind = cat.type_of(tid)
+    if kind in EXTENSION_TYPES:
+        top = {k: answers[k] for k in _EXT_KEYS if answers.get(k) is not None}
+        return [([tid], top)]
+    if kind != "application":
+        raise ValueError(f"template {tid!r} is a {cat.entries[tid].get('class')}; replay files "
+                         "answer application and extension templates only")
+    top = {k: answers[k] for k in ("application_name", "application_display_name", "version")
+           if answers.get(k) is not None}
+    layers = list(dict.fromkeys(answers.get("layers") or []))
+    offered = cat.layers_for(tid)
+    for layer in layers:
+        if layer not in offered:
+            raise ValueError(f"template {tid!r} offers no layer {layer!r}")
+    if layers:
+        top["add_layers"] = "Yes"
+        top["selected_layers"] = [cat.label(layer) for layer in layers]
+    tables: list[tuple[list[str], dict[str, Any]]] = [([tid], top)]
+    given = dict(answers.get("extensions") or {})
+    for ext_id in cat.extensions_for(tid):
+        values = given.pop(ext_id, None)
+        if values is None or values.get("version") is None:
+            raise ValueError(f"template {tid!r} needs an answer (at least a version) for its "
+                             f"extension {ext_id!r}")
+        tables.append(([tid, "extensions", ext_id],
+                       {k: values[k] for k in _EXT_KEYS if values.get(k) is not None}))
+    if given:
+        raise ValueError(f"template {tid!r} links no extension {', '.join(map(repr, given))}")
+    tables += [([tid, "applications", layer], {}) for layer in layers]
+    return tables
