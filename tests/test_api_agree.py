@@ -97,7 +97,8 @@ def normal_job(job: dict[str, Any]) -> dict[str, Any]:
 
 def test_every_method_is_covered() -> None:
     covered = set(READ_ONLY) | {"templates.create", "build", "launch", "jobs.cancel",
-                                "jobs.subscribe", "jobs.unsubscribe"}
+                                "jobs.subscribe", "jobs.unsubscribe", "test", "package",
+                                "apps.modify", "package_container"}
     assert covered == set(METHODS)
 
 
@@ -145,6 +146,13 @@ def test_job_starting_methods_agree(daemon: Daemon, bridge: Bridge) -> None:
     assert len({json.dumps(normal_job(r["job"]), sort_keys=True) for r in builds}) == 1
     for r in builds:
         assert daemon.wait_job(r["job"]["id"])["status"] == "succeeded"
+
+    for method, params in (("test", {"app": f"{APP}0"}), ("package", {"app": f"{APP}0"})):
+        jobs = three_ways(daemon, bridge, method, params)
+        assert len({json.dumps(normal_job(r["job"]), sort_keys=True) for r in jobs}) == 1
+        finished = [daemon.wait_job(r["job"]["id"]) for r in jobs]
+        assert {j["status"] for j in finished} == {"succeeded"}
+        assert len({json.dumps(j["result"], sort_keys=True) for j in finished}) == 1
 
     launches = three_ways(daemon, bridge, "launch",
                           {"app": f"{APP}0", "args": ["--forever", "x y"], "display": "native"})
@@ -206,7 +214,9 @@ def test_subscription_methods_agree(daemon: Daemon, bridge: Bridge) -> None:
 def test_errors_agree(daemon: Daemon, bridge: Bridge) -> None:
     cases: list[tuple[str, dict[str, Any]]] = [
         ("jobs.get", {"job_id": "0nosuchjob"}), ("templates.get", {"name": "nope"}),
-        ("launch", {"app": "no.such_app"}), ("jobs.list", {"limit": 0})]
+        ("launch", {"app": "no.such_app"}), ("jobs.list", {"limit": 0}),
+        ("apps.modify", {"app": "no.such_app", "layers": ["x"]}),
+        ("package_container", {"app": "no.such_app"}), ("test", {"app": "no.such_app"})]
     for method, params in cases:
         m = METHODS[method]
         try:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from typing import Any
 
+from daemon.protocol.errors import InvalidState
 from daemon.protocol.registry import METHODS
 from tests.helpers import ROOT, Daemon, create_and_build, wait_for, write_app
 
@@ -81,11 +82,20 @@ def test_json_output_equals_raw_socket_result_for_every_method(daemon: Daemon) -
     assert set(via_cli) == set(raw) and via_cli["params"] == raw["params"]
     for j in (via_cli, raw):
         daemon.wait_job(j["id"])
+    for words, params in ((["test", name], {"app": name}), (["package", name], {"app": name})):
+        proc = kitplay(daemon, *words, "--json", check=True)
+        via_cli = json.loads(proc.stdout)["job"]
+        raw = daemon.call(words[0], params)["job"]
+        assert set(via_cli) == set(raw) and via_cli["params"] == raw["params"]
+        assert daemon.wait_job(via_cli["id"])["result"] == daemon.wait_job(raw["id"])["result"]
+    for words in (["apps", "modify", name, "--layers", "x"], ["package_container", name]):
+        assert kitplay(daemon, *words).returncode == InvalidState.exit_code
     assert kitplay(daemon, "jobs", "subscribe", jid, "--json").returncode == 0
     assert "subscription" in sub
     # Every method was exercised here or above.
     covered = set(calls) | {"launch", "jobs.subscribe", "templates.create", "build",
-                            "jobs.cancel", "jobs.unsubscribe"}
+                            "jobs.cancel", "jobs.unsubscribe", "test", "package", "apps.modify",
+                            "package_container"}
     assert covered == set(METHODS)
 
 
