@@ -188,9 +188,11 @@ def render(method: str, result: Any) -> str:
         return f"toolchain: {result['toolchain']['kind']}\n" + _table(
             rows, ["NAME", "TYPE", "DISPLAY NAME", "DESCRIPTION"])
     if method == "apps.list":
-        rows = [[a["name"], a["type"], a.get("version") or "", "yes" if a.get("built") else "no"]
+        rows = [[a["name"], a["type"], a.get("display_name") or "", a.get("version") or "",
+                 a.get("parent") or "", "yes" if a.get("built") else "no"]
                 for a in result["apps"]]
-        return _table(rows, ["NAME", "TYPE", "VERSION", "BUILT"]) if rows else "no apps yet"
+        return _table(rows, ["NAME", "TYPE", "DISPLAY NAME", "VERSION", "OF", "BUILT"]) \
+            if rows else "no apps yet"
     if method == "sessions.list":
         rows = [[s["job_id"], s["app"], s["display"], s["url"]] for s in result["sessions"]]
         return _table(rows, ["JOB", "APP", "DISPLAY", "URL"]) if rows else "no display sessions"
