@@ -2,6 +2,8 @@
 
 A handler takes the connection context and the params already checked against the
 registry, and returns the method's result (the same JSON over the socket, CLI and REST).
+A plain ``def`` handler never waits and is answered inline by the connection loop; one that
+may wait (a thread, an event, a commit) is ``async def`` and gets a task of its own.
 """
 
 from __future__ import annotations
@@ -64,7 +66,7 @@ class Handlers:
 
     # -- daemon -----------------------------------------------------------------------------
 
-    async def daemon_status(self, ctx: Any, p: dict[str, Any]) -> dict[str, Any]:
+    def daemon_status(self, ctx: Any, p: dict[str, Any]) -> dict[str, Any]:
         try:
             tc = self.toolchain({}).info()
         except NotFound as e:
@@ -81,7 +83,7 @@ class Handlers:
                        "log_retention_jobs": self.cfg.log_retention_jobs},
         }
 
-    async def rpc_discover(self, ctx: Any, p: dict[str, Any]) -> dict[str, Any]:
+    def rpc_discover(self, ctx: Any, p: dict[str, Any]) -> dict[str, Any]:
         return openrpc_document(__version__, API_VERSION)
 
     # -- templates and apps -----------------------------------------------------------------
@@ -110,10 +112,10 @@ class Handlers:
 
     # -- jobs -------------------------------------------------------------------------------
 
-    async def jobs_list(self, ctx: Any, p: dict[str, Any]) -> dict[str, Any]:
+    def jobs_list(self, ctx: Any, p: dict[str, Any]) -> dict[str, Any]:
         return {"jobs": self.jobs.list_jobs(p.get("status"), p.get("kind"), p.get("limit", 100))}
 
-    async def jobs_get(self, ctx: Any, p: dict[str, Any]) -> dict[str, Any]:
+    def jobs_get(self, ctx: Any, p: dict[str, Any]) -> dict[str, Any]:
         return {"job": self.jobs.get(p["job_id"])}
 
     async def jobs_cancel(self, ctx: Any, p: dict[str, Any]) -> dict[str, Any]:
@@ -128,9 +130,9 @@ class Handlers:
     async def jobs_subscribe(self, ctx: Any, p: dict[str, Any]) -> dict[str, Any]:
         return {"subscription": await ctx.subscribe(self.jobs, p["job_id"], p.get("offset", 0))}
 
-    async def jobs_unsubscribe(self, ctx: Any, p: dict[str, Any]) -> dict[str, Any]:
+    def jobs_unsubscribe(self, ctx: Any, p: dict[str, Any]) -> dict[str, Any]:
         return {"unsubscribed": ctx.unsubscribe(p["subscription"])}
 
-    async def sessions_list(self, ctx: Any, p: dict[str, Any]) -> dict[str, Any]:
+    def sessions_list(self, ctx: Any, p: dict[str, Any]) -> dict[str, Any]:
         displays = self.jobs.displays
         return {"sessions": displays.list() if displays is not None else []}
