@@ -18,11 +18,12 @@ import trio
 from . import API_VERSION, __version__
 from .config import Config
 from .jobs import JobManager
-from .protocol.errors import InvalidParams, NotFound
+from .protocol.errors import InvalidParams
 from .protocol.registry import METHODS, openrpc_document
 from .rpc import Handler
 from .toolchains import KINDS, Plan, detect
 from .toolchains.base import Toolchain, resolve_workspace
+from .toolchains.watch import WatchedToolchain
 
 __all__ = ["Handlers"]
 
@@ -33,6 +34,9 @@ class Handlers:
         self.jobs = jobs
         self.socket_path = socket_path
         self.started = time.monotonic()
+        # The default workspace's toolchain for daemon.status, detected again only when
+        # its marker files change.
+        self.default_toolchain = WatchedToolchain(cfg.workspace, lambda: self.toolchain({}))
 
     def table(self) -> dict[str, Handler]:
         return {name: getattr(self, name.replace(".", "_")) for name in METHODS}
@@ -67,10 +71,9 @@ class Handlers:
     # -- daemon -----------------------------------------------------------------------------
 
     def daemon_status(self, ctx: Any, p: dict[str, Any]) -> dict[str, Any]:
-        try:
-            tc = self.toolchain({}).info()
-        except NotFound as e:
-            tc = {"kind": None, "workspace": str(self.cfg.workspace), "error": e.message}
+        # Neither a count nor a detection per call: the store keeps its counts as jobs
+        # change, and the toolchain is detected again only when its markers change.
+        tc = self.default_toolchain.info()
         return {
             "version": __version__, "api_version": API_VERSION, "pid": os.getpid(),
             "uptime_s": round(time.monotonic() - self.started, 3),
