@@ -1,8 +1,12 @@
 """The clients the bench times.  The same code drives kitplayd and its baseline.
 
+- ``RawClient`` and ``time_raw``: the lightest client there is, and the one the headline
+  ratios use: a blocking stdlib socket, one call at a time, the request encoded once, the
+  answer read up to its newline and checked without a JSON decode (its id, no ``"error"``);
+  against the echo server the answer is the request line itself.  Its own cost is a few
+  microseconds, so it adds as little as possible to both sides of a ratio;
 - ``time_calls``: sequential calls on one connection with ``daemon.protocol.client.Client``
-  (the stdlib client the CLI uses); against the echo server the response is the request line
-  echoed, which that client accepts (same id, no error);
+  (the stdlib client the CLI uses; it encodes, decodes and matches ids on every call);
 - ``throughput``: N concurrent connections from one trio process, each with one call in flight;
 - ``XmlRpcUnix``: a minimal keep-alive XML-RPC client over a Unix socket for supervisord, doing
   the same client-side work as ``Client.call`` (encode, one write, read, decode).
@@ -24,7 +28,7 @@ import trio
 from daemon.protocol.client import Client
 from daemon.protocol.framing import LineBuffer, dumps, request
 
-__all__ = ["XmlRpcUnix", "pct", "throughput", "time_calls"]
+__all__ = ["RawClient", "XmlRpcUnix", "pct", "throughput", "time_calls", "time_raw"]
 
 
 def pct(samples: list[float], q: float) -> float:
@@ -33,6 +37,58 @@ def pct(samples: list[float], q: float) -> float:
         return statistics.median(samples)
     s = sorted(samples)
     return s[min(len(s) - 1, round(q / 100 * (len(s) - 1)))]
+
+
+class RawClient:
+    """A blocking stdlib socket client that sends pre-encoded frames, one call at a time."""
+
+    def __init__(self, path: Path) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(str(path))
+        self._buf = b""
+
+    def frame(self, method: str, params: Any = None, rid: int = 1) -> bytes:
+        return dumps(request(method, params if params is not None else {}, rid))
+
+    def roundtrip(self, frame: bytes) -> bytes:
+        """Send one frame, return the next line (without its newline)."""
+        self.sock.sendall(frame)
+        buf = self._buf
+        while (end := buf.find(b"\n")) < 0:
+            data = self.sock.recv(1 << 20)
+            if not data:
+                raise ConnectionError("the server closed the connection")
+            buf += data
+        self._buf = buf[end + 1:]
+        return buf[:end]
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self) -> RawClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def time_raw(client: RawClient, method: str, params: Any, n: int) -> list[float]:
+    """Seconds per call for ``n`` sequential calls with the lightest client."""
+    frame = client.frame(method, params, 7)
+    rt = client.roundtrip
+    # Checked once outside the clock, then cheaply inside it: the right id, no error.
+    first = json.loads(rt(frame))
+    if first.get("id") != 7 or "error" in first:
+        raise RuntimeError(f"bad answer to {method}: {first!r}"[:300])
+    out = []
+    clock = time.perf_counter
+    for _ in range(n):
+        t = clock()
+        line = rt(frame)
+        out.append(clock() - t)
+        if b'"error":{"code"' in line:
+            raise RuntimeError(f"{method} failed: {line[:300]!r}")
+    return out
 
 
 def time_calls(client: Client, method: str, params: Any, n: int) -> list[float]:

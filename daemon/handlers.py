@@ -2,6 +2,8 @@
 
 A handler takes the connection context and the params already checked against the
 registry, and returns the method's result (the same JSON over the socket, CLI and REST).
+A plain ``def`` handler never waits and is answered inline by the connection loop; one that
+may wait (a thread, an event, a commit) is ``async def`` and gets a task of its own.
 """
 
 from __future__ import annotations
@@ -16,11 +18,12 @@ import trio
 from . import API_VERSION, __version__
 from .config import Config
 from .jobs import JobManager
-from .protocol.errors import InvalidParams, NotFound
+from .protocol.errors import InvalidParams
 from .protocol.registry import METHODS, openrpc_document
 from .rpc import Handler
 from .toolchains import KINDS, Plan, detect
 from .toolchains.base import Toolchain, resolve_workspace
+from .toolchains.watch import WatchedToolchain
 
 __all__ = ["Handlers"]
 
@@ -31,6 +34,9 @@ class Handlers:
         self.jobs = jobs
         self.socket_path = socket_path
         self.started = time.monotonic()
+        # The default workspace's toolchain for daemon.status, detected again only when
+        # its marker files change.
+        self.default_toolchain = WatchedToolchain(cfg.workspace, lambda: self.toolchain({}))
 
     def table(self) -> dict[str, Handler]:
         return {name: getattr(self, name.replace(".", "_")) for name in METHODS}
@@ -65,11 +71,10 @@ class Handlers:
 
     # -- daemon -----------------------------------------------------------------------------
 
-    async def daemon_status(self, ctx: Any, p: dict[str, Any]) -> dict[str, Any]:
-        try:
-            tc = self.toolchain({}).info()
-        except NotFound as e:
-            tc = {"kind": None, "workspace": str(self.cfg.workspace), "error": e.message}
+    def daemon_status(self, ctx: Any, p: dict[str, Any]) -> dict[str, Any]:
+        # Neither a count nor a detection per call: the store keeps its counts as jobs
+        # change, and the toolchain is detected again only when its markers change.
+        tc = self.default_toolchain.info()
         return {
             "version": __version__, "api_version": API_VERSION, "pid": os.getpid(),
             "uptime_s": round(time.monotonic() - self.started, 3),
@@ -82,7 +87,7 @@ class Handlers:
                        "log_retention_jobs": self.cfg.log_retention_jobs},
         }
 
-    async def rpc_discover(self, ctx: Any, p: dict[str, Any]) -> dict[str, Any]:
+    def rpc_discover(self, ctx: Any, p: dict[str, Any]) -> dict[str, Any]:
         return openrpc_document(__version__, API_VERSION)
 
     # -- templates and apps -----------------------------------------------------------------
@@ -123,10 +128,10 @@ class Handlers:
 
     # -- jobs -------------------------------------------------------------------------------
 
-    async def jobs_list(self, ctx: Any, p: dict[str, Any]) -> dict[str, Any]:
+    def jobs_list(self, ctx: Any, p: dict[str, Any]) -> dict[str, Any]:
         return {"jobs": self.jobs.list_jobs(p.get("status"), p.get("kind"), p.get("limit", 100))}
 
-    async def jobs_get(self, ctx: Any, p: dict[str, Any]) -> dict[str, Any]:
+    def jobs_get(self, ctx: Any, p: dict[str, Any]) -> dict[str, Any]:
         return {"job": self.jobs.get(p["job_id"])}
 
     async def jobs_cancel(self, ctx: Any, p: dict[str, Any]) -> dict[str, Any]:
@@ -141,9 +146,9 @@ class Handlers:
     async def jobs_subscribe(self, ctx: Any, p: dict[str, Any]) -> dict[str, Any]:
         return {"subscription": await ctx.subscribe(self.jobs, p["job_id"], p.get("offset", 0))}
 
-    async def jobs_unsubscribe(self, ctx: Any, p: dict[str, Any]) -> dict[str, Any]:
+    def jobs_unsubscribe(self, ctx: Any, p: dict[str, Any]) -> dict[str, Any]:
         return {"unsubscribed": ctx.unsubscribe(p["subscription"])}
 
-    async def sessions_list(self, ctx: Any, p: dict[str, Any]) -> dict[str, Any]:
+    def sessions_list(self, ctx: Any, p: dict[str, Any]) -> dict[str, Any]:
         displays = self.jobs.displays
         return {"sessions": displays.list() if displays is not None else []}

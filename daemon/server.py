@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import errno
 import itertools
-import json
 import logging
 import os
 import socket as stdsocket
@@ -214,26 +213,33 @@ async def serve(listen_sock: stdsocket.socket, dispatcher: Dispatcher, *, max_li
 
 async def _serve_connection(stream: trio.SocketStream, dispatcher: Dispatcher, max_line: int,
                             max_inflight: int) -> None:
+    """Read frames; answer each parsed message inline when it completes without waiting (the
+    fast path: no task, no limiter), else in a task of its own (``jobs.wait``, reads, the
+    commit of a submission, subscriptions), so several calls can be in flight at once.
+
+    Responses carry ids and may leave in any order (docs/api.md); the one ordering the protocol
+    documents, a subscription's answer before its first notification, is ``_pump``'s concern.
+    Every frame goes out through ``conn.send``, whatever the connection's framing.
+    """
     lines = LineBuffer(max_line)
     limiter = trio.CapacityLimiter(max_inflight)
     async with trio.open_nursery() as nursery:
         conn = Connection(stream, nursery)
 
-        async def process(line: bytes, token: object) -> None:
+        async def process(msg: Any, token: object) -> None:
             try:
-                response = await dispatcher.handle(line, conn)
+                response = await dispatcher.handle_message(msg, conn)
                 if response is not None:
                     await conn.send(response)
             except trio.Cancelled:
                 # The daemon is stopping (or the client left) with this request in flight:
                 # answer it with -32800 rather than silence, if the client still listens.
-                rid = _request_id(line)
-                if rid is not _NO_ID and not conn.closed:
+                if isinstance(msg, dict) and "id" in msg and not conn.closed:
                     with trio.CancelScope(shield=True), trio.move_on_after(0.5):
                         await conn.send(error_response(RequestCancelled(
                             "kitplayd stopped before answering; nothing was lost: jobs and "
                             "their logs are kept. Retry the call once the daemon is back."),
-                            rid))
+                            _valid_id(msg["id"])))
                 raise
             finally:
                 limiter.release_on_behalf_of(token)
@@ -251,15 +257,25 @@ async def _serve_connection(stream: trio.SocketStream, dispatcher: Dispatcher, m
                 except MessageTooLarge as e:
                     await conn.send(error_response(e))
                     break
-                for line in batch:
-                    if not line.strip():
+                for frame in batch:
+                    if not frame.strip():
+                        continue
+                    try:
+                        msg = dispatcher.parse(frame)
+                    except KitplayError as e:
+                        await conn.send(error_response(e))
+                        continue
+                    if dispatcher.completes_nowait(msg):
+                        response = dispatcher.answer_nowait(msg, conn)
+                        if response is not None:
+                            await _send_answer(conn, response)
                         continue
                     token = object()
                     try:  # a free slot needs no scheduler round trip (bench: -1 batch)
                         limiter.acquire_on_behalf_of_nowait(token)
                     except trio.WouldBlock:
                         await limiter.acquire_on_behalf_of(token)
-                    nursery.start_soon(process, line, token)
+                    nursery.start_soon(process, msg, token)
         except KitplayError:  # pragma: no cover - defensive
             log.exception("connection error")
         # The client is gone (or sent EOF): stop its subscriptions, let in-flight calls finish.
@@ -269,15 +285,17 @@ async def _serve_connection(stream: trio.SocketStream, dispatcher: Dispatcher, m
             nursery.cancel_scope.cancel()
 
 
-_NO_ID = object()
-
-
-def _request_id(line: bytes) -> Any:
-    """The id of a single request frame, or _NO_ID (notification, batch, unparsable)."""
+async def _send_answer(conn: Connection, response: Any) -> None:
+    """Send an answer computed inline; if the daemon stops at this very moment, the answer
+    (already made, its effects done) still goes out, as a task's -32800 would."""
     try:
-        msg = json.loads(line)
-    except ValueError:
-        return _NO_ID
-    if isinstance(msg, dict) and "id" in msg:
-        return msg["id"]
-    return _NO_ID
+        await conn.send(response)
+    except trio.Cancelled:
+        if not conn.closed:
+            with trio.CancelScope(shield=True), trio.move_on_after(0.5):
+                await conn.send(response)
+        raise
+
+
+def _valid_id(rid: Any) -> Any:
+    return rid if isinstance(rid, (str, int, float)) and not isinstance(rid, bool) else None

@@ -66,6 +66,10 @@ class Store:
             raise RuntimeError(
                 f"{path} was written by a newer kitplay (schema {row[0]}); upgrade kitplay")
         self._select = "SELECT " + ",".join(_COLUMNS) + " FROM jobs"
+        # Jobs per status, counted once here and then kept as jobs are added and change
+        # status (daemon.status reports them on every call; a count is a scan of the table).
+        self._counts: dict[str, int] = dict(self.db.execute(
+            "SELECT status, COUNT(*) FROM jobs GROUP BY status").fetchall())
 
     def close(self) -> None:
         self.db.close()
@@ -75,13 +79,28 @@ class Store:
         vals = [_enc(c, job[c]) for c in cols]
         self.db.execute(
             f"INSERT INTO jobs ({','.join(cols)}) VALUES ({','.join('?' * len(cols))})", vals)
+        self._count(job["status"], 1)
 
     def update(self, job_id: str, **fields: Any) -> None:
         if not fields:
             return
+        old = None
+        if "status" in fields:
+            row = self.db.execute("SELECT status FROM jobs WHERE id=?", (job_id,)).fetchone()
+            old = row[0] if row else None
         sets = ",".join(f"{c}=?" for c in fields)
         self.db.execute(f"UPDATE jobs SET {sets} WHERE id=?",
                         [*(_enc(c, v) for c, v in fields.items()), job_id])
+        if old is not None and old != fields["status"]:
+            self._count(old, -1)
+            self._count(fields["status"], 1)
+
+    def _count(self, status: str, n: int) -> None:
+        left = self._counts.get(status, 0) + n
+        if left:
+            self._counts[status] = left
+        else:
+            self._counts.pop(status, None)
 
     def get(self, job_id: str) -> dict[str, Any] | None:
         row = self.db.execute(self._select + " WHERE id=?", (job_id,)).fetchone()
@@ -106,6 +125,10 @@ class Store:
             self._select + f" WHERE status IN ({marks}) ORDER BY seq", statuses)]
 
     def counts(self) -> dict[str, int]:
+        """Jobs per status (kept in memory; ``count_rows`` asks the table itself)."""
+        return dict(self._counts)
+
+    def count_rows(self) -> dict[str, int]:
         return dict(self.db.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status").fetchall())
 
     def finished_beyond(self, keep: int) -> list[str]:

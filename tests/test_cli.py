@@ -31,6 +31,27 @@ def test_import_path_has_no_trio_quart_hypercorn() -> None:
     assert out.strip() == "[]"
 
 
+def test_daemon_status_imports_only_what_it_needs(daemon: Daemon) -> None:
+    """What `kitplay daemon status` imports after site, as ``python -X importtime`` lists it,
+    from the console-script wrapper's own ``import re`` on: no module pulled in for nothing
+    (``socket`` and ``selectors`` come with the stdlib socket wrapper the client avoids;
+    ``typing``, ``inspect`` and ``dataclasses`` cost more than the rest of the client)."""
+    code = ("import re, sys; sys.argv = ['kitplay', 'daemon', 'status']; "
+            "from cli_client.main import main; main()")
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-c", code], capture_output=True,
+                          text=True, cwd=ROOT, env={**os.environ,
+                                                    "KITPLAY_SOCKET": str(daemon.socket)})
+    assert proc.returncode == 0, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("import time:")]
+    after_site = next(i for i, ln in enumerate(lines) if ln.rstrip().endswith("| site"))
+    imported = {ln.split("|")[2].strip() for ln in lines[after_site + 1:]}
+    assert "cli_client.main" in imported
+    heavy = {"socket", "selectors", "typing", "inspect", "dataclasses", "trio", "quart",
+             "hypercorn", "jsonrpcserver", "psutil", "asyncio", "logging", "tomllib",
+             "subprocess", "threading"}
+    assert not imported & heavy, sorted(imported & heavy)
+
+
 def test_every_method_has_a_subcommand() -> None:
     from cli_client.main import build_parser
 

@@ -27,6 +27,12 @@ __all__ = [
 MAX_LINE = 1024 * 1024
 
 _encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+# The C encoder behind ``_encoder``, built once: ``JSONEncoder.encode`` builds one per call
+# (1.5 us of a 2.5 us encode).  No circular-reference check: frames are trees of plain data.
+_c_encode = getattr(json.encoder, "c_make_encoder", None)
+if _c_encode is not None:
+    _c_encode = _c_encode(None, _encoder.default, json.encoder.encode_basestring, None, ":", ",",
+                          False, False, False)
 
 
 def dumps(obj: Any) -> bytes:
@@ -36,7 +42,11 @@ def dumps(obj: Any) -> bytes:
     only occurs inside a JSON string, where ``backslashreplace`` writes it back as the same
     ``\\ud800`` escape: valid UTF-8, and the same string for the reader.
     """
-    return (_encoder.encode(obj) + "\n").encode("utf-8", "backslashreplace")
+    if _c_encode is not None and type(obj) is dict:
+        text = "".join(_c_encode(obj, 0))
+    else:
+        text = _encoder.encode(obj)
+    return (text + "\n").encode("utf-8", "backslashreplace")
 
 
 def request(method: str, params: Any = None, id: int | str | None = None) -> dict[str, Any]:

@@ -97,6 +97,10 @@ class BuiltinToolchain:
     def apps_dir(self) -> Path:
         return self.root / "source" / "apps"
 
+    def markers(self) -> list[Path]:
+        """What ``info()`` depends on besides the root's entries: nothing."""
+        return []
+
     def info(self) -> dict[str, Any]:
         return {"kind": self.kind, "workspace": str(self.root), "kit_version": None}
 

@@ -99,6 +99,12 @@ class KitToolchain:
     def license_accepted(self) -> bool:
         return (self.root / EULA_FILE).is_file()
 
+    def markers(self) -> list[Path]:
+        """The files ``info()`` reads, or whose presence it reports: a change to any of them
+        (or to the root's entries) means ``info()`` must be read again."""
+        return [self.root / "VERSION.md", self.root / "tools", self.root / "tools" / "VERSION.md",
+                *self.catalogue.files]
+
     def info(self) -> dict[str, Any]:
         return {"kind": self.kind, "workspace": str(self.root), "kit_version": self.kit_version(),
                 "project_version": project_version(self.root), "platform": kit_platform(),

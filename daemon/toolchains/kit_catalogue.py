@@ -47,6 +47,7 @@ class Catalogue:
     entries: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> raw entry
     collections: dict[str, str] = field(default_factory=dict)  # id -> collection name
     errors: list[str] = field(default_factory=list)
+    files: list[Path] = field(default_factory=list)  # every file read (the index, collections)
 
     def label(self, tid: str) -> str:
         """The wizard's on-screen label of a template, exactly: ``[id]: Name``."""
@@ -98,6 +99,7 @@ class Catalogue:
 def load_catalogue(root: Path) -> Catalogue:
     config = _config_path(root)
     cat = Catalogue(config)
+    cat.files.append(config)
     index = _read_toml(config, "templates config", cat.errors)
     if index is None:
         return cat
@@ -117,6 +119,7 @@ def load_catalogue(root: Path) -> Catalogue:
         path = Path(url.removeprefix("file://").replace("${root}", str(root)))
         if not path.is_absolute():
             path = config.parent / path
+        cat.files.append(path)
         data = _read_toml(path, f"collection {cid!r} ({name})", cat.errors)
         if data is None:
             continue
