@@ -33,6 +33,7 @@ class Config:
     restart_stable_s: float = 10.0
     step_timeout_s: float = 3600.0
     create_timeout_s: float = 600.0
+    xpra_python: str = ""                 # Python that runs xpra; "" = the xpra script's #!
 
     def apply(self, values: dict[str, Any]) -> None:
         names = {f.name: f for f in dataclasses.fields(self)}

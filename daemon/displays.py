@@ -42,15 +42,15 @@ from typing import Any
 import psutil
 import trio
 
+from .capabilities import check_headless, check_native, check_xpra, refusal
 from .config import Config
 from .protocol.errors import Unsupported
 from .toolchains.base import Plan
 
-__all__ = ["Displays", "INSTALL_HINT"]
+__all__ = ["Displays"]
 
 log = logging.getLogger("kitplayd.displays")
 
-INSTALL_HINT = "install it with `sudo apt-get install xpra` (Debian/Ubuntu), then launch again"
 DISPLAY_FIRST, DISPLAY_LAST = 100, 999
 READY_TIMEOUT_S = 120.0
 X_LOCK = "/tmp/.X{n}-lock"
@@ -85,6 +85,10 @@ class Displays:
 
     def __init__(self, cfg: Config) -> None:
         self.dir = cfg.state_dir / "sessions"
+        # What an Xpra session needs on this machine (daemon/capabilities.py): checked at
+        # start, and again before a launch is refused.
+        self.xpra_python = cfg.xpra_python or None
+        self.xpra: dict[str, Any] | None = None
         self.sessions: dict[str, dict[str, Any]] = {}
         for path in sorted(self.dir.glob("*.json")) if self.dir.is_dir() else []:
             try:
@@ -95,11 +99,29 @@ class Displays:
 
     # -- hooks ------------------------------------------------------------------------------
 
+    async def check(self) -> dict[str, Any]:
+        self.xpra = await trio.to_thread.run_sync(check_xpra, self.xpra_python)
+        if not self.xpra["available"]:
+            log.warning("display 'xpra' is unavailable: %s", refusal(self.xpra).message)
+        return self.xpra
+
+    async def ensure_checked(self) -> None:
+        """Before a launch: the start-up check's report, or a fresh one where something was
+        missing (installing it needs no daemon restart)."""
+        if self.xpra is None or not self.xpra["available"]:
+            await self.check()
+
     def check_available(self) -> None:
-        if shutil.which("xpra") is None:
-            raise Unsupported(f"display 'xpra' needs Xpra, which is not installed: "
-                              f"{INSTALL_HINT}; or use display 'headless'",
-                              {"display": "xpra", "install": "sudo apt-get install xpra"})
+        if self.xpra is None:  # a launch arrived before the start-up check ran
+            self.xpra = check_xpra(self.xpra_python)
+        if not self.xpra["available"]:
+            raise refusal(self.xpra)
+
+    def backends(self) -> dict[str, Any]:
+        """Each display backend, available or missing what (``daemon.status``)."""
+        xpra = self.xpra if self.xpra is not None else {
+            "available": None, "checking": True, "missing": []}
+        return {"native": check_native(), "headless": check_headless(), "xpra": xpra}
 
     async def wrap(self, job_id: str, plan: Plan, argv: list[str],
                    env: dict[str, str]) -> tuple[list[str], dict[str, str], ReadyFn]:

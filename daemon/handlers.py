@@ -81,6 +81,8 @@ class Handlers:
             "socket": str(self.socket_path), "state_dir": str(self.cfg.state_dir),
             "workspace": str(self.cfg.workspace), "toolchain": tc, "toolchains": list(KINDS),
             "jobs": self.jobs.store.counts(),
+            "displays": (self.jobs.displays.backends() if self.jobs.displays is not None
+                         else {}),
             "limits": {"max_concurrent_jobs": self.cfg.max_concurrent_jobs,
                        "max_line_bytes": self.cfg.max_line_bytes,
                        "log_cap_bytes": self.cfg.log_cap_bytes,
@@ -115,6 +117,8 @@ class Handlers:
         return await self._submit("build", p)
 
     async def launch(self, ctx: Any, p: dict[str, Any]) -> dict[str, Any]:
+        if p.get("display") == "xpra" and self.jobs.displays is not None:
+            await self.jobs.displays.ensure_checked()  # refused at once if Xpra lacks a part
         return await self._submit("launch", p)
 
     async def test(self, ctx: Any, p: dict[str, Any]) -> dict[str, Any]:

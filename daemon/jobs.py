@@ -21,7 +21,7 @@ from . import recovery
 from .config import Config
 from .following import read_log_slice
 from .logs import log_size
-from .protocol.errors import InvalidState, KitplayError, NotFound, Unsupported
+from .protocol.errors import InvalidState, KitplayError, NotFound, Unsupported, describe_bug
 from .protocol.schemas import TERMINAL_STATUSES
 from .runner import INTERRUPTED, Active, LogWriter, StepInterrupted, StepRunner
 from .store import Store
@@ -224,7 +224,8 @@ class JobManager:
         except Exception as e:  # a bug: record it, keep serving
             log.exception("job %s failed inside the daemon", job_id)
             outcome = {"status": "failed",
-                       "error": {"message": f"kitplayd internal error: {e!r}", "step": None}}
+                       "error": {"message": f"kitplayd internal error: {describe_bug(e)}",
+                                 "step": None}}
         finally:
             if outcome is None:
                 # Cancelled from outside: the daemon is stopping.  Launches keep running

@@ -88,6 +88,8 @@ async def run_daemon(cfg: Config, *, task_status: Any = trio.TASK_STATUS_IGNORED
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
             async with trio.open_nursery() as nursery:
                 await nursery.start(jobs.run)
+                if displays is not None:  # what Xpra needs here, checked in the background
+                    nursery.start_soon(displays.check)
                 await nursery.start(lambda task_status: serve(
                     listen, dispatcher, max_line=cfg.max_line_bytes,
                     max_inflight=cfg.max_inflight_per_connection, task_status=task_status))

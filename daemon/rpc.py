@@ -38,7 +38,14 @@ from jsonrpcserver.dispatcher import create_request, to_response
 from jsonrpcserver.exceptions import JsonRpcError
 from jsonrpcserver.response import to_serializable
 
-from .protocol.errors import InvalidParams, InvalidRequest, KitplayError, MethodNotFound, ParseError
+from .protocol.errors import (
+    InvalidParams,
+    InvalidRequest,
+    KitplayError,
+    MethodNotFound,
+    ParseError,
+    describe_bug,
+)
 from .protocol.framing import error_response
 from .protocol.registry import METHODS, named_params, validate_params
 
@@ -69,8 +76,8 @@ def _wrap(name: str, handler: Handler) -> Callable[..., Awaitable[Any]]:
             log.exception("method %s failed", name)
             raise JsonRpcError(
                 KitplayError.code,
-                f"internal error in {name}: {e!r}. The daemon keeps running; its log has the "
-                "details. Please report it.", None) from None
+                f"internal error in {name}: {describe_bug(e)}. The daemon keeps running; its "
+                "log has the details. Please report it.", None) from None
 
     call.__name__ = name
     return call

@@ -1,3 +1,5 @@
+"""Fixtures; and tests/require_all.py's CI rule (KITPLAY_REQUIRE_ALL=1: a skip fails)."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -5,6 +7,9 @@ from collections.abc import Iterator
 import pytest
 
 from tests.helpers import Daemon
+from tests.require_all import pytest_make_collect_report, pytest_runtest_makereport
+
+__all__ = ["pytest_make_collect_report", "pytest_runtest_makereport"]  # hooks for pytest
 
 
 @pytest.fixture

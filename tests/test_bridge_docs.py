@@ -20,6 +20,7 @@ import pytest
 from bridge.docs import DOC_PATH, errors_table, render, routes_table
 from daemon.protocol.errors import ERRORS
 from daemon.protocol.registry import METHODS
+from daemon.protocol.version import __version__
 from tests.bridge_helpers import Bridge, bridge_fixture, make_bridge_fixture  # noqa: F401
 from tests.helpers import ROOT, Daemon, create_and_build
 
@@ -78,7 +79,8 @@ def test_python_client_example(daemon: Daemon, tmp_path: Path) -> None:
     job = daemon.call("jobs.list", {"limit": 1})["jobs"][0]
     r = run(daemon, [sys.executable, "client.py", job["id"]], tmp_path)
     assert r.returncode == 0, r.stderr
-    assert r.stdout == f"kitplayd 0.1.0\n{daemon.job_log(job['id'])}job {job['id']}: succeeded\n"
+    log = daemon.job_log(job["id"])
+    assert r.stdout == f"kitplayd {__version__}\n{log}job {job['id']}: succeeded\n"
     r = run(daemon, [sys.executable, "client.py"], tmp_path)  # the newest job
     assert r.returncode == 0 and "succeeded" in r.stdout, r.stderr
 

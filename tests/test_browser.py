@@ -14,52 +14,35 @@ from typing import Any
 
 import pytest
 
+from daemon.protocol.version import __version__
 from tests.bridge_helpers import Bridge, bridge_fixture, make_bridge_fixture  # noqa: F401
+from tests.browser_helpers import chromium, needs_chromium
 from tests.helpers import Daemon, create_and_build, wait_for
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not Path("/usr/bin/chromium").exists(),
-                       reason="needs Debian's chromium (apt-get install chromium)"),
-]
+pytestmark = [pytest.mark.browser, needs_chromium]
 
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
-SCREENSHOT = Path("/tmp/kitplay-playground.png")
 TIMEOUT_MS = 30_000
 APP = "my_company.browser_app"
 
 
 @pytest.fixture
 def page(bridge: Bridge) -> Iterator[Any]:
-    from playwright.sync_api import expect, sync_playwright
-
-    expect.set_options(timeout=TIMEOUT_MS)
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        try:
-            context = browser.new_context(viewport={"width": 1400, "height": 900})
-            p = context.new_page()
-            p.set_default_timeout(TIMEOUT_MS)
-            errors: list[str] = []
-            p.on("pageerror", lambda e: errors.append(str(e)))
-            p.goto(f"{bridge.url}/?token={bridge.token}")
-            yield p
-            assert not errors, errors
-        finally:
-            browser.close()
+    with chromium() as p:
+        p.goto(f"{bridge.url}/?token={bridge.token}")
+        yield p
 
 
 def job_row(page: Any, job_id: str) -> Any:
     return page.locator(f'#jobs tr[data-job="{job_id}"]')
 
 
-def test_create_build_and_watch_the_log(page: Any, bridge: Bridge, daemon: Daemon) -> None:
+def test_create_build_and_watch_the_log(page: Any, bridge: Bridge, daemon: Daemon,
+                                       tmp_path: Path) -> None:
     from playwright.sync_api import expect
 
     assert page.url == f"{bridge.url}/"  # the token left the address bar
     expect(page.locator("#templates")).to_contain_text("Console App")
-    expect(page.locator("#daemon")).to_contain_text("kitplayd 0.1.0")
+    expect(page.locator("#daemon")).to_contain_text(f"kitplayd {__version__}")
 
     page.select_option("#create-template", "console_app")
     page.fill("#create-name", APP)
@@ -81,7 +64,7 @@ def test_create_build_and_watch_the_log(page: Any, bridge: Bridge, daemon: Daemo
     assert "Ran 7 tests" in log_text
     expect(job_row(page, build["id"])).to_contain_text("succeeded")
     expect(app_row).to_contain_text("yes")  # built
-    page.screenshot(path=str(SCREENSHOT), full_page=True)
+    page.screenshot(path=str(tmp_path / "playground.png"), full_page=True)
 
 
 def test_log_resumes_after_a_dropped_connection(page: Any, bridge: Bridge,

@@ -42,6 +42,7 @@ __all__ = [
     "RequestCancelled",
     "ToolchainError",
     "Unsupported",
+    "describe_bug",
     "error_for_code",
 ]
 
@@ -140,3 +141,13 @@ def error_for_code(code: int, message: str, data: Any = None) -> KitplayError:
     if cls is KitplayError and code != KitplayError.code:
         err.code = code
     return err
+
+
+def describe_bug(e: BaseException, limit: int = 200) -> str:
+    """An unexpected exception in a few words for an error message: its type and the start
+    of its text, never its raw arguments (a UnicodeDecodeError's repr carries every byte it
+    was decoding)."""
+    text = " ".join(str(e).split())
+    if len(text) > limit:
+        text = text[:limit] + "..."
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__

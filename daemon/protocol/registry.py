@@ -191,7 +191,8 @@ _ACCEPT = Param("accept_license", "boolean",
 
 METHODS: dict[str, Method] = {m.name: m for m in (
     Method(
-        "daemon.status", "Version, pid, uptime, paths, job counts and toolchains of the daemon.",
+        "daemon.status", "Version, pid, uptime, paths, job counts, toolchains and display "
+        "backends of the daemon.",
         (), _obj({
             "version": {"type": "string"}, "api_version": {"type": "string"},
             "pid": {"type": "integer"}, "uptime_s": {"type": "number"},
@@ -200,6 +201,10 @@ METHODS: dict[str, Method] = {m.name: m for m in (
             "toolchains": {"type": "array", "items": {"type": "string"}},
             "jobs": {"type": "object", "additionalProperties": {"type": "integer"}},
             "limits": {"type": "object"},
+            "displays": {"type": "object", "description": (
+                "Each display backend (native, headless, xpra): available, or missing what "
+                "(each with its Debian package)."),
+                "additionalProperties": {"type": "object"}},
         }), ("GET", "/daemon/status")),
     Method(
         "rpc.discover", "The OpenRPC document of every method, generated from the registry.",

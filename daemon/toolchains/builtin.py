@@ -2,6 +2,10 @@
 
 Creation renders a template's files into ``<workspace>/source/apps/<name>/``; each app
 declares its build steps and launch command in its own ``kitapp.toml``.
+
+Templates are data: a template renders exactly the files its ``template.toml`` declares
+(``files = [...]``, relative to its ``files/`` directory) and nothing else found there, such
+as the ``__pycache__/`` that installing the package byte-compiles into the template trees.
 """
 
 from __future__ import annotations
@@ -67,6 +71,7 @@ def _catalogue() -> dict[str, dict[str, Any]]:
             data = tomllib.load(f)
         t = data["template"]
         out[t["name"]] = {
+            "_files": _declared_files(t.get("files"), meta),
             "name": t["name"],
             "display_name": t["display_name"],
             "type": t.get("type", "application"),
@@ -76,6 +81,35 @@ def _catalogue() -> dict[str, dict[str, Any]]:
             "_dir": str(d),
         }
     return out
+
+
+def _declared_files(value: Any, meta: Path) -> list[str]:
+    """A template's ``files`` list: relative paths inside ``files/``, checked once at load."""
+    if not isinstance(value, list) or not value:
+        raise ToolchainError(f"{meta} declares no files (files = [...]); reinstall kitplay")
+    out = []
+    for rel in value:
+        parts = Path(rel).parts if isinstance(rel, str) else ()
+        if not parts or Path(rel).is_absolute() or ".." in parts:
+            raise ToolchainError(f"{meta} declares a bad file name {str(rel)[:100]!r}: it "
+                                 "must be a relative path inside files/")
+        out.append(Path(rel).as_posix())
+    return sorted(out)
+
+
+def _render_text(path: Path, rel: str, template: str) -> str:
+    """A declared template file as text; a missing or binary one is a clear, short error."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ToolchainError(f"template {template!r} declares {rel}, which is missing from "
+                             f"{path.parent}; reinstall kitplay") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ToolchainError(f"template {template!r} file {rel} is not UTF-8 text (byte "
+                             f"{e.start} of {len(data)}); templates hold text files only")\
+            from None
 
 
 def _public(t: dict[str, Any]) -> dict[str, Any]:
@@ -112,9 +146,7 @@ class BuiltinToolchain:
         if t is None:
             raise NotFound(f"no template named {name!r} in the builtin catalogue; "
                            f"available: {', '.join(_catalogue())}", {"template": name})
-        files = sorted(str(p.relative_to(Path(t["_dir"]) / "files"))
-                       for p in (Path(t["_dir"]) / "files").rglob("*") if p.is_file())
-        return {**_public(t), "files": files, "layers": []}
+        return {**_public(t), "files": list(t["_files"]), "layers": []}
 
     def list_apps(self) -> list[dict[str, Any]]:
         apps = []
@@ -151,6 +183,7 @@ class BuiltinToolchain:
             raise InvalidState(f"app {name!r} already exists at {target}; choose another name "
                                "or delete that directory", {"path": str(target)})
         src = Path(_catalogue()[template["name"]]["_dir"]) / "files"
+        declared: list[str] = _catalogue()[template["name"]]["_files"]
         values = {"{{name}}": name, "{{display_name}}": display_name, "{{version}}": version,
                   "{{module}}": name.replace(".", "_"), "{{template}}": template["name"]}
         created: list[str] = []
@@ -161,14 +194,11 @@ class BuiltinToolchain:
                 raise InvalidState(f"app {name!r} appeared at {target} meanwhile; not "
                                    "overwriting it")
             shutil.rmtree(staging, ignore_errors=True)
-            for path in sorted(src.rglob("*")):
-                rel = path.relative_to(src)
+            for rel in declared:
+                path = src / rel
+                text = _render_text(path, rel, template["name"])
                 out = staging / rel
-                if path.is_dir():
-                    out.mkdir(parents=True, exist_ok=True)
-                    continue
                 out.parent.mkdir(parents=True, exist_ok=True)
-                text = path.read_text()
                 for k, v in values.items():
                     text = text.replace(k, v)
                 out.write_text(text)
