@@ -1,7 +1,7 @@
 """The playground page in a real browser: Debian's chromium driven by Playwright (headless).
 
 Real daemon, real bridge, real browser; the page is opened the way a user opens it, with
-the one-time ``?token=`` URL kitplay-bridge prints. No ``playwright install``: Playwright
+the one-time ``#code=`` URL kitplay-bridge prints. No ``playwright install``: Playwright
 drives /usr/bin/chromium.
 """
 
@@ -43,7 +43,7 @@ def page(bridge: Bridge) -> Iterator[Any]:
             p.set_default_timeout(TIMEOUT_MS)
             errors: list[str] = []
             p.on("pageerror", lambda e: errors.append(str(e)))
-            p.goto(f"{bridge.url}/?token={bridge.token}")
+            p.goto(bridge.login_url)
             yield p
             assert not errors, errors
         finally:
@@ -57,7 +57,7 @@ def job_row(page: Any, job_id: str) -> Any:
 def test_create_build_and_watch_the_log(page: Any, bridge: Bridge, daemon: Daemon) -> None:
     from playwright.sync_api import expect
 
-    assert page.url == f"{bridge.url}/"  # the token left the address bar
+    assert page.url == f"{bridge.url}/"  # the login code left the address bar
     expect(page.locator("#templates")).to_contain_text("Console App")
     expect(page.locator("#daemon")).to_contain_text("kitplayd 0.1.0")
 
