@@ -17,6 +17,7 @@ from typing import Any
 
 from ..protocol.errors import InvalidParams, InvalidState, NotFound, ToolchainError
 from ..protocol.registry import APP_NAME_RE
+from ..trust import check_trusted
 from .base import Plan, Step, StepLog, inside
 
 __all__ = ["BuiltinToolchain", "check_app_name", "TEMPLATES_DIR"]
@@ -193,6 +194,7 @@ class BuiltinToolchain:
         return d
 
     def _load(self, d: Path) -> dict[str, Any]:
+        check_trusted(d / "kitapp.toml", self.root, "app")  # its commands run as the user
         try:
             return _read_app(d)
         except (OSError, tomllib.TOMLDecodeError) as e:
