@@ -17,6 +17,7 @@ from typing import Any
 import trio
 
 from daemon.protocol.paths import config_path
+from daemon.protocol.process import harden_process
 from daemon.protocol.version import __version__
 
 from .server import serve_bridge
@@ -125,6 +126,7 @@ async def run(settings: BridgeSettings, daemon_cfg: Any = None) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     ns = parse_args(argv)
+    harden_process()
     logging.basicConfig(level=ns.log_level.upper(),
                         format="%(asctime)s kitplay-bridge %(levelname)s %(message)s")
     daemon_cfg = None

@@ -18,7 +18,12 @@ import trio
 from hypercorn.config import Config as HyperConfig
 from hypercorn.trio import serve
 
-from daemon.protocol.paths import bridge_info_path, runtime_dir, write_private
+from daemon.protocol.paths import (
+    bridge_info_path,
+    ensure_private_dir,
+    runtime_dir,
+    write_private,
+)
 
 from .app import create_app
 from .credentials import load_master_token
@@ -70,7 +75,11 @@ async def serve_bridge(settings: BridgeSettings, *,
                        task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
     """Serve until ``shutdown_trigger`` returns; ``task_status.started(page URL, login code)``."""
     rundir = runtime_dir(settings.socket)
-    rundir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if ensure_private_dir(rundir, "runtime directory"):
+        raise PermissionError(
+            f"the socket's directory {rundir} is shared ({rundir} is a sticky directory such as "
+            "/tmp): the bridge keeps its token beside the socket, so put the socket in a "
+            "directory of your own (--socket / KITPLAY_SOCKET)")
     if not settings.token:
         settings.token = load_master_token(rundir, rotate=settings.rotate_token)
     sock = bind_listener(settings)

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-__all__ = ["ATTACKER", "Attacker", "attacker_fixture"]
+__all__ = ["ATTACKER", "Attacker", "attacker_fixture", "ensure_user"]
 
 ATTACKER = "kpattacker"
 
@@ -61,3 +61,4 @@ def attacker_fixture() -> Attacker:
         if shutil.which(tool) is None:
             pytest.skip(f"needs {tool} (Debian passwd / util-linux)")
     return ensure_user()
+

@@ -404,3 +404,28 @@ def test_sigterm_removes_bridge_json(make_bridge: Any, daemon: Daemon) -> None:
     wait_for(lambda: proc.poll() is not None, 20, "bridge exit")
     assert proc.returncode == 0
     assert not b.info_path.exists()
+
+
+def test_symlinks_planted_at_the_bridge_files_are_never_followed(make_bridge: Any,
+                                                                 daemon: Daemon) -> None:
+    rundir = daemon.socket.parent
+    victim = daemon.base / "victim.txt"
+    victim.write_text("keep me")
+    (rundir / "bridge.json").symlink_to(victim)
+    b = make_bridge(daemon)
+    assert victim.read_text() == "keep me"  # the link was replaced, not written through
+    assert not (rundir / "bridge.json").is_symlink()
+    assert stat.S_IMODE(os.lstat(rundir / "bridge.json").st_mode) == 0o600
+    assert b.stop() == 0
+    token = rundir / "bridge.token"
+    token.unlink()
+    token.symlink_to(victim)
+    r = _run_bridge(daemon, "--bind", "127.0.0.1:0")
+    assert r.returncode != 0 and "symlink" in r.stderr, r.stderr
+    assert victim.read_text() == "keep me"
+    # A loose token file (another user could read it) is refused, not used.
+    token.unlink()
+    token.write_text("t" * 43)
+    os.chmod(token, 0o644)
+    r = _run_bridge(daemon, "--bind", "127.0.0.1:0")
+    assert r.returncode != 0 and "chmod 600" in r.stderr, r.stderr

@@ -121,15 +121,110 @@ def test_anonymous_flood_of_another_user_leaves_the_user_served(make_bridge: Any
         "    except urllib.error.HTTPError as e:\n"
         "        codes.append(e.code)\n"
         "print(sorted(set(codes)))\n")
-    r = attacker.run(sys.executable, "-c", flood, f"{b.url}/api/v1/jobs")
+    r = attacker.run("/usr/bin/python3", "-c", flood, f"{b.url}/api/v1/jobs")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout) == [401, 429]
     assert [b.get("/api/jobs").status_code for _ in range(20)] == [200] * 20
     # The flood lasts: the token holder is still served while it goes on.
-    proc = attacker.popen(sys.executable, "-c", flood, f"{b.url}/api/v1/jobs",
+    proc = attacker.popen("/usr/bin/python3", "-c", flood, f"{b.url}/api/v1/jobs",
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         assert b.get("/api/jobs").status_code == 200
     finally:
         proc.kill()
         proc.wait()
+
+
+def _in_private_tmp(code: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` (Python, as root) with a fresh tmpfs as /tmp in a mount namespace of its
+    own, so the fallback runtime directory /tmp/kitplay-<uid> is not the machine's."""
+    from tests.helpers import ROOT
+
+    if shutil.which("unshare") is None:
+        pytest.skip("needs unshare (util-linux)")
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("XDG_RUNTIME_DIR", "KITPLAY_SOCKET", "KITPLAY_STATE_DIR")}
+    env["PYTHONPATH"] = str(ROOT)
+    return subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+         'mount -t tmpfs -o mode=1777,size=16m tmpfs /tmp && exec "$0" "$@"',
+         sys.executable, "-c", code, *args],
+        env=env, capture_output=True, text=True, timeout=120)
+
+
+HIJACK = """
+import json, os, subprocess, sys
+attacker = sys.argv[1:3]
+setpriv = ["setpriv", f"--reuid={attacker[0]}", f"--regid={attacker[1]}", "--clear-groups"]
+rundir = f"/tmp/kitplay-{os.getuid()}"
+out = {}
+daemon = [sys.executable, "-m", "daemon", "--state-dir", "/tmp/state", "--workspace", "/tmp/ws"]
+# 1. made first by the attacker: sticky and world-writable, as /tmp is
+subprocess.run([*setpriv, "mkdir", "-m", "1777", rundir], check=True)
+r = subprocess.run(daemon, capture_output=True, text=True, timeout=60)
+out["foreign"] = [r.returncode, r.stderr, os.listdir(rundir)]
+subprocess.run([*setpriv, "rmdir", rundir], check=True)
+# 2. a symlink to a directory of the attacker's
+subprocess.run([*setpriv, "mkdir", "-m", "777", "/tmp/evil"], check=True)
+subprocess.run([*setpriv, "ln", "-s", "/tmp/evil", rundir], check=True)
+r = subprocess.run(daemon, capture_output=True, text=True, timeout=60)
+out["symlink"] = [r.returncode, r.stderr, os.listdir("/tmp/evil")]
+print(json.dumps(out))
+"""
+
+
+def test_fallback_runtime_dir_made_by_another_user_is_refused(attacker: Attacker) -> None:
+    r = _in_private_tmp(HIJACK, str(attacker.uid), str(attacker.gid))
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    code, err, left = out["foreign"]
+    assert code == 2 and f"belongs to uid {attacker.uid}" in err, err
+    assert left == []  # no socket, nothing of ours went there
+    code, err, left = out["symlink"]
+    assert code == 2 and "symlink" in err, err
+    assert left == []
+
+
+def test_client_checks_who_serves_the_socket_before_sending(attacker: Attacker) -> None:
+    trap_dir = short_tmpdir("kptr")
+    os.chmod(trap_dir, 0o777)
+    trap = trap_dir / "kitplayd.sock"
+    server = (
+        "import socket, sys\n"
+        "s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen()\n"
+        "print('ready', flush=True)\n"
+        "c, _ = s.accept(); c.settimeout(5)\n"
+        "try:\n    data = c.recv(4096)\nexcept OSError:\n    data = b''\n"
+        "print(len(data), flush=True)\n")
+    proc = attacker.popen("/usr/bin/python3", "-c", server, str(trap), stdout=subprocess.PIPE)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
+        from tests.helpers import ROOT
+
+        r = subprocess.run([sys.executable, "-m", "cli_client", "--socket", str(trap), "daemon",
+                            "status"], env={**os.environ, "PYTHONPATH": str(ROOT)},
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode != 0 and f"uid {attacker.uid}" in r.stderr, r.stderr
+        out, _ = proc.communicate(timeout=30)
+        assert out.strip() == b"0"  # the trap got not one byte
+    finally:
+        proc.kill()
+        proc.wait()
+        shutil.rmtree(trap_dir, ignore_errors=True)
+
+
+def test_state_dir_is_tightened_or_refused(make_daemon: Any, attacker: Attacker) -> None:
+    base = short_tmpdir("kpst")
+    try:
+        state = base / "state"
+        state.mkdir(mode=0o755)
+        os.chmod(state, 0o755)
+        d = make_daemon(base=base).start()
+        assert (state.stat().st_mode & 0o777) == 0o700
+        assert (state / "kitplay.db").stat().st_mode & 0o077 == 0
+        d.stop()
+        shutil.chown(state, attacker.name, attacker.name)
+        r = subprocess.run(d.argv(), env=d.env, capture_output=True, text=True, timeout=30)
+        assert r.returncode == 2 and f"belongs to uid {attacker.uid}" in r.stderr, r.stderr
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
