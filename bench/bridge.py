@@ -41,7 +41,9 @@ class _Bridge:
             self.stop()
             raise RuntimeError(f"kitplay-bridge did not start: {line!r}")
         page = line.split(" open ", 1)[1].strip()
-        self.url, _, self.token = page.partition("/?token=")
+        self.url = page.partition("/#code=")[0]
+        info = json.loads((socket.parent / "bridge.json").read_text())
+        self.token = info["token"]
 
     def _line(self, timeout: float) -> str:
         assert self.proc.stdout is not None

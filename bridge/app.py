@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from quart import Response, redirect, request, websocket
+from quart import Response, request, websocket
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import MethodNotAllowed as RouteMethodNotAllowed
@@ -15,7 +15,14 @@ from daemon.protocol.aclient import DaemonLink
 from daemon.protocol.errors import InvalidRequest, KitplayError, MessageTooLarge, MethodNotFound
 from daemon.protocol.registry import Method
 
-from .errors import MethodNotAllowed, UnsupportedMediaType, error_response, refusal_data
+from .credentials import CODE_TTL_S, TICKET_TTL_S, Credentials
+from .errors import (
+    MethodNotAllowed,
+    Unauthorized,
+    UnsupportedMediaType,
+    error_response,
+    refusal_data,
+)
 from .openapi import openapi_document
 from .rest import PREFIXES, add_rest_routes
 from .security import SAFE_METHODS, Guard, RateLimiter
@@ -46,12 +53,16 @@ def create_app(settings: BridgeSettings) -> QuartTrio:
     app = QuartTrio(__name__, static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.config["BACKGROUND_TASK_SHUTDOWN_TIMEOUT"] = None
-    guard = Guard(settings)
+    credentials = Credentials(settings.token)
+    guard = Guard(settings, credentials)
     limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
+    anon_limiter = RateLimiter(settings.anon_rate_per_s, settings.anon_burst)
     stats = StreamStats()
-    app.extensions["kitplay"] = {"settings": settings, "guard": guard, "streams": stats}
+    app.extensions["kitplay"] = {"settings": settings, "guard": guard, "streams": stats,
+                                 "credentials": credentials}
     link: dict[str, DaemonLink] = {}
-    openapi = json.dumps(openapi_document(guard.cookie_name)).encode()
+    openapi = json.dumps(openapi_document()).encode()
+    login_paths = {f"{prefix}/login" for prefix in PREFIXES}
 
     @app.before_serving
     async def start_link() -> None:
@@ -69,15 +80,17 @@ def create_app(settings: BridgeSettings) -> QuartTrio:
             f"the request body is over the bridge's {settings.max_body_bytes}-byte limit",
             {"limit": settings.max_body_bytes})
 
-    def common_guard(headers: Any, client: str | None) -> Response | None:
-        err = guard.check_host(headers)
-        if err is not None:
-            return error_response(err)
-        retry = limiter.check(client or "")
-        if retry is not None:
-            err, extra = limiter.refusal(retry)
-            return error_response(err, extra)
-        return None
+    def rate_limited(limit: RateLimiter, key: str) -> Response | None:
+        retry = limit.check(key)
+        if retry is None:
+            return None
+        err, extra = limit.refusal(retry)
+        return error_response(err, extra)
+
+    def refuse_anonymous(err: KitplayError) -> Response:
+        """A request without a valid credential: from the anonymous bucket, then 401."""
+        return rate_limited(anon_limiter, "anonymous") or error_response(
+            err, {"WWW-Authenticate": 'Bearer realm="kitplay"'})
 
     @app.before_request
     async def guard_http() -> Response | None:
@@ -90,13 +103,21 @@ def create_app(settings: BridgeSettings) -> QuartTrio:
         return refused
 
     def refuse_http() -> Response | None:
-        refused = common_guard(request.headers, request.remote_addr)
-        if refused is not None or not request.path.startswith("/api"):
-            return refused
-        via, err = guard.authenticate(request.headers, request.cookies)
+        err = guard.check_host(request.headers)
         if err is not None:
-            return error_response(err, {"WWW-Authenticate": 'Bearer realm="kitplay"'})
-        assert via is not None
+            return error_response(err)
+        if not request.path.startswith("/api"):
+            return None  # the page and its static files hold no secret
+        if request.path in login_paths and request.method == "POST":
+            who = "login"  # the code in the body is the credential: checked by the view
+        else:
+            who, err = guard.authenticate(request.headers)  # type: ignore[assignment]
+            if err is not None:
+                return refuse_anonymous(err)
+            assert who is not None
+            refused = rate_limited(limiter, who)
+            if refused is not None:
+                return refused
         exc = request.routing_exception
         if isinstance(exc, RouteMethodNotAllowed):
             allowed = sorted(exc.valid_methods or [])
@@ -105,7 +126,7 @@ def create_app(settings: BridgeSettings) -> QuartTrio:
                 f"{', '.join(allowed)}", refusal_data("method", allowed=allowed)),
                 {"Allow": ", ".join(allowed)})
         if request.method not in SAFE_METHODS:
-            err = guard.check_origin(request.headers, via)
+            err = guard.check_origin(request.headers)
             if err is not None:
                 return error_response(err)
             length = request.content_length
@@ -121,14 +142,69 @@ def create_app(settings: BridgeSettings) -> QuartTrio:
 
     @app.before_websocket
     async def guard_ws() -> Response | None:
-        refused = common_guard(websocket.headers, websocket.remote_addr)
+        err = guard.check_host(websocket.headers)
+        if err is not None:
+            return error_response(err)
+        ticket = websocket.args.get("ticket")
+        if ticket is not None:
+            if not credentials.redeem_ticket(ticket):
+                return refuse_anonymous(Unauthorized(
+                    "this stream ticket is used up, expired or wrong: ask for a new one with "
+                    "POST /api/v1/stream-tickets", refusal_data("ticket")))
+            who = "session"
+        else:
+            who, err = guard.authenticate(websocket.headers)  # type: ignore[assignment]
+            if err is not None:
+                return refuse_anonymous(err)
+        assert who is not None
+        refused = rate_limited(limiter, who)
         if refused is not None:
             return refused
-        via, err = guard.authenticate(websocket.headers, websocket.cookies)
-        if err is None:
-            assert via is not None
-            err = guard.check_origin(websocket.headers, via)
+        err = guard.check_origin(websocket.headers)
         return error_response(err) if err is not None else None
+
+    def who_is_calling() -> str | None:
+        return credentials.identify(guard.bearer(request.headers) or "")
+
+    def json_response(value: Any, status: int = 200) -> Response:
+        return Response(json.dumps(value), status=status, content_type="application/json",
+                        headers={"Cache-Control": "no-store"})
+
+    async def new_login_code() -> Response:
+        """Master token only: a one-time page URL (what `kitplay open` prints)."""
+        await request.get_data()
+        if who_is_calling() != "master":
+            return error_response(Unauthorized(
+                "only the master token (bridge.json) can mint login codes",
+                refusal_data("token")))
+        code = credentials.mint_code()
+        return json_response({"url": f"{settings.base_url()}/#code={code}", "code": code,
+                              "expires_in_s": CODE_TTL_S})
+
+    async def new_session() -> Response:
+        """``{"code": ...}`` -> ``{"session": ...}``: the page trades its login code."""
+        body = await request.get_data()
+        try:
+            code = json.loads(body).get("code")
+        except (ValueError, AttributeError):
+            code = None
+        session = credentials.redeem_code(code) if isinstance(code, str) else None
+        if session is None:
+            return refuse_anonymous(Unauthorized(
+                "this login code is used up, expired or wrong: run `kitplay open` for a new "
+                "page URL", refusal_data("code")))
+        return json_response({"session": session})
+
+    async def new_stream_ticket() -> Response:
+        await request.get_data()
+        return json_response({"ticket": credentials.mint_ticket(),
+                              "expires_in_s": TICKET_TTL_S})
+
+    for prefix in PREFIXES:
+        for rule, view in (("login-codes", new_login_code), ("login", new_session),
+                           ("stream-tickets", new_stream_ticket)):
+            app.add_url_rule(f"{prefix}/{rule}", f"{prefix}:{rule}", view, methods=["POST"],
+                             provide_automatic_options=False)
 
     @app.errorhandler(HTTPException)
     async def http_error(exc: HTTPException) -> Response:
@@ -170,22 +246,7 @@ def create_app(settings: BridgeSettings) -> QuartTrio:
 
     @app.get("/")
     async def page() -> Response:
-        token = request.args.get("token")
-        if token is not None:
-            if not guard.token_ok(token):
-                return _page(403, "Wrong token",
-                             "This link's token is not the bridge's. Open the URL that "
-                             "<code>kitplay-bridge</code> printed, or run <code>kitplay open"
-                             "</code>.")
-            resp = redirect("/", 303)
-            resp.set_cookie(guard.cookie_name, settings.token, httponly=True,
-                            samesite="Strict", path="/")
-            resp.headers.update(PAGE_HEADERS)
-            return resp  # type: ignore[return-value]
-        if not guard.token_ok(request.cookies.get(guard.cookie_name)):
-            return _page(401, "Token needed",
-                         "Open the URL that <code>kitplay-bridge</code> printed (it carries a "
-                         "one-time <code>?token=</code>), or run <code>kitplay open</code>.")
+        # No secret in the page: it signs in with the login code in its URL's #fragment.
         return Response((STATIC / "index.html").read_bytes(),
                         content_type="text/html; charset=utf-8", headers=PAGE_HEADERS)
 

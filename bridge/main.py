@@ -17,6 +17,7 @@ from typing import Any
 import trio
 
 from daemon.protocol.paths import config_path
+from daemon.protocol.process import harden_process
 from daemon.protocol.version import __version__
 
 from .server import serve_bridge
@@ -35,6 +36,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--allow-remote", action="store_true",
                    help="allow a non-loopback --bind (anyone who can reach it and has the "
                         "token controls your daemon)")
+    p.add_argument("--rotate-token", action="store_true",
+                   help="replace the master token (bridge.token in the runtime directory) with "
+                        "a new one; API clients holding the old one must read bridge.json again")
     p.add_argument("--with-daemon", action="store_true",
                    help="also run kitplayd in this process")
     p.add_argument("--socket", type=Path, help="daemon socket (env KITPLAY_SOCKET)")
@@ -42,9 +46,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--workspace", type=Path, help="default workspace (with --with-daemon)")
     p.add_argument("--config", type=Path, help="config.toml (default: XDG config dir)")
     p.add_argument("--rate-limit", type=float, metavar="PER_S",
-                   help="requests per second per client (config [bridge] rate_limit_per_s)")
+                   help="requests per second per credential (config [bridge] rate_limit_per_s)")
     p.add_argument("--rate-burst", type=int, metavar="N",
-                   help="burst of requests per client (config [bridge] rate_limit_burst)")
+                   help="burst of requests per credential (config [bridge] rate_limit_burst)")
+    p.add_argument("--anon-rate", type=float, metavar="PER_S",
+                   help="requests per second without a valid credential, all together "
+                        "(config [bridge] anon_rate_per_s)")
+    p.add_argument("--anon-burst", type=int, metavar="N",
+                   help="burst of requests without a valid credential (config [bridge] "
+                        "anon_burst)")
+    p.add_argument("--max-connections", type=int, metavar="N",
+                   help="open connections at most; more get 503 (config [bridge] "
+                        "max_connections)")
     p.add_argument("--max-body", type=int, metavar="BYTES",
                    help="largest request body (config [bridge] max_body_bytes)")
     p.add_argument("--log-level", default="info",
@@ -59,9 +72,11 @@ def build_settings(ns: argparse.Namespace, socket_path: Path) -> BridgeSettings:
     if ns.bind:
         s.host, s.port = parse_bind(ns.bind)
     overrides = {"rate_limit_per_s": ns.rate_limit, "rate_limit_burst": ns.rate_burst,
-                 "max_body_bytes": ns.max_body}
+                 "max_body_bytes": ns.max_body, "anon_rate_per_s": ns.anon_rate,
+                 "anon_burst": ns.anon_burst, "max_connections": ns.max_connections}
     s.apply({k: v for k, v in overrides.items() if v is not None})
     s.allow_remote = ns.allow_remote
+    s.rotate_token = ns.rotate_token
     if not s.is_loopback and not s.allow_remote:
         raise ValueError(f"refusing to listen on {s.bind}, which is not a loopback address: "
                          "anyone who can reach it could try to drive your daemon. Pass "
@@ -111,6 +126,7 @@ async def run(settings: BridgeSettings, daemon_cfg: Any = None) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     ns = parse_args(argv)
+    harden_process()
     logging.basicConfig(level=ns.log_level.upper(),
                         format="%(asctime)s kitplay-bridge %(levelname)s %(message)s")
     daemon_cfg = None

@@ -122,7 +122,7 @@ def _operation(method: Method) -> dict[str, Any]:
     return op
 
 
-def openapi_document(cookie_name: str = "kitplay_token_<port>") -> dict[str, Any]:
+def openapi_document() -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     statuses: set[int] = set()
     for method in rest_methods():
@@ -141,25 +141,33 @@ def openapi_document(cookie_name: str = "kitplay_token_<port>") -> dict[str, Any
                 "REST face of the kitplay daemon's JSON-RPC methods, generated from the method "
                 "registry. Every route is served under /api/v1 and, as an alias of the current "
                 "version, /api. Authenticate with `Authorization: Bearer <token>` (bridge.json "
-                "beside the daemon socket holds the token). WebSocket routes, which OpenAPI "
-                "cannot describe, are listed under x-websockets."),
+                "beside the daemon socket holds the token; the playground page uses a session "
+                "token instead, see x-login). WebSocket routes, which OpenAPI cannot describe, "
+                "are listed under x-websockets."),
         },
         "servers": [{"url": "/api/v1"}, {"url": "/api"}],
-        "security": [{"bearer": []}, {"cookie": []}],
+        "security": [{"bearer": []}],
         "paths": paths,
         "components": {
             "schemas": {**COMPONENTS, "Error": ERROR_SCHEMA},
             "responses": {f"E{s}": _error_response(s) for s in sorted(statuses)},
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer",
-                           "description": "The token from bridge.json."},
-                "cookie": {"type": "apiKey", "in": "cookie", "name": cookie_name,
-                           "description": "Set by opening the page URL with ?token= once."},
+                           "description": "The token from bridge.json, or a page session."},
             },
         },
         "x-websockets": {
             m.http[1]: {"method": m.name, "description": m.http_note or m.doc,  # type: ignore[index]
-                        "query": {"offset": "byte offset to resume from"}}
+                        "query": {"offset": "byte offset to resume from",
+                                  "ticket": "a one-time stream ticket (browsers), instead of "
+                                            "the Authorization header"}}
             for m in ws
+        },
+        "x-login": {
+            "POST /api/v1/login-codes": "master token only: {url, code, expires_in_s}, a "
+                                        "one-time page URL (`kitplay open`)",
+            "POST /api/v1/login": "{code} -> {session}: the page trades its one-time login "
+                                     "code for a session token (ends with the bridge)",
+            "POST /api/v1/stream-tickets": "{} -> {ticket, expires_in_s}: opens one WebSocket",
         },
     }

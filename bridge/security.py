@@ -2,23 +2,26 @@
 
 - Host allowlist (loopback literals and ``localhost`` with the bridge's port): DNS rebinding
   gives an attacker's page our address but never our Host header.
-- A token on every ``/api`` request and WebSocket: ``Authorization: Bearer``, or the HttpOnly,
-  SameSite=Strict cookie a browser gets by opening the page URL with ``?token=`` once.
-- Origin: same origin on every state-changing request and every WebSocket upgrade; a cookie
-  request that changes state must carry an Origin (browsers always send one then).
-- Per-client token-bucket rate limit.
+- A credential on every ``/api`` request and WebSocket: ``Authorization: Bearer`` with the
+  master token or a page session (``credentials.py``), or a one-time ticket on a WebSocket.
+  No cookie is ever read or set: browsers send a host's cookies to every port of that host, so
+  a cookie would leak to any other program listening on 127.0.0.1, and any such program can
+  toss (overwrite) ours.
+- Origin: same origin on every state-changing request and every WebSocket upgrade.
+- Rate limits after authentication: a bucket per credential, and one small bucket shared by
+  every request without a valid credential, which can never use up the user's.
 """
 
 from __future__ import annotations
 
-import hmac
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from daemon.protocol.errors import KitplayError
 
+from .credentials import Credentials
 from .errors import Forbidden, TooManyRequests, Unauthorized, refusal_data
 from .settings import BridgeSettings
 
@@ -28,7 +31,7 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 class RateLimiter:
-    """Token buckets keyed by client address: ``rate`` per second, ``burst`` at once."""
+    """Token buckets keyed by credential: ``rate`` per second, ``burst`` at once."""
 
     MAX_CLIENTS = 10_000
 
@@ -75,12 +78,10 @@ def allowed_hosts(settings: BridgeSettings) -> frozenset[str]:
 
 
 class Guard:
-    def __init__(self, settings: BridgeSettings) -> None:
-        self.token = settings.token.encode()
+    def __init__(self, settings: BridgeSettings, credentials: Credentials) -> None:
+        self.credentials = credentials
         self.hosts = allowed_hosts(settings)
         self.origins = frozenset(f"http://{h}" for h in self.hosts)
-        # Cookies ignore ports: name ours after the port so two bridges never clash.
-        self.cookie_name = f"kitplay_token_{settings.port}"
 
     def check_host(self, headers: Any) -> KitplayError | None:
         host = (headers.get("Host") or "").strip().lower()
@@ -90,37 +91,38 @@ class Guard:
             f"Host {host[:100]!r} is not allowed: use one of {', '.join(sorted(self.hosts))}",
             refusal_data("host"))
 
-    def token_ok(self, candidate: str | None) -> bool:
-        return bool(candidate) and hmac.compare_digest(
-            candidate.encode("utf-8", "replace"), self.token)  # type: ignore[union-attr]
-
-    def authenticate(self, headers: Any,
-                     cookies: Mapping[str, str]) -> tuple[str | None, KitplayError | None]:
-        """("bearer" | "cookie", None) when the token is right, else (None, Unauthorized)."""
+    def bearer(self, headers: Any) -> str | None:
+        """The Authorization header's bearer value ("" for another scheme), None without one."""
         auth = headers.get("Authorization")
-        if auth is not None:
-            scheme, _, value = auth.partition(" ")
-            if scheme.lower() == "bearer" and self.token_ok(value.strip()):
-                return "bearer", None
-            return None, Unauthorized(
-                "wrong token in the Authorization header; the token is in bridge.json "
-                "(`kitplay open` prints the page URL with it)", refusal_data("token"))
-        if self.token_ok(cookies.get(self.cookie_name)):
-            return "cookie", None
-        return None, Unauthorized(
-            "this API needs the bridge's token: send `Authorization: Bearer <token>` (the token "
-            "is in bridge.json beside the daemon socket), or open the page URL that "
-            "kitplay-bridge printed", refusal_data("token"))
+        if auth is None:
+            return None
+        scheme, _, value = auth.partition(" ")
+        return value.strip() if scheme.lower() == "bearer" else ""
 
-    def check_origin(self, headers: Any, via: str) -> KitplayError | None:
-        """For state-changing requests and WebSocket upgrades."""
+    def authenticate(self, headers: Any) -> tuple[str | None, KitplayError | None]:
+        """("master" | "session", None) for a valid bearer credential, else (None, Unauthorized)."""
+        value = self.bearer(headers)
+        if value is not None:
+            who = self.credentials.identify(value)
+            if who is not None:
+                return who, None
+            return None, Unauthorized(
+                "wrong or expired credential in the Authorization header: API clients use the "
+                "token in bridge.json; the page's session ends when the bridge stops (run "
+                "`kitplay open` for a new page URL)", refusal_data("token"))
+        return None, Unauthorized(
+            "this API needs a credential: send `Authorization: Bearer <token>` (the token is in "
+            "bridge.json beside the daemon socket), or open the page URL that `kitplay open` "
+            "prints", refusal_data("token"))
+
+    def check_origin(self, headers: Any) -> KitplayError | None:
+        """For state-changing requests and WebSocket upgrades.
+
+        No Origin is fine: that is not a browser, or a same-origin request that needs no
+        CORS (browsers always send Origin on cross-origin requests, and on every WebSocket).
+        """
         origin = headers.get("Origin")
-        if origin is None:
-            if via == "bearer":
-                return None  # not a browser (a browser cannot set the header cross-site)
-            return Forbidden("a state-changing request from a browser must carry its Origin",
-                             refusal_data("origin"))
-        if origin.lower() in self.origins:
+        if origin is None or origin.lower() in self.origins:
             return None
         return Forbidden(f"cross-origin request from {origin[:100]!r} refused",
                          refusal_data("origin"))

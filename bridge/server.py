@@ -18,9 +18,15 @@ import trio
 from hypercorn.config import Config as HyperConfig
 from hypercorn.trio import serve
 
-from daemon.protocol.paths import bridge_info_path
+from daemon.protocol.paths import (
+    bridge_info_path,
+    ensure_private_dir,
+    runtime_dir,
+    write_private,
+)
 
 from .app import create_app
+from .credentials import load_master_token
 from .settings import BridgeSettings
 
 __all__ = ["bind_listener", "serve_bridge", "write_info"]
@@ -49,14 +55,9 @@ def bind_listener(settings: BridgeSettings) -> socket.socket:
 def write_info(settings: BridgeSettings) -> Path:
     """``bridge.json`` (0600) beside the daemon socket: url, port, token, pid."""
     path = bridge_info_path(settings.socket)
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     info = {"url": settings.base_url() + "/", "port": settings.port, "token": settings.token,
             "pid": os.getpid()}
-    tmp = path.with_name(f".bridge.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(info, f)
-    os.replace(tmp, path)
+    write_private(path, json.dumps(info))
     return path
 
 
@@ -72,7 +73,15 @@ def remove_info(path: Path) -> None:
 async def serve_bridge(settings: BridgeSettings, *,
                        shutdown_trigger: Callable[[], Awaitable[Any]],
                        task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-    """Serve until ``shutdown_trigger`` returns; ``task_status.started(page URL with token)``."""
+    """Serve until ``shutdown_trigger`` returns; ``task_status.started(page URL, login code)``."""
+    rundir = runtime_dir(settings.socket)
+    if ensure_private_dir(rundir, "runtime directory"):
+        raise PermissionError(
+            f"the socket's directory {rundir} is shared ({rundir} is a sticky directory such as "
+            "/tmp): the bridge keeps its token beside the socket, so put the socket in a "
+            "directory of your own (--socket / KITPLAY_SOCKET)")
+    if not settings.token:
+        settings.token = load_master_token(rundir, rotate=settings.rotate_token)
     sock = bind_listener(settings)
     app = create_app(settings)
     config = HyperConfig()
@@ -89,7 +98,8 @@ async def serve_bridge(settings: BridgeSettings, *,
                 app, config, shutdown_trigger=shutdown_trigger,
                 task_status=task_status))
             info_path = write_info(settings)
-            url = f"{settings.base_url()}/?token={settings.token}"
+            code = app.extensions["kitplay"]["credentials"].mint_code()
+            url = f"{settings.base_url()}/#code={code}"
             log.info("kitplay-bridge on %s (daemon socket %s)", settings.base_url(),
                      settings.socket)
             task_status.started(url)

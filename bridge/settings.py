@@ -4,8 +4,11 @@ config.toml (``$XDG_CONFIG_HOME/kitplay/config.toml``)::
 
     [bridge]
     bind = "127.0.0.1:8765"
-    rate_limit_per_s = 50       # requests per second per client, sustained
-    rate_limit_burst = 200      # requests a client may make at once
+    rate_limit_per_s = 50       # requests per second per credential, sustained
+    rate_limit_burst = 200      # requests a credential may make at once
+    anon_rate_per_s = 5         # all requests without a valid credential, together
+    anon_burst = 20
+    max_connections = 1000      # open connections; more are refused with a 503
     max_body_bytes = 1048576    # larger request bodies get 413
 
 Put daemon keys under ``[daemon]`` when the file has a ``[bridge]`` table.
@@ -14,8 +17,6 @@ Put daemon keys under ``[daemon]`` when the file has a ``[bridge]`` table.
 from __future__ import annotations
 
 import ipaddress
-import os
-import secrets
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -23,34 +24,25 @@ from typing import Any
 
 from daemon.protocol.paths import default_socket_path
 
+from .credentials import env_token
+
 __all__ = ["DEFAULT_BIND", "BridgeSettings", "load_bridge_config", "parse_bind"]
 
 DEFAULT_BIND = "127.0.0.1:8765"
-TOKEN_ENV = "KITPLAY_BRIDGE_TOKEN"
-MIN_TOKEN_CHARS = 22  # 22 url-safe characters carry 132 bits
-
-
-def new_token() -> str:
-    """A random token of 256 bits, unless KITPLAY_BRIDGE_TOKEN sets one."""
-    env = os.environ.get(TOKEN_ENV)
-    if env:
-        if len(env) < MIN_TOKEN_CHARS:
-            raise ValueError(f"{TOKEN_ENV} is too short: use at least {MIN_TOKEN_CHARS} random "
-                             "characters (128 bits), e.g. from `python -c 'import secrets; "
-                             "print(secrets.token_urlsafe(32))'`")
-        return env
-    return secrets.token_urlsafe(32)
-
-
 @dataclass
 class BridgeSettings:
     socket: Path = field(default_factory=default_socket_path)
     host: str = "127.0.0.1"
     port: int = 8765
     allow_remote: bool = False
-    token: str = field(default_factory=new_token)
+    # The master token: KITPLAY_BRIDGE_TOKEN, else (when "") bridge.token in the runtime dir.
+    token: str = field(default_factory=env_token)
+    rotate_token: bool = False
     rate_limit_per_s: float = 50.0
     rate_limit_burst: int = 200
+    anon_rate_per_s: float = 5.0
+    anon_burst: int = 20
+    max_connections: int = 1000
     max_body_bytes: int = 1024 * 1024
 
     @property
@@ -73,7 +65,7 @@ class BridgeSettings:
     def apply(self, values: dict[str, Any]) -> None:
         """Apply the ``[bridge]`` table of config.toml; refuse unknown keys and wrong types."""
         known = {f.name for f in fields(self)} - {"socket", "host", "port", "token",
-                                                   "allow_remote"}
+                                                   "allow_remote", "rotate_token"}
         for key, value in values.items():
             key = key.replace("-", "_")
             if key == "bind":

@@ -54,7 +54,8 @@ def _message(method: str, params: dict[str, Any]) -> dict[str, Any]:
 
 def _offset() -> int:
     raw = websocket.args.get("offset", "0")
-    if not raw.isdigit() or len(raw) > 18:
+    # ASCII digits only: str.isdigit() also takes "²" and other digits int() refuses.
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
         raise InvalidParams(f"offset must be a byte offset (an integer >= 0); got {raw[:40]!r}",
                             {"param": "offset"})
     return int(raw)
@@ -63,7 +64,7 @@ def _offset() -> int:
 async def stream_job(job_id: str, socket_path: Any, stats: StreamStats) -> Response | None:
     try:
         params = validate_params(SUBSCRIBE, {"job_id": job_id, "offset": _offset()})
-        extra = set(websocket.args) - {"offset"}
+        extra = set(websocket.args) - {"offset", "ticket"}
         if extra:
             raise InvalidParams(f"unknown query parameter(s): {', '.join(sorted(extra))[:100]}")
     except KitplayError as e:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from daemon.protocol.client import Client
 from daemon.protocol.errors import DaemonUnreachable, KitplayError
-from daemon.protocol.paths import bridge_info_path, default_socket_path
+from daemon.protocol.paths import bridge_info_path, check_private_file, default_socket_path
 from daemon.protocol.registry import METHODS, Method, Param
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing slows `kitplay` down
@@ -99,7 +99,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         for p in m.params:
             _add_param(sub, p)
         _add_output_flags(sub, m)
-    op = groups.add_parser("open", help="print (or open) the playground URL with its token")
+    op = groups.add_parser("open", help="print (or open) a new one-time playground URL")
     op.add_argument("--browser", action="store_true", help="open it in a web browser")
     op.set_defaults(_method=None)
     return parser
@@ -259,16 +259,36 @@ def follow(client: Client, job_id: str, offset: int, log_out: Any) -> dict[str, 
 
 
 def open_url(ns: argparse.Namespace) -> int:
+    """Mint a one-time page URL through the running bridge (the master token stays here)."""
+    import urllib.error
+    import urllib.request
+
     sock = ns.socket or default_socket_path()
     path = bridge_info_path(Path(sock))
     try:
+        check_private_file(path)  # another user's bridge.json would send us to their port
         info = json.loads(path.read_text())
+    except PermissionError as e:
+        print(f"kitplay: refusing {path}: {e}", file=sys.stderr)
+        return 3
     except (OSError, ValueError):
         print(f"kitplay: no bridge is running ({path} not found); start it with "
               "`kitplay-bridge --with-daemon` (or `kitplay-bridge` beside a running kitplayd)",
               file=sys.stderr)
         return 3
-    url = f"{info['url'].rstrip('/')}/?token={info['token']}"
+    req = urllib.request.Request(
+        f"{info['url'].rstrip('/')}/api/v1/login-codes", data=b"{}", method="POST",
+        headers={"Authorization": f"Bearer {info['token']}",
+                 "Content-Type": "application/json"})
+    try:
+        # No proxy: the master token goes to the bridge only, whatever http_proxy says.
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with opener.open(req, timeout=30) as resp:
+            url = json.loads(resp.read())["url"]
+    except (OSError, ValueError, KeyError) as e:
+        print(f"kitplay: the bridge at {info['url']} did not give a login URL ({e}); is it "
+              "still running? (`kitplay-bridge --with-daemon` starts one)", file=sys.stderr)
+        return 3
     print(url)
     if ns.browser:
         import webbrowser

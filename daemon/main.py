@@ -19,6 +19,8 @@ from . import __version__
 from .config import Config, load_config
 from .handlers import Handlers
 from .jobs import JobManager
+from .protocol.paths import ensure_private_dir
+from .protocol.process import harden_process
 from .rpc import Dispatcher
 from .server import AlreadyRunning, bind_socket, serve, socket_from_systemd
 from .store import Store
@@ -62,10 +64,14 @@ async def run_daemon(cfg: Config, *, task_status: Any = trio.TASK_STATUS_IGNORED
     # of followers leave 40 thread stacks and heaps behind (RSS; see bound_malloc).
     trio.to_thread.current_default_thread_limiter().total_tokens = WORKER_THREADS
     try:
-        cfg.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # The user's own and 0700 (an existing loose one is tightened, so kitplay.db and the
+        # logs are not readable by others); another user's is refused.
+        ensure_private_dir(cfg.state_dir, "state directory")
         cfg.logs_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         cfg.workspace.mkdir(parents=True, exist_ok=True)
         store = Store(cfg.db_path)
+    except PermissionError as e:
+        raise ValueError(str(e)) from None
     except (OSError, sqlite3.Error) as e:  # read-only, full, not a directory: say so plainly
         raise ValueError(
             f"cannot use the state directory {cfg.state_dir} (or the workspace "
@@ -149,6 +155,7 @@ def bound_malloc() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     ns = parse_args(argv)
+    harden_process()
     bound_malloc()
     logging.basicConfig(level=ns.log_level.upper(),
                         format="%(asctime)s kitplayd %(levelname)s %(message)s")

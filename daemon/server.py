@@ -12,7 +12,6 @@ import itertools
 import logging
 import os
 import socket as stdsocket
-import stat
 import struct
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ from .protocol.errors import (
     RequestCancelled,
 )
 from .protocol.framing import LineBuffer, dumps, error_response, notification
-from .protocol.paths import check_socket_path
+from .protocol.paths import check_socket_path, ensure_private_dir
 from .rpc import Dispatcher
 
 __all__ = ["Connection", "bind_socket", "serve", "socket_from_systemd"]
@@ -58,15 +57,9 @@ def socket_from_systemd() -> stdsocket.socket | None:
 def bind_socket(path: Path) -> stdsocket.socket:
     """Bind and listen on ``path``: directory 0700, socket 0600; refuse a live daemon."""
     check_socket_path(path)
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    st = path.parent.stat()
-    # A sticky, shared directory such as /tmp is left as it is (tightening /tmp would break
-    # every other program); there the 0600 socket and the peer check keep others out.
-    if not st.st_mode & stat.S_ISVTX:
-        if st.st_uid != os.getuid():
-            raise PermissionError(f"{path.parent} belongs to another user; refusing to use it. "
-                                  "Choose a socket path in a directory of your own")
-        os.chmod(path.parent, 0o700)
+    # Ours and 0700 (created exclusively, checked with lstat), or a root-owned sticky dir such
+    # as /tmp itself, where the 0600 socket and the peer check keep others out.
+    ensure_private_dir(path.parent, "socket directory")
     if path.exists() or path.is_symlink():
         probe = stdsocket.socket(stdsocket.AF_UNIX, stdsocket.SOCK_STREAM)
         try:

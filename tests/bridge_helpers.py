@@ -35,7 +35,12 @@ __all__ = [
 
 
 class Bridge:
-    """A kitplay-bridge subprocess; ``.http`` is an httpx client with the token."""
+    """A kitplay-bridge subprocess; ``.http`` is an httpx client with the master token.
+
+    ``.token`` is the master token (from bridge.json), ``.login_url`` the one-time page URL the
+    bridge printed; ``new_login_url()`` mints another (as ``kitplay open`` does) and
+    ``session()`` signs in as the page does, returning a session token.
+    """
 
     def __init__(self, socket: Path, *args: str, env: dict[str, str] | None = None,
                  config: Path | None = None, bind: str = "127.0.0.1:0") -> None:
@@ -49,6 +54,7 @@ class Bridge:
         self.config = config or socket.parent.parent / "config.toml"
         self.proc: subprocess.Popen[bytes] | None = None
         self.url = ""
+        self.login_url = ""
         self.token = ""
         self.port = 0
         self.stdout = b""
@@ -65,10 +71,35 @@ class Bridge:
         if not line.startswith(b"kitplay-bridge: open "):
             self.stop()
             raise AssertionError(f"bridge did not start: {line!r}\n{self.stderr()}")
-        page = line.split(b" open ", 1)[1].decode().strip()
-        self.url, _, self.token = page.partition("/?token=")
+        self.login_url = line.split(b" open ", 1)[1].decode().strip()
+        self.url, _, _code = self.login_url.partition("/#code=")
         self.port = int(self.url.rsplit(":", 1)[1])
+        self.token = json.loads(self.info_path.read_text())["token"]
         return self
+
+    def new_login_url(self) -> str:
+        """A fresh one-time page URL, minted with the master token (as ``kitplay open``)."""
+        r = self.http.post("/api/v1/login-codes", json={})
+        assert r.status_code == 200, (r.status_code, r.text)
+        url: str = r.json()["url"]
+        return url
+
+    def session(self, login_url: str | None = None) -> str:
+        """Trade a login URL's code for a session token, as the page does."""
+        code = (login_url or self.new_login_url()).partition("#code=")[2]
+        with httpx.Client(base_url=self.url, timeout=30) as c:
+            r = c.post("/api/v1/login", json={"code": code})
+        assert r.status_code == 200, (r.status_code, r.text)
+        session: str = r.json()["session"]
+        return session
+
+    def ticket(self, bearer: str | None = None) -> str:
+        """A one-time stream ticket (for a WebSocket without an Authorization header)."""
+        r = self.http.post("/api/v1/stream-tickets", json={},
+                           headers={"Authorization": f"Bearer {bearer or self.token}"})
+        assert r.status_code == 200, (r.status_code, r.text)
+        ticket: str = r.json()["ticket"]
+        return ticket
 
     def _read_line(self, timeout: float) -> bytes:
         assert self.proc is not None and self.proc.stdout is not None
@@ -167,7 +198,8 @@ def make_bridge_fixture() -> Iterator[Any]:
 @pytest.fixture(name="bridge")
 def bridge_fixture(daemon: Daemon, make_bridge: Any) -> Bridge:
     """A bridge in front of the ``daemon`` fixture, with a generous rate limit."""
-    bridge: Bridge = make_bridge(daemon, "--rate-limit", "10000", "--rate-burst", "10000")
+    bridge: Bridge = make_bridge(daemon, "--rate-limit", "10000", "--rate-burst", "10000",
+                                 "--anon-rate", "10000", "--anon-burst", "10000")
     return bridge
 
 
@@ -203,14 +235,15 @@ def big_log_job(d: Daemon, megabytes: int, line: int = 100) -> dict[str, Any]:
 
 @asynccontextmanager
 async def open_stream(b: Bridge, job_id: str, offset: int | None = None,
-                      headers: list[tuple[str, str]] | None = None,
+                      headers: list[tuple[str, str]] | None = None, query: str = "",
                       ) -> AsyncIterator[WebSocketConnection]:
     """``WS /api/stream/<job_id>`` with the bearer token.
 
     trio-websocket 0.12 leaves its TCP stream open when the server closes first (as the bridge
     does after ``end``); it is closed here.
     """
-    query = "" if offset is None else f"?offset={offset}"
+    if offset is not None:
+        query = f"?offset={offset}" + query.replace("?", "&", 1)
     if headers is None:
         headers = [("Authorization", f"Bearer {b.token}")]
     async with open_websocket_url(

@@ -62,14 +62,16 @@ def test_one_command_starts_daemon_and_bridge(allinone: AllInOne) -> None:
         status = c.call("daemon.status")
     assert status["pid"] == a.proc.pid  # type: ignore[union-attr]  # one process
     assert status["workspace"] == str(a.workspace)
-    # The printed URL opens the page; `kitplay open` prints the same URL.
+    # The printed URL signs a page in; `kitplay open` mints another one-time URL.
     r = subprocess.run([sys.executable, "-m", "cli_client", "--socket", str(a.socket), "open"],
                        env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True,
                        text=True, timeout=30)
-    assert r.returncode == 0 and r.stdout.strip() == f"{a.url}/?token={a.token}"
+    assert r.returncode == 0 and r.stdout.strip().startswith(f"{a.url}/#code=")
+    assert r.stdout.strip() != a.login_url and a.token not in r.stdout
     with httpx.Client(base_url=a.url, timeout=30) as browser:
-        assert browser.get(f"/?token={a.token}").status_code == 303
         assert browser.get("/").status_code == 200
+    session = a.session(r.stdout.strip())
+    assert a.get("/api/jobs", headers={"Authorization": f"Bearer {session}"}).status_code == 200
     info = json.loads(a.info_path.read_text())
     assert info["token"] == a.token and info["pid"] == a.proc.pid  # type: ignore[union-attr]
     # The builtin templates work end to end through the bridge.

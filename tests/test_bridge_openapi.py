@@ -39,7 +39,8 @@ def test_document_is_valid_openapi_31() -> None:
     validate(doc)
     assert doc["openapi"] == "3.1.0"
     assert doc["components"]["securitySchemes"]["bearer"] == {
-        "type": "http", "scheme": "bearer", "description": "The token from bridge.json."}
+        "type": "http", "scheme": "bearer",
+        "description": "The token from bridge.json, or a page session."}
     assert set(COMPONENTS) < set(doc["components"]["schemas"])
     assert "/stream/{job_id}" in doc["x-websockets"]
 
@@ -96,7 +97,8 @@ def test_real_responses_match_the_document(daemon: Daemon, bridge: Bridge) -> No
 
 def test_schemathesis_finds_nothing(daemon: Daemon, make_bridge: Any) -> None:
     create_and_build(daemon, name="my_company.fuzzed_app")
-    b = make_bridge(daemon, "--rate-limit", "100000", "--rate-burst", "100000")
+    b = make_bridge(daemon, "--rate-limit", "100000", "--rate-burst", "100000",
+                    "--anon-rate", "100000", "--anon-burst", "100000")
     work = short_tmpdir("st")  # schemathesis writes .hypothesis/ and reports here
     try:
         (work / "schemathesis.toml").write_text(SCHEMATHESIS_TOML)

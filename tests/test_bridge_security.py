@@ -48,6 +48,13 @@ def test_token_is_required_and_checked(bridge: Bridge) -> None:
         assert r.status_code == 401
         r = c.get("/api/daemon/status", headers={"Authorization": f"Basic {bridge.token}"})
         assert r.status_code == 401
+        # Near misses: the whole value is compared, not a prefix, and no other spelling.
+        t = bridge.token
+        flip = "A" if t[-1] != "A" else "B"
+        for near in (t + "x", t + t, t[:-1], t[:-1] + flip, flip + t[1:], t.upper(),
+                     t + "%C3%A9", t + "%00", " " + t + " x"):
+            r = c.get("/api/daemon/status", headers={"Authorization": f"Bearer {near}"})
+            assert r.status_code == 401, near
         # Unknown routes are not revealed without the token either.
         assert c.get("/api/nothing").status_code == 401
         r = c.get("/api/daemon/status", headers=bearer(bridge))
@@ -73,46 +80,102 @@ def test_host_allowlist_refuses_dns_rebinding(bridge: Bridge) -> None:
             assert r.status_code == 200, host
 
 
-def test_page_token_exchange_sets_a_strict_httponly_cookie(bridge: Bridge) -> None:
+def test_page_signs_in_with_a_one_time_code_and_no_cookie(bridge: Bridge) -> None:
+    assert "#code=" in bridge.login_url and bridge.token not in bridge.login_url
     with anon(bridge) as c:
-        r = c.get("/")
-        assert r.status_code == 401 and "kitplay open" in r.text
-        assert c.get("/?token=wrong").status_code == 403
-        r = c.get(f"/?token={bridge.token}")
-        assert r.status_code == 303 and r.headers["location"] == "/"  # token off the URL
-        cookie = r.headers["set-cookie"]
-        assert f"kitplay_token_{bridge.port}=" in cookie
-        assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/" in cookie
-        assert r.headers["referrer-policy"] == "no-referrer"
-        page = c.get("/")  # the client keeps the cookie
+        page = c.get("/")  # the page holds no secret: it signs in from its #fragment
         assert page.status_code == 200 and "kitplay playground" in page.text
+        assert "set-cookie" not in page.headers
         assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
-        assert c.get("/api/templates/list").status_code == 200
+        assert page.headers["referrer-policy"] == "no-referrer"
         assert c.get("/static/app.js").headers["content-type"].startswith("text/javascript")
+        code = bridge.login_url.partition("#code=")[2]
+        same = {"Origin": SAME.format(port=bridge.port)}
+        r = c.post("/api/login", json={"code": code}, headers=same)
+        assert r.status_code == 200 and "set-cookie" not in r.headers
+        session = r.json()["session"]
+        assert session != bridge.token and len(session) >= 43
+        # The code works once.
+        r = c.post("/api/login", json={"code": code})
+        assert r.status_code == 401 and r.json()["error"]["data"]["reason"] == "code"
+        for junk in ({"code": "x" * 43}, {"code": bridge.token}, {"code": 5}, {}):
+            assert c.post("/api/login", json=junk).status_code == 401, junk
+        auth = {"Authorization": f"Bearer {session}"}
+        assert c.get("/api/templates/list", headers=auth).status_code == 200
+        # A session cannot mint login codes: that takes the master token.
+        assert c.post("/api/login-codes", json={}, headers=auth).status_code == 401
+        # An old-style ?token= link grants nothing.
+        r = c.get(f"/?token={bridge.token}")
+        assert r.status_code == 200 and "set-cookie" not in r.headers
+    # `kitplay open`'s way: a new code from the master token, and it works once too.
+    url = bridge.new_login_url()
+    assert url.startswith(f"{bridge.url}/#code=") and url != bridge.login_url
+    bridge.session(url)
+    with pytest.raises(AssertionError):
+        bridge.session(url)
+    # A page on another origin cannot trade a code it stole.
+    with anon(bridge) as c:
+        r = c.post("/api/login", json={"code": bridge.new_login_url().partition("=")[2]},
+                   headers={"Origin": f"http://127.0.0.1:{bridge.port + 1}"})
+        assert r.status_code == 403
+
+
+def test_no_cookie_grants_anything(bridge: Bridge) -> None:
+    """Browsers send a host's cookies to every port: a cookie must never be a credential."""
+    with anon(bridge) as c:
+        cookie = {"Cookie": f"kitplay_token_{bridge.port}={bridge.token}"}
+        r = c.get("/api/daemon/status", headers=cookie)
+        assert r.status_code == 401
+        r = c.post("/api/build", json={}, headers={
+            **cookie, "Origin": SAME.format(port=bridge.port)})
+        assert r.status_code == 401
+        # A tossed junk cookie changes nothing for the real credential.
+        junk = {"Cookie": f"kitplay_token_{bridge.port}=junk; kitplay_session=junk"}
+        r = c.get("/api/daemon/status", headers={**junk, **bearer(bridge)})
+        assert r.status_code == 200
+
+
+def test_login_codes_and_tickets_expire() -> None:
+    from bridge.credentials import CODE_TTL_S, TICKET_TTL_S, Credentials
+
+    now = [0.0]
+    cred = Credentials("m" * 43, clock=lambda: now[0])
+    code, ticket = cred.mint_code(), cred.mint_ticket()
+    late_code = cred.mint_code()
+    now[0] += TICKET_TTL_S + 0.001
+    assert not cred.redeem_ticket(ticket)
+    assert cred.redeem_code(code) is not None
+    now[0] += CODE_TTL_S
+    assert cred.redeem_code(late_code) is None
+    assert cred.identify("m" * 43) == "master" and cred.identify("m" * 44) is None
 
 
 @contextmanager
-def _cookie_client(b: Bridge) -> Iterator[httpx.Client]:
-    with anon(b) as c:
-        assert c.get(f"/?token={b.token}").status_code == 303
+def _session_client(b: Bridge) -> Iterator[httpx.Client]:
+    """A client signed in as the page is: a session token in the Authorization header."""
+    with httpx.Client(base_url=b.url, timeout=30,
+                      headers={"Authorization": f"Bearer {b.session()}"}) as c:
         yield c
 
 
 def test_origin_is_checked_on_state_changing_requests(bridge: Bridge) -> None:
     same = SAME.format(port=bridge.port)
     body = {"template": "no_such_template", "name": "a.b"}  # refused by the daemon: 404
-    with _cookie_client(bridge) as c:
+    with _session_client(bridge) as c:
         r = c.post("/api/templates/create", json=body, headers={"Origin": "http://evil.example"})
         assert r.status_code == 403 and r.json()["error"]["data"]["reason"] == "origin"
         r = c.post("/api/templates/create", json=body, headers={"Origin": "null"})
-        assert r.status_code == 403
-        # A cookie request that changes state must say where it comes from.
-        r = c.post("/api/templates/create", json=body)
         assert r.status_code == 403
         r = c.post("/api/templates/create", json=body, headers={"Origin": same})
         assert r.status_code == 404 and r.json()["error"]["code"] == -32001  # reached the daemon
         # GET changes nothing: no Origin needed.
         assert c.get("/api/jobs", headers={"Origin": "http://evil.example"}).status_code == 200
+        # DELETE changes state: a foreign Origin is refused before the daemon sees it.
+        for origin in ("http://evil.example", f"http://127.0.0.1:{bridge.port + 1}", "null"):
+            r = c.delete("/api/jobs/j-nope", headers={"Origin": origin})
+            assert r.status_code == 403 and r.json()["error"]["data"]["reason"] == "origin"
+        r = c.delete("/api/jobs/j-nope", headers={"Origin": same})
+        assert r.status_code == 404  # reached the daemon
     with anon(bridge) as c:
         r = c.post("/api/templates/create", json=body,
                    headers={**bearer(bridge), "Origin": "http://evil.example"})
@@ -124,7 +187,7 @@ def test_origin_is_checked_on_state_changing_requests(bridge: Bridge) -> None:
 
 def test_form_encoded_cross_site_post_is_refused(bridge: Bridge) -> None:
     form = {"template": "console_app", "name": "evil.app"}
-    with _cookie_client(bridge) as c:
+    with _session_client(bridge) as c:
         r = c.post("/api/templates/create", data=form, headers={"Origin": "http://evil.example"})
         assert r.status_code == 403
         # Same origin but not JSON: still refused, 415.
@@ -172,6 +235,25 @@ def test_rate_limit_per_client(make_bridge: Any, daemon: Daemon) -> None:
     r = b.get("/api/jobs")
     assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
     assert r.json()["error"]["data"]["reason"] == "rate"
+
+
+def test_anonymous_flood_never_uses_the_users_budget(make_bridge: Any,
+                                                     daemon: Daemon) -> None:
+    cfg = daemon.base / "bridge.toml"
+    cfg.write_text("[bridge]\nrate_limit_per_s = 0.5\nrate_limit_burst = 5\n"
+                   "anon_rate_per_s = 0.5\nanon_burst = 3\n")
+    b = make_bridge(daemon, config=cfg)
+    with anon(b) as c:
+        codes = [c.get("/api/jobs").status_code for _ in range(6)]
+        codes += [c.get("/api/jobs", headers={"Authorization": "Bearer " + "x" * 43}).status_code
+                  for _ in range(2)]
+        codes += [c.post("/api/login", json={"code": "guess"}).status_code]
+    assert codes[:3] == [401, 401, 401] and set(codes[3:]) == {429}
+    # The token holder still has all of their own budget.
+    assert [b.get("/api/jobs").status_code for _ in range(5)] == [200] * 5
+    assert b.get("/api/jobs").status_code == 429  # and it is a real limit
+    # A valid login code is no anonymous request: the flood does not lock the page out.
+    b.session(b.login_url)
 
 
 def test_rate_limiter_refills() -> None:
@@ -235,6 +317,30 @@ def test_env_token_and_bridge_json(make_bridge: Any, daemon: Daemon) -> None:
     assert stat.S_IMODE(b.info_path.stat().st_mode) == 0o600
     assert b.stop() == 0
     assert not b.info_path.exists()
+    assert token not in b.stderr() and token not in b.login_url
+
+
+def test_master_token_is_kept_across_restarts_until_rotated(make_bridge: Any,
+                                                              daemon: Daemon) -> None:
+    first = make_bridge(daemon)
+    token = first.token
+    token_file = daemon.socket.parent / "bridge.token"
+    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+    session = first.session()
+    assert first.stop() == 0
+    second = make_bridge(daemon)
+    assert second.token == token
+    # Page sessions end with the bridge; the master token does not.
+    r = second.get("/api/jobs", headers={"Authorization": f"Bearer {session}"})
+    assert r.status_code == 401
+    assert second.get("/api/jobs").status_code == 200
+    assert second.stop() == 0
+    third = make_bridge(daemon, "--rotate-token")
+    assert third.token != token and len(third.token) >= 43
+    r = third.get("/api/jobs", headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 401
+    assert token not in token_file.read_text()
+    assert token not in (third.stderr() + third.login_url)
 
 
 async def _ws(b: Bridge, job_id: str, headers: list[tuple[str, str]]) -> dict[str, Any]:
@@ -251,23 +357,42 @@ async def test_websocket_needs_token_and_same_origin(daemon: Daemon, bridge: Bri
     path = f"/api/stream/{job['id']}"
     auth = {"Authorization": f"Bearer {bridge.token}"}
     cookie = {"Cookie": f"kitplay_token_{bridge.port}={bridge.token}"}
-    for headers, status, reason in (
-        ({}, 401, "token"),
-        ({"Authorization": "Bearer wrong-token-wrong-token-wrong"}, 401, "token"),
-        ({**auth, "Origin": "http://evil.example"}, 403, "origin"),
-        ({**auth, "Origin": f"http://localhost:{bridge.port + 1}"}, 403, "origin"),
-        ({**auth, "Host": "attacker.example"}, 403, "host"),
-        (cookie, 403, "origin"),  # a browser always sends Origin
-    ):
-        r = bridge.upgrade(path, headers, token=False)
-        assert r.status_code == status, headers
-        assert r.json()["error"]["data"]["reason"] == reason
     same = SAME.format(port=bridge.port)
+    used = bridge.ticket()
+    assert bridge.upgrade(f"{path}?ticket={used}", {"Origin": "http://evil.example"},
+                          token=False).status_code == 403
+    for where, headers, status, reason in (
+        (path, {}, 401, "token"),
+        (path, {"Authorization": "Bearer wrong-token-wrong-token-wrong"}, 401, "token"),
+        (path, {**auth, "Origin": "http://evil.example"}, 403, "origin"),
+        (path, {**auth, "Origin": f"http://localhost:{bridge.port + 1}"}, 403, "origin"),
+        (path, {**auth, "Host": "attacker.example"}, 403, "host"),
+        (path, {**cookie, "Origin": same}, 401, "token"),  # cookies grant nothing
+        (f"{path}?ticket={used}", {"Origin": same}, 401, "ticket"),  # one use only
+        (f"{path}?ticket={'t' * 43}", {"Origin": same}, 401, "ticket"),
+    ):
+        r = bridge.upgrade(where, headers, token=False)
+        assert r.status_code == status, (where, headers)
+        assert r.json()["error"]["data"]["reason"] == reason
     end = await _ws(bridge, job["id"], [("Authorization", auth["Authorization"]),
                                         ("Origin", same)])
     assert end["job"]["status"] == "succeeded"
-    end = await _ws(bridge, job["id"], [("Cookie", cookie["Cookie"]), ("Origin", same)])
-    assert end["type"] == "end"
+    # The page's way: a session mints a one-time ticket; the WebSocket carries no header.
+    ticket = bridge.ticket(bridge.session())
+    with trio.fail_after(30):
+        async with open_stream(bridge, job["id"], headers=[("Origin", same)],
+                               query=f"?ticket={ticket}") as ws:
+            messages = await read_stream(ws)
+    assert messages[-1]["type"] == "end"
+
+
+async def test_websocket_offset_takes_ascii_digits_only(daemon: Daemon, bridge: Bridge) -> None:
+    job = daemon.call("templates.create", {"template": "console_app", "name": "ws.off"})["job"]
+    daemon.wait_job(job["id"])
+    for raw in ("\u00b2", "\u0661", "1\u00b2", "-1", "+1", "0x10", " 1"):
+        r = bridge.upgrade(f"/api/stream/{job['id']}?offset={raw}")
+        assert r.status_code == 400, raw
+        assert r.json()["error"]["data"]["param"] == "offset"
 
 
 def test_sigterm_removes_bridge_json(make_bridge: Any, daemon: Daemon) -> None:
@@ -279,3 +404,28 @@ def test_sigterm_removes_bridge_json(make_bridge: Any, daemon: Daemon) -> None:
     wait_for(lambda: proc.poll() is not None, 20, "bridge exit")
     assert proc.returncode == 0
     assert not b.info_path.exists()
+
+
+def test_symlinks_planted_at_the_bridge_files_are_never_followed(make_bridge: Any,
+                                                                 daemon: Daemon) -> None:
+    rundir = daemon.socket.parent
+    victim = daemon.base / "victim.txt"
+    victim.write_text("keep me")
+    (rundir / "bridge.json").symlink_to(victim)
+    b = make_bridge(daemon)
+    assert victim.read_text() == "keep me"  # the link was replaced, not written through
+    assert not (rundir / "bridge.json").is_symlink()
+    assert stat.S_IMODE(os.lstat(rundir / "bridge.json").st_mode) == 0o600
+    assert b.stop() == 0
+    token = rundir / "bridge.token"
+    token.unlink()
+    token.symlink_to(victim)
+    r = _run_bridge(daemon, "--bind", "127.0.0.1:0")
+    assert r.returncode != 0 and "symlink" in r.stderr, r.stderr
+    assert victim.read_text() == "keep me"
+    # A loose token file (another user could read it) is refused, not used.
+    token.unlink()
+    token.write_text("t" * 43)
+    os.chmod(token, 0o644)
+    r = _run_bridge(daemon, "--bind", "127.0.0.1:0")
+    assert r.returncode != 0 and "chmod 600" in r.stderr, r.stderr

@@ -1,7 +1,7 @@
 """The playground page in a real browser: Debian's chromium driven by Playwright (headless).
 
 Real daemon, real bridge, real browser; the page is opened the way a user opens it, with
-the one-time ``?token=`` URL kitplay-bridge prints. No ``playwright install``: Playwright
+the one-time ``#code=`` URL kitplay-bridge prints. No ``playwright install``: Playwright
 drives /usr/bin/chromium.
 """
 
@@ -28,7 +28,7 @@ APP = "my_company.browser_app"
 @pytest.fixture
 def page(bridge: Bridge) -> Iterator[Any]:
     with chromium() as p:
-        p.goto(f"{bridge.url}/?token={bridge.token}")
+        p.goto(bridge.login_url)
         yield p
 
 
@@ -40,7 +40,7 @@ def test_create_build_and_watch_the_log(page: Any, bridge: Bridge, daemon: Daemo
                                        tmp_path: Path) -> None:
     from playwright.sync_api import expect
 
-    assert page.url == f"{bridge.url}/"  # the token left the address bar
+    assert page.url == f"{bridge.url}/"  # the login code left the address bar
     expect(page.locator("#templates")).to_contain_text("Console App")
     expect(page.locator("#daemon")).to_contain_text(f"kitplayd {__version__}")
 

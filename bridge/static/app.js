@@ -1,5 +1,7 @@
 // kitplay playground: plain JS, no build step. Talks to the bridge's REST routes and its
-// WebSocket stream; the session cookie (set from the page URL's ?token=) authenticates both.
+// WebSocket stream. No cookie: the page URL's #code= (one-time) is traded for a session token
+// kept in sessionStorage and sent as `Authorization: Bearer`; each WebSocket opens with a
+// one-time ticket.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -16,8 +18,36 @@ class ApiError extends Error {
   }
 }
 
+const SESSION_KEY = "kitplay.session";
+
+function signInHelp() {
+  return "Not signed in (or the bridge restarted): open the URL that kitplay-bridge printed, " +
+    "or run `kitplay open` for a new one.";
+}
+
+// Trade the one-time login code in the address bar for a session; take the code off the URL.
+async function signIn() {
+  const m = /(?:^#|&)code=([^&]*)/.exec(location.hash);
+  if (m) {
+    history.replaceState(null, "", location.pathname + location.search);
+    const resp = await fetch("/api/v1/login", {
+      method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ code: decodeURIComponent(m[1]) }),
+    });
+    const body = await resp.json().catch(() => null);
+    if (resp.ok) sessionStorage.setItem(SESSION_KEY, body.session);
+    else if (!sessionStorage.getItem(SESSION_KEY)) {
+      throw new ApiError(resp.status, body && body.error);
+    }
+  }
+  if (!sessionStorage.getItem(SESSION_KEY)) throw new Error(signInHelp());
+}
+
 async function api(verb, path, params) {
-  const init = { method: verb, headers: {} };
+  const init = {
+    method: verb,
+    headers: { Authorization: `Bearer ${sessionStorage.getItem(SESSION_KEY) || ""}` },
+  };
   let url = "/api/v1" + path;
   if (verb === "GET" && params) {
     const q = new URLSearchParams();
@@ -29,6 +59,7 @@ async function api(verb, path, params) {
   }
   const resp = await fetch(url, init);
   const body = await resp.json().catch(() => null);
+  if (resp.status === 401) throw new ApiError(401, { message: signInHelp() });
   if (!resp.ok) throw new ApiError(resp.status, body && body.error);
   return body;
 }
@@ -226,11 +257,19 @@ function renderLogHeader(job) {
     class: "session" }, "Open display"));
 }
 
-function connect() {
+async function connect() {
   const jobId = stream.jobId;
+  let ticket;
+  try {
+    ticket = (await api("POST", "/stream-tickets")).ticket;
+  } catch (err) {
+    if (stream.jobId === jobId && !stream.ws) retryLater(jobId);
+    return;
+  }
+  if (stream.jobId !== jobId || stream.ws) return;
   const proto = location.protocol === "https:" ? "wss:" : "ws:";
   const url = `${proto}//${location.host}/api/v1/stream/${encodeURIComponent(jobId)}` +
-    `?offset=${stream.nextOffset}`;
+    `?offset=${stream.nextOffset}&ticket=${encodeURIComponent(ticket)}`;
   const ws = new WebSocket(url);
   stream.ws = ws;
   stream.connects += 1;
@@ -266,12 +305,16 @@ function connect() {
       $("log-conn").className = "conn";
       return;
     }
-    // Dropped before the end: resume from next_offset, backing off up to 5 s.
-    const delay = Math.min(5000, 250 * 2 ** stream.retry++);
-    $("log-conn").textContent = `reconnecting from byte ${stream.nextOffset}…`;
-    $("log-conn").className = "conn retry";
-    stream.timer = setTimeout(() => { if (stream.jobId === jobId) connect(); }, delay);
+    retryLater(jobId);
   };
+}
+
+// Dropped before the end: resume from next_offset, backing off up to 5 s.
+function retryLater(jobId) {
+  const delay = Math.min(5000, 250 * 2 ** stream.retry++);
+  $("log-conn").textContent = `reconnecting from byte ${stream.nextOffset}…`;
+  $("log-conn").className = "conn retry";
+  stream.timer = setTimeout(() => { if (stream.jobId === jobId) connect(); }, delay);
 }
 
 function appendLog(text) {
@@ -295,6 +338,14 @@ window.kitplay = {
 };
 
 async function start() {
+  try {
+    await signIn();
+  } catch (err) {
+    $("daemon").textContent = "not signed in";
+    showError(err);
+    clearTimeout(showError.timer); // keep saying so
+    return;
+  }
   $("create-form").addEventListener("submit", createApp);
   await refreshStatus();
   await Promise.all([refreshTemplates(), refreshApps(), refreshJobs()]).catch(showError);

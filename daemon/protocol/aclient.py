@@ -33,7 +33,7 @@ import trio
 
 from .errors import DaemonUnreachable, InvalidParams, KitplayError, error_for_code
 from .framing import MAX_LINE, LineBuffer, dumps, request
-from .paths import default_socket_path
+from .paths import check_peer, default_socket_path
 
 __all__ = ["AsyncClient", "DaemonLink", "Subscription", "connect_stream", "open_client"]
 
@@ -46,13 +46,19 @@ async def connect_stream(path: Path | str | None = None) -> trio.SocketStream:
     """Open the Unix socket, or raise DaemonUnreachable saying how to start the daemon."""
     p = Path(path) if path else default_socket_path()
     try:
-        return await trio.open_unix_socket(str(p))
+        stream = await trio.open_unix_socket(str(p))
     except (FileNotFoundError, ConnectionRefusedError) as e:
         raise DaemonUnreachable(
             f"no kitplay daemon is listening on {p} ({e.strerror}); {START_HINT}",
             {"socket": str(p)}) from None
     except OSError as e:
         raise DaemonUnreachable(f"cannot connect to {p}: {e}", {"socket": str(p)}) from None
+    try:
+        check_peer(stream.socket, p)
+    except PermissionError as e:
+        await stream.aclose()
+        raise DaemonUnreachable(str(e), {"socket": str(p), "reason": "peer"}) from None
+    return stream
 
 
 class _Pending:

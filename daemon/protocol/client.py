@@ -20,7 +20,7 @@ from pathlib import Path
 
 from .errors import DaemonUnreachable, KitplayError, error_for_code
 from .framing import MAX_LINE, LineBuffer, dumps, request
-from .paths import default_socket_path
+from .paths import check_peer, default_socket_path
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing slows `kitplay` down
 if TYPE_CHECKING:
@@ -58,6 +58,11 @@ class Client:
         except OSError as e:
             s.close()
             raise DaemonUnreachable(f"cannot connect to {p}: {e}", {"socket": str(p)}) from None
+        try:
+            check_peer(s, p)
+        except PermissionError as e:
+            s.close()
+            raise DaemonUnreachable(str(e), {"socket": str(p), "reason": "peer"}) from None
         return cls(s, p)
 
     def __enter__(self) -> Client:

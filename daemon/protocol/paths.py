@@ -6,16 +6,27 @@ Standard library only: the CLI imports it.
 from __future__ import annotations
 
 import os
+import socket
+import stat
+import struct
 from pathlib import Path
+
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing slows `kitplay` down
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "MAX_SOCKET_PATH",
     "bridge_info_path",
+    "check_peer",
+    "check_private_file",
     "check_socket_path",
     "config_path",
     "default_socket_path",
     "default_state_dir",
+    "ensure_private_dir",
     "runtime_dir",
+    "write_private",
 ]
 
 # sockaddr_un.sun_path is 108 bytes including the terminating NUL.
@@ -63,3 +74,91 @@ def check_socket_path(path: Path) -> None:
         raise ValueError(
             f"socket path is {n} bytes, over the {MAX_SOCKET_PATH}-byte limit of Unix "
             f"sockets: {path}. Choose a shorter one with --socket or KITPLAY_SOCKET.")
+
+
+def check_private_file(path: Path) -> None:
+    """Raise PermissionError unless ``path`` is a regular file of ours that only we can use.
+
+    FileNotFoundError passes through. ``lstat``: a symlink is refused, never followed.
+    """
+    st = os.lstat(path)
+    if not stat.S_ISREG(st.st_mode):
+        raise PermissionError(f"{path} is not a regular file (a symlink or something else was "
+                              "put there): remove it")
+    if st.st_uid != os.getuid():
+        raise PermissionError(f"{path} belongs to uid {st.st_uid}, not to you (uid "
+                              f"{os.getuid()}): someone else put it there; remove it")
+    if st.st_mode & 0o077:
+        raise PermissionError(f"{path} is readable or writable by others (mode "
+                              f"{stat.S_IMODE(st.st_mode):o}): `chmod 600 {path}`")
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` (0600) through an exclusive temp file and a rename.
+
+    The temp file is made by ``mkstemp`` (O_CREAT|O_EXCL with a random name, so a symlink or
+    file planted in advance is never followed or reused); the rename replaces ``path`` itself,
+    never what a symlink at ``path`` points to.
+    """
+    import tempfile  # not at the top: `kitplay` imports this module and must start fast
+
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            os.fchmod(f.fileno(), 0o600)
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def ensure_private_dir(path: Path, what: str = "directory") -> bool:
+    """Make ``path`` ours and 0700, or refuse; True when it is a shared sticky dir left as is.
+
+    A root-owned sticky directory such as /tmp itself is used as it is (others cannot remove or
+    replace what we put there). Anything else is created exclusively (``mkdir`` fails if
+    someone made it first) and checked with ``lstat``: a symlink or another user's directory is
+    refused, never used; one of ours with a looser mode is tightened to 0700.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    st = os.lstat(path)
+    if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
+        raise PermissionError(
+            f"the {what} {path} is {'a symlink' if stat.S_ISLNK(st.st_mode) else 'not a directory'}"
+            f"; someone may have put it there to catch kitplay's files. Remove it (or choose "
+            "another path) and start again")
+    if st.st_uid == 0 and st.st_mode & stat.S_ISVTX:
+        return True  # /tmp itself: shared, sticky, root's; never tightened
+    if st.st_uid != os.getuid():
+        raise PermissionError(
+            f"the {what} {path} belongs to uid {st.st_uid}, not to you (uid {os.getuid()}): "
+            "another user made it, perhaps to catch kitplay's files. Remove it (as root or that "
+            "user), or set XDG_RUNTIME_DIR / choose another path")
+    if stat.S_IMODE(st.st_mode) != 0o700:
+        os.chmod(path, 0o700)
+    return False
+
+
+def check_peer(sock: Any, path: Path) -> None:
+    """Raise PermissionError unless the process listening at ``path`` runs as this user.
+
+    Checked with SO_PEERCRED before anything is sent: a socket another user put in our place
+    (a hijacked runtime directory) would otherwise receive our requests and answer them.
+    """
+    creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    pid, uid, _gid = struct.unpack("3i", creds)
+    if uid != os.getuid():
+        raise PermissionError(
+            f"the socket {path} is served by uid {uid} (pid {pid}), not by you (uid "
+            f"{os.getuid()}): refusing to talk to it. Another user may have put it there; "
+            "remove it and start kitplayd again")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..trust import check_trusted
 from .base import Plan, Step, Toolchain
 from .builtin import BuiltinToolchain
 
@@ -23,6 +24,8 @@ def is_kit_checkout(root: Path) -> bool:
 
 def detect(root: Path) -> Toolchain:
     if is_kit_checkout(root):
+        for p in ("repo.sh", "repo.toml", "templates/templates.toml"):  # what decides what runs
+            check_trusted(root / p, root)
         from .kit import KitToolchain
 
         return KitToolchain(root)

@@ -15,8 +15,12 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..protocol.errors import InvalidParams, NotFound
+from ..trust import check_trusted, check_workspace
 
 __all__ = ["Plan", "Step", "StepLog", "Toolchain", "inside", "resolve_workspace"]
+
+PATH_MAX = 4096  # Linux: longer paths cannot be opened at all
+NAME_MAX = 255
 
 
 class StepLog(Protocol):
@@ -81,6 +85,12 @@ def resolve_workspace(value: str | None, default: Path) -> Path:
         if "\x00" in value:
             raise InvalidParams("parameter 'workspace' contains a NUL byte",
                                 {"param": "workspace"})
+        longest = max((len(os.fsencode(c)) for c in value.split("/")), default=0)
+        if len(os.fsencode(value)) > PATH_MAX or longest > NAME_MAX:
+            raise InvalidParams(
+                f"parameter 'workspace' is too long ({len(value)} characters): a path is at "
+                f"most {PATH_MAX} bytes and each name in it at most {NAME_MAX}",
+                {"param": "workspace", "limit": PATH_MAX})
         path = Path(value).expanduser()
         if not path.is_absolute():
             raise InvalidParams(
@@ -91,6 +101,7 @@ def resolve_workspace(value: str | None, default: Path) -> Path:
         raise NotFound(
             f"workspace {path} does not exist or is not a directory; create it or pass "
             "another --workspace", {"workspace": str(path)})
+    check_workspace(path)
     return path
 
 
@@ -102,4 +113,5 @@ def inside(root: Path, *parts: str) -> Path:
         raise InvalidParams(
             f"path {'/'.join(parts)!r} leaves the workspace {base}; use a name inside it",
             {"workspace": str(base)})
+    check_trusted(target, base)
     return target

@@ -27,6 +27,7 @@ from ..protocol.errors import (
     ToolchainError,
 )
 from ..protocol.registry import APP_NAME_RE
+from ..trust import check_trusted
 from .base import Plan, Step, StepLog, inside
 
 __all__ = ["BuiltinToolchain", "check_app_name", "TEMPLATES_DIR"]
@@ -233,6 +234,7 @@ class BuiltinToolchain:
         return d
 
     def _load(self, d: Path) -> dict[str, Any]:
+        check_trusted(d / "kitapp.toml", self.root, "app")  # its commands run as the user
         try:
             return _read_app(d)
         except (OSError, tomllib.TOMLDecodeError) as e:

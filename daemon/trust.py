@@ -1,0 +1,97 @@
+"""Which files the daemon may act on: the user's own, which no other user can change.
+
+A workspace decides what the daemon runs (``kitapp.toml``'s commands, ``repo.sh``), so a
+workspace another user owns or can write to would let them run code as this user. The rules,
+in the spirit of OpenSSH's StrictModes:
+
+- the path and everything under the workspace on the way to it belong to this user (or root),
+  and are not writable by other users: not world-writable, and group-writable only when the
+  group is the user's own private group (its name is the user's, it is the user's primary
+  group, and it has no other members);
+- every directory above the workspace belongs to this user or root and is not writable by
+  others, unless it is sticky (like /tmp): then others cannot rename or remove what is ours.
+"""
+
+from __future__ import annotations
+
+import functools
+import grp
+import os
+import pwd
+import stat
+from pathlib import Path
+
+from .protocol.errors import InvalidParams
+
+__all__ = ["check_trusted", "check_workspace", "private_group"]
+
+
+@functools.cache
+def private_group(gid: int, uid: int) -> bool:
+    try:
+        user = pwd.getpwuid(uid)
+        group = grp.getgrgid(gid)
+    except KeyError:
+        return False
+    return (gid == user.pw_gid and group.gr_name == user.pw_name
+            and set(group.gr_mem) <= {user.pw_name})
+
+
+def _why_untrusted(st: os.stat_result, *, above: bool) -> str | None:
+    uid = os.getuid()
+    if st.st_uid not in (uid, 0):
+        try:
+            owner = pwd.getpwuid(st.st_uid).pw_name
+        except KeyError:
+            owner = f"uid {st.st_uid}"
+        return f"it belongs to another user ({owner})"
+    sticky_dir = above and stat.S_ISDIR(st.st_mode) and st.st_mode & stat.S_ISVTX
+    if st.st_mode & stat.S_IWOTH and not sticky_dir:
+        return "every user can write to it"
+    if (st.st_mode & stat.S_IWGRP and not sticky_dir
+            and not private_group(st.st_gid, uid)):
+        try:
+            group = grp.getgrgid(st.st_gid).gr_name
+        except KeyError:
+            group = f"gid {st.st_gid}"
+        return f"members of group {group} can write to it"
+    return None
+
+
+def _refuse(path: Path, where: Path, why: str, param: str) -> InvalidParams:
+    fix = (f"`chmod go-w {where}`" if "write" in why
+           else f"use a workspace of your own (copy it: `cp -r {where} ~/`)")
+    return InvalidParams(
+        f"refusing {param} {path}: {where} is not safe, {why}, so another user could change "
+        f"what kitplay runs as you; {fix}",
+        {"param": param, "path": str(where), "reason": "untrusted"})
+
+
+def check_trusted(path: Path, workspace: Path, param: str = "workspace") -> None:
+    """Refuse ``path`` (inside ``workspace`` or equal to it) unless it is safe.
+
+    Components from ``workspace`` down to ``path`` that exist are checked as the user's own;
+    the directories above ``workspace`` may also be sticky shared ones.
+    """
+    path = Path(os.path.realpath(path))  # a symlink is judged by what it points to
+    current = path
+    while True:
+        try:
+            st = os.lstat(current)
+        except FileNotFoundError:
+            st = None
+        except OSError as e:
+            raise InvalidParams(f"cannot check {current}: {e.strerror}",
+                                {"param": param, "path": str(current)}) from None
+        if st is not None:
+            above = current != workspace and current in workspace.parents
+            why = _why_untrusted(st, above=above)
+            if why is not None:
+                raise _refuse(path, current, why, param)
+        if current.parent == current:
+            return
+        current = current.parent
+
+
+def check_workspace(workspace: Path, param: str = "workspace") -> None:
+    check_trusted(workspace, workspace, param)
