@@ -1,8 +1,10 @@
-"""The Unix socket: binding it safely, checking peers, and serving NDJSON connections.
+"""The Unix socket: binding it safely, checking peers, and serving connections.
 
 trio has no Unix-socket listener helper and no line reader, so both are here: the socket is
 bound by hand (directory 0700, socket 0600, stale file removed, live daemon refused), and
-each connection is read through ``LineBuffer``, which caps the line length.
+each connection is read through a ``FrameReader`` (``protocol/wire.py``), which picks the
+connection's framing (NDJSON or LSP) from its first bytes, caps the message length, and writes
+every answer and notification of that connection in the same framing.
 """
 
 from __future__ import annotations
@@ -22,12 +24,12 @@ from .following import Followable, follow_job
 from .protocol.errors import (
     InvalidState,
     KitplayError,
-    MessageTooLarge,
     NotFound,
     RequestCancelled,
 )
-from .protocol.framing import LineBuffer, dumps, error_response, notification
+from .protocol.framing import dumps, error_response, notification
 from .protocol.paths import check_socket_path, ensure_private_dir
+from .protocol.wire import FrameReader
 from .rpc import Dispatcher
 
 __all__ = ["Connection", "bind_socket", "serve", "socket_from_systemd"]
@@ -96,15 +98,17 @@ def peer_uid(sock: trio.socket.SocketType) -> int:
 class Connection:
     """One client connection: the context every handler receives."""
 
-    def __init__(self, stream: trio.SocketStream, nursery: trio.Nursery) -> None:
+    def __init__(self, stream: trio.SocketStream, nursery: trio.Nursery,
+                 frames: FrameReader | None = None) -> None:
         self.stream = stream
         self.nursery = nursery
+        self.frames = frames or FrameReader()  # its framing writes every frame we send
         self._send_lock = trio.Lock()
         self.subscriptions: dict[str, trio.CancelScope] = {}
         self.closed = False
 
     async def send(self, msg: Any) -> None:
-        data = dumps(msg)
+        data = self.frames.encode(msg)
         try:  # uncontended: take the lock without a scheduler round trip (bench: -1 batch)
             self._send_lock.acquire_nowait()
         except trio.WouldBlock:
@@ -212,12 +216,13 @@ async def _serve_connection(stream: trio.SocketStream, dispatcher: Dispatcher, m
 
     Responses carry ids and may leave in any order (docs/api.md); the one ordering the protocol
     documents, a subscription's answer before its first notification, is ``_pump``'s concern.
-    Every frame goes out through ``conn.send``, whatever the connection's framing.
+    Every frame goes out through ``conn.send``, whatever the connection's framing: the
+    ``FrameReader`` picks NDJSON or LSP from the connection's first bytes.
     """
-    lines = LineBuffer(max_line)
+    frames = FrameReader(max_line)
     limiter = trio.CapacityLimiter(max_inflight)
     async with trio.open_nursery() as nursery:
-        conn = Connection(stream, nursery)
+        conn = Connection(stream, nursery, frames)
 
         async def process(msg: Any, token: object) -> None:
             try:
@@ -246,8 +251,8 @@ async def _serve_connection(stream: trio.SocketStream, dispatcher: Dispatcher, m
                 if not data:
                     break
                 try:
-                    batch = lines.feed(data)
-                except MessageTooLarge as e:
+                    batch = frames.feed(data)
+                except KitplayError as e:  # too large, or a malformed LSP header: say so, close
                     await conn.send(error_response(e))
                     break
                 for frame in batch:
@@ -269,6 +274,9 @@ async def _serve_connection(stream: trio.SocketStream, dispatcher: Dispatcher, m
                     except trio.WouldBlock:
                         await limiter.acquire_on_behalf_of(token)
                     nursery.start_soon(process, msg, token)
+                if frames.error is not None:  # after the good frames that came before it
+                    await conn.send(error_response(frames.error))
+                    break
         except KitplayError:  # pragma: no cover - defensive
             log.exception("connection error")
         # The client is gone (or sent EOF): stop its subscriptions, let in-flight calls finish.

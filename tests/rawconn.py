@@ -90,3 +90,46 @@ class RawConn:
         resp = self.request(method, params)
         assert "error" not in resp, f"{method} {params!r} failed: {resp['error']}"
         return resp["result"]
+
+
+class LspRawConn(RawConn):
+    """The same, speaking the LSP base protocol (``Content-Length: N\\r\\n\\r\\n`` + body).
+
+    It parses the daemon's frames strictly: exactly one ``Content-Length`` field, ``\\r\\n``
+    line ends, and a body of exactly that many bytes.
+    """
+
+    def send(self, msg: Any) -> None:
+        self.send_body(json.dumps(msg).encode())
+
+    def send_body(self, body: bytes) -> None:
+        self.sock.sendall(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+
+    def _fill(self, n: int) -> bool:
+        while len(self._buf) < n:
+            try:
+                data = self.sock.recv(1 << 20)
+            except ConnectionResetError:
+                data = b""
+            if not data:
+                self.eof = True
+                return False
+            self._buf += data
+        return True
+
+    def recv_body(self) -> bytes | None:
+        """The next raw body, or None at EOF."""
+        while b"\r\n\r\n" not in self._buf:
+            if not self._fill(len(self._buf) + 1):
+                return None
+        header, rest = self._buf.split(b"\r\n\r\n", 1)
+        assert header.startswith(b"Content-Length: ") and b"\n" not in header, header
+        n = int(header[len(b"Content-Length: "):])
+        self._buf = rest
+        if not self._fill(n):
+            raise AssertionError(f"EOF inside a body: half a message ({self._buf!r:.200})")
+        body, self._buf = self._buf[:n], self._buf[n:]
+        return body
+
+    def recv_line(self) -> bytes | None:  # RawConn.recv reads messages through this
+        return self.recv_body()

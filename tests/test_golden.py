@@ -1,7 +1,8 @@
 """Golden wire files: recorded exchanges and an older database still hold.
 
 ``tests/golden/exchanges.txt`` is replayed frame by frame against a fresh daemon; every
-"< " line must come back byte for byte (notifications-only frames get no reply at all).
+"< " line must come back byte for byte (notifications-only frames get no reply at all), in
+NDJSON and, as the body of each frame, in the LSP base-protocol framing.
 ``tests/golden/kitplay-v1.db`` was written by kitplay 0.1.0 (schema 1); it must still open.
 """
 
@@ -12,6 +13,7 @@ import socket
 from pathlib import Path
 
 from tests.helpers import Daemon
+from tests.rawconn import LspRawConn, RawConn
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -40,6 +42,24 @@ def test_recorded_exchanges_hold(daemon: Daemon) -> None:
     finally:
         reader.close()
         s.close()
+
+
+def test_recorded_exchanges_hold_in_both_framings_on_two_connections_at_once(
+        daemon: Daemon) -> None:
+    # Both connections are open together; each frame goes to both before either answer is
+    # read, so the daemon serves an NDJSON and an LSP connection side by side.
+    with RawConn(daemon.socket, timeout=10) as nd, LspRawConn(daemon.socket, timeout=10) as lsp:
+        for sent, expected in _pairs():
+            nd.send_raw(sent + b"\n")
+            lsp.send_body(sent)
+            for want in expected:
+                got_nd, got_lsp = nd.recv_line(), lsp.recv_body()
+                assert got_nd == want, f"NDJSON, for {sent!r}:\n got  {got_nd!r}\n want {want!r}"
+                assert got_lsp == want, f"LSP, for {sent!r}:\n got  {got_lsp!r}\n want {want!r}"
+        # Nothing else came back on either (notification-only frames get no reply at all).
+        assert nd.result("sessions.list") == lsp.result("sessions.list") == {
+            "sessions": []}
+        assert nd._buf == lsp._buf == b""
 
 
 def test_database_from_version_0_1_0_still_opens(make_daemon: type[Daemon]) -> None:

@@ -9,7 +9,9 @@ connection each (a sender thread writes, then half-closes; the test reads everyt
 For every connection: the daemon answers or closes it; every line it sends is a well-formed
 JSON-RPC response (or a batch of them) with a documented error code, never an internal error;
 every request we can identify by its id is answered exactly once.  After every connection the
-daemon is alive, and a normal client is served at the end.
+daemon is alive, and a normal client is served at the end.  The same frames are sent again in
+the LSP base-protocol framing (``Content-Length`` headers), and hostile LSP headers get one
+framing error each, after the answers to the good frames before them.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from daemon.protocol.errors import ERRORS
+from daemon.protocol.lsp import lsp_frame
 from daemon.protocol.registry import METHODS
 from tests.helpers import Daemon
 
@@ -336,3 +339,94 @@ def test_structured_messages_always_get_a_well_formed_answer(shared_daemon: Daem
     ids = Counter(i for line in lines for i in _check_response(json.loads(line), "hypothesis"))
     for m in batch:
         assert ids[m["id"]] == 1, (m, lines)
+
+
+# -- the LSP base-protocol framing -----------------------------------------------------------
+
+
+def lsp_exchange(sock_path: Path, payload: bytes, timeout: float = 60.0) -> list[bytes]:
+    """Send ``payload`` (then half-close); read LSP frames strictly until the daemon closes."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    s.connect(str(sock_path))
+
+    def send() -> None:
+        try:
+            s.sendall(payload)
+            s.shutdown(socket.SHUT_WR)
+        except OSError:  # the daemon closed first (after a framing error)
+            pass
+
+    t = threading.Thread(target=send)
+    t.start()
+    buf = b""
+    try:
+        while True:
+            try:
+                data = s.recv(1 << 20)
+            except ConnectionResetError:
+                break
+            if not data:
+                break
+            buf += data
+    finally:
+        t.join(timeout)
+        s.close()
+    bodies = []
+    while buf:
+        header, sep, rest = buf.partition(b"\r\n\r\n")
+        assert sep and header.startswith(b"Content-Length: "), f"bad frame: {buf[:200]!r}"
+        n = int(header[len(b"Content-Length: "):])
+        assert len(rest) >= n, "the daemon sent half a message"
+        bodies.append(rest[:n])
+        buf = rest[n:]
+    return bodies
+
+
+def test_hostile_frames_in_lsp_framing(daemon: Daemon) -> None:
+    gen = Frames(SEED + 1)
+    where = f"LSP, seed {SEED + 1}"
+    answered: Counter[Any] = Counter()
+    expected_ids: set[str] = set()
+    for _ in range(12):
+        batch = [gen.frame() for _ in range(250)]
+        bodies = lsp_exchange(daemon.socket, b"".join(lsp_frame(f) for f, _ in batch))
+        _alive(daemon)
+        expected_ids |= {rid for _, rid in batch if rid is not None}
+        expected = sum(1 for f, _ in batch if f.strip() and f != NOTIFICATIONS_ONLY)
+        assert len(bodies) == expected, f"{where}: {len(bodies)} answers to {expected} frames"
+        for body in bodies:
+            answered.update(i for i in _check_response(json.loads(body), where)
+                            if isinstance(i, str) and i.startswith("fz-"))
+    assert expected_ids == set(answered), f"{where}: {expected_ids ^ set(answered)}"
+    assert max(answered.values()) == 1
+    assert "Traceback" not in daemon.log(), daemon.log()[-3000:]
+
+
+lsp_headers = st.one_of(
+    st.binary(max_size=120),
+    st.lists(st.sampled_from([b"Content-Length: 2", b"content-length:2", b"Content-Length: x",
+                              b"Content-Length: -1", b"Content-Length: 99999999999",
+                              b"Content-Type: application/vscode-jsonrpc; charset=utf-8",
+                              b"Content-Type: x; charset=latin1", b"X-Junk: \xff", b"",
+                              b"no colon", b" Content-Length: 2", b"Content-Length: 2\n"]),
+             max_size=4).map(lambda fields: b"\r\n".join(fields)),
+)
+
+
+@settings(max_examples=200, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(header=lsp_headers, body=st.binary(max_size=40))
+def test_hostile_lsp_headers_get_answers_or_one_framing_error(shared_daemon: Daemon,
+                                                              header: bytes,
+                                                              body: bytes) -> None:
+    good = b'{"jsonrpc":"2.0","method":"sessions.list","id":"fz-good"}'
+    payload = lsp_frame(good) + b"Content-Length: 0\r\n" + header + b"\r\n\r\n" + body
+    bodies = lsp_exchange(shared_daemon.socket, payload)
+    _alive(shared_daemon)
+    answers = [json.loads(b) for b in bodies]
+    ids = [i for a in answers for i in _check_response(a, f"LSP header {header!r}")]
+    assert ids.count("fz-good") == 1, answers  # the frame before the bad header is answered
+    framing_errors = [a for a in answers if isinstance(a, dict) and a.get("error", {}).get(
+        "data", {}) in ({"framing": "lsp"}, {"limit": MAX_LINE, "framing": "lsp"})]
+    assert len(framing_errors) <= 1, answers

@@ -2,7 +2,7 @@
 
 Used by the bridge (and by any trio program)::
 
-    async with open_client(socket_path) as c:
+    async with open_client(socket_path) as c:       # or open_client(path, framing="lsp")
         status = await c.call("daemon.status")
         async with c.subscribe(job_id, offset=0) as sub:
             async for method, params in sub:
@@ -32,8 +32,9 @@ from typing import Any
 import trio
 
 from .errors import DaemonUnreachable, InvalidParams, KitplayError, error_for_code
-from .framing import MAX_LINE, LineBuffer, dumps, request
+from .framing import MAX_LINE, request
 from .paths import check_peer, default_socket_path
+from .wire import framing_of
 
 __all__ = ["AsyncClient", "DaemonLink", "Subscription", "connect_stream", "open_client"]
 
@@ -104,9 +105,11 @@ class Subscription:
 class AsyncClient:
     """One connection to the daemon. Create with ``open_client`` or ``AsyncClient.start``."""
 
-    def __init__(self, stream: trio.SocketStream, path: Path) -> None:
+    def __init__(self, stream: trio.SocketStream, path: Path, framing: str = "ndjson") -> None:
         self.stream = stream
         self.path = path
+        # The daemon answers in the framing this client sends ("ndjson" or "lsp").
+        self.framing = framing_of(framing)
         self.closed = False
         self._ids = itertools.count(1)
         self._pending: dict[int, _Pending] = {}
@@ -115,10 +118,12 @@ class AsyncClient:
         self._lost: str | None = None
 
     @classmethod
-    async def start(cls, nursery: trio.Nursery, path: Path | str | None = None) -> AsyncClient:
+    async def start(cls, nursery: trio.Nursery, path: Path | str | None = None,
+                    framing: str = "ndjson") -> AsyncClient:
         """Connect, and run the reader task in ``nursery`` until the connection ends."""
         p = Path(path) if path else default_socket_path()
-        client = cls(await connect_stream(p), p)
+        framing_of(framing)  # an unknown name fails before connecting
+        client = cls(await connect_stream(p), p, framing)
         nursery.start_soon(client._reader)
         return client
 
@@ -140,7 +145,8 @@ class AsyncClient:
         self._pending[rid] = pending
         try:
             try:
-                frame = dumps(request(method, params if params is not None else {}, rid))
+                msg = request(method, params if params is not None else {}, rid)
+                frame = self.framing.dumps(msg)
             except (TypeError, ValueError) as e:  # not JSON (NaN, bytes, ...): the caller's fault
                 raise InvalidParams(f"params of {method} are not valid JSON: {e}") from None
             await self._send_frame(frame)
@@ -210,7 +216,7 @@ class AsyncClient:
         self._subs.clear()
 
     async def _reader(self) -> None:
-        lines = LineBuffer(MAX_FRAME)
+        lines = self.framing.buffer(MAX_FRAME)
         why = "the daemon closed the connection"
         try:
             while True:
@@ -268,13 +274,16 @@ class AsyncClient:
 
 
 @asynccontextmanager
-async def open_client(path: Path | str | None = None) -> AsyncIterator[AsyncClient]:
+async def open_client(path: Path | str | None = None,
+                      framing: str = "ndjson") -> AsyncIterator[AsyncClient]:
     """A connection for the duration of the block (its reader runs in a nursery of its own).
 
+    ``framing`` is ``"ndjson"`` (one message per line) or ``"lsp"`` (Content-Length headers).
     Errors raised in the block come out as they are, not wrapped in an exception group.
     """
     p = Path(path) if path else default_socket_path()
-    client = AsyncClient(await connect_stream(p), p)
+    framing_of(framing)  # an unknown name fails before connecting
+    client = AsyncClient(await connect_stream(p), p, framing)
     error: Exception | None = None
     async with trio.open_nursery() as nursery:
         nursery.start_soon(client._reader)

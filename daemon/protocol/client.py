@@ -2,7 +2,7 @@
 
 Used by the ``kitplay`` command and by editor plugins written in Python::
 
-    with Client.connect() as c:
+    with Client.connect() as c:                    # or Client.connect(framing="lsp")
         job = c.call("build", {"workspace": "."})["job"]
         for note in c.follow(job["id"]):
             ...
@@ -19,8 +19,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from .errors import DaemonUnreachable, KitplayError, error_for_code
-from .framing import MAX_LINE, LineBuffer, dumps, request
+from .framing import MAX_LINE, request
 from .paths import check_peer, default_socket_path
+from .wire import framing_of
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing slows `kitplay` down
 if TYPE_CHECKING:
@@ -32,17 +33,21 @@ START_HINT = "start it with `kitplayd` (or `systemctl --user start kitplayd.sock
 
 
 class Client:
-    def __init__(self, sock: _Socket, path: Path) -> None:
+    def __init__(self, sock: _Socket, path: Path, framing: str = "ndjson") -> None:
         self.sock = sock
         self.path = path
         self._ids = itertools.count(1)
-        self._lines = LineBuffer(64 * MAX_LINE)
+        # The daemon answers in the framing this client sends ("ndjson" or "lsp").
+        self.framing = framing_of(framing)
+        self._lines = self.framing.buffer(64 * MAX_LINE)
         self._pending: deque[bytes] = deque()
         self.notifications: deque[dict[str, Any]] = deque()
 
     @classmethod
-    def connect(cls, path: Path | str | None = None, timeout: float | None = 10.0) -> Client:
+    def connect(cls, path: Path | str | None = None, timeout: float | None = 10.0,
+                framing: str = "ndjson") -> Client:
         p = Path(path) if path else default_socket_path()
+        framing_of(framing)  # an unknown name fails before connecting
         # The C socket type: the ``socket`` module around it imports selectors, array and
         # enum conversions, ~1.5 ms of `kitplay`'s start (python -X importtime), for nothing
         # this client uses.
@@ -63,7 +68,7 @@ class Client:
         except PermissionError as e:
             s.close()
             raise DaemonUnreachable(str(e), {"socket": str(p), "reason": "peer"}) from None
-        return cls(s, p)
+        return cls(s, p, framing)
 
     def __enter__(self) -> Client:
         return self
@@ -76,7 +81,7 @@ class Client:
 
     def send(self, msg: Any) -> None:
         try:
-            self.sock.sendall(dumps(msg))
+            self.sock.sendall(self.framing.dumps(msg))
         except OSError as e:
             raise DaemonUnreachable(f"lost the daemon connection on {self.path}: {e}") from None
 

@@ -1,6 +1,7 @@
 """NDJSON framing and JSON-RPC 2.0 envelopes, without I/O.
 
-One UTF-8 JSON message per line.  A line longer than ``MAX_LINE`` bytes is refused with
+One UTF-8 JSON message per line (the LSP base-protocol framing is in ``lsp``; ``wire`` picks
+one per connection).  A line longer than ``MAX_LINE`` bytes is refused with
 an error and the connection closed.  Everything here is synchronous and pure, so it is
 tested with plain unit tests; the trio and socket code only moves bytes.
 """
@@ -19,6 +20,7 @@ __all__ = [
     "MAX_LINE",
     "LineBuffer",
     "dumps",
+    "encode",
     "error_response",
     "notification",
     "request",
@@ -47,6 +49,11 @@ def dumps(obj: Any) -> bytes:
     else:
         text = _encoder.encode(obj)
     return (text + "\n").encode("utf-8", "backslashreplace")
+
+
+def encode(obj: Any) -> bytes:
+    """``obj`` as compact UTF-8 JSON, without a newline: a body for any framing."""
+    return _encoder.encode(obj).encode("utf-8", "backslashreplace")
 
 
 def request(method: str, params: Any = None, id: int | str | None = None) -> dict[str, Any]:

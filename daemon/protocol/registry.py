@@ -389,6 +389,7 @@ def openrpc_document(version: str, api_version: str) -> dict[str, Any]:
     """The OpenRPC document ``rpc.discover`` returns."""
     from .errors import ERRORS
     from .schemas import COMPONENTS
+    from .wire import FRAMINGS
 
     return {
         "openrpc": "1.3.2",
@@ -417,5 +418,8 @@ def openrpc_document(version: str, api_version: str) -> dict[str, Any]:
             },
         },
         "x-errors-count": len(ERRORS),
+        # How to frame messages on the socket: both framings are served on the one socket,
+        # and a connection's first bytes choose its framing for as long as it lasts.
+        "x-framings": [f.describe() for f in FRAMINGS.values()],
     }
 
