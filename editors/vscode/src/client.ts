@@ -1,0 +1,290 @@
+// kitplayd's socket, spoken with vscode-jsonrpc: every line of socket and protocol code of the
+// extension is here, and nothing here imports `vscode`, so node's test runner can drive it
+// against a real daemon (test/client.test.ts).
+//
+// vscode-jsonrpc frames messages with the LSP base protocol (`Content-Length: N\r\n\r\n` +
+// body); kitplayd serves that framing beside NDJSON on the same socket, chosen by a
+// connection's first bytes (docs/api.md, "The Unix socket").
+
+import * as net from 'net';
+import * as os from 'os';
+import * as path from 'path';
+import {
+  createMessageConnection,
+  MessageConnection,
+  ResponseError,
+  SocketMessageReader,
+  SocketMessageWriter,
+} from 'vscode-jsonrpc/node';
+
+export interface Job {
+  id: string;
+  kind: string;
+  status: 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled' | 'interrupted';
+  params: Record<string, unknown>;
+  created_at: string | null;
+  started_at: string | null;
+  finished_at: string | null;
+  exit_code: number | null;
+  result: unknown;
+  error: { message: string } | null;
+}
+
+export interface App {
+  name: string;
+  display_name: string | null;
+  type: string;
+  built?: boolean;
+}
+
+export interface OutputNote {
+  subscription: string;
+  job_id: string;
+  offset: number;
+  next_offset: number;
+  data: string;
+}
+
+export interface StateNote {
+  subscription: string;
+  job: Job;
+  final: boolean;
+}
+
+/** An error the daemon answered (its JSON-RPC code and message), or a lost connection. */
+export class KitplayError extends Error {
+  constructor(message: string, readonly code: number, readonly data?: unknown) {
+    super(message);
+    this.name = 'KitplayError';
+  }
+}
+
+/** The client-side code for "no daemon" (daemon/protocol/errors.py: DaemonUnreachable). */
+export const UNREACHABLE = -32099;
+
+/** The daemon's socket, found as kitplayd finds it. */
+export function socketPath(configured?: string, env: NodeJS.ProcessEnv = process.env): string {
+  if (configured) {
+    return configured;
+  }
+  if (env.KITPLAY_SOCKET) {
+    return env.KITPLAY_SOCKET;
+  }
+  if (env.XDG_RUNTIME_DIR) {
+    return path.join(env.XDG_RUNTIME_DIR, 'kitplay', 'kitplayd.sock');
+  }
+  return `/tmp/kitplay-${os.userInfo().uid}/kitplayd.sock`;
+}
+
+function openSocket(socket: string): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const s = net.createConnection(socket);
+    s.once('connect', () => {
+      s.removeAllListeners('error');
+      resolve(s);
+    });
+    s.once('error', (e: NodeJS.ErrnoException) => {
+      reject(new KitplayError(
+        `no kitplay daemon is listening on ${socket} (${e.code ?? e.message}); start it with ` +
+        '`kitplayd`', UNREACHABLE));
+    });
+  });
+}
+
+/** One connection to kitplayd. */
+export class KitplayClient {
+  private closedWhy: string | undefined;
+  private readonly outputHandlers = new Map<string, (note: OutputNote) => void>();
+  private readonly stateHandlers = new Map<string, (note: StateNote) => void>();
+  private readonly closeHandlers: Array<(why: string) => void> = [];
+  // Notifications of a subscription whose id this side does not know yet (at most a few).
+  private readonly early = new Map<string, Array<() => void>>();
+
+  private constructor(readonly socket: string, private readonly sock: net.Socket,
+                      readonly connection: MessageConnection) {
+    connection.onNotification('jobs.output', (note: OutputNote) => {
+      const h = this.outputHandlers.get(note.subscription);
+      if (h) {
+        h(note);
+      } else {
+        this.keepEarly(note.subscription, () => this.outputHandlers.get(note.subscription)?.(note));
+      }
+    });
+    connection.onNotification('jobs.state', (note: StateNote) => {
+      const h = this.stateHandlers.get(note.subscription);
+      if (h) {
+        h(note);
+      } else {
+        this.keepEarly(note.subscription, () => this.stateHandlers.get(note.subscription)?.(note));
+      }
+    });
+    connection.onClose(() => this.lost('the daemon closed the connection'));
+    connection.onError(([e]) => this.lost(`connection error: ${e.message}`));
+    sock.on('error', (e) => this.lost(`socket error: ${e.message}`));
+    connection.listen();
+  }
+
+  static async connect(socket: string = socketPath()): Promise<KitplayClient> {
+    const sock = await openSocket(socket);
+    const connection = createMessageConnection(
+      new SocketMessageReader(sock, 'utf-8'), new SocketMessageWriter(sock, 'utf-8'));
+    return new KitplayClient(socket, sock, connection);
+  }
+
+  private keepEarly(subscription: string, replay: () => void): void {
+    const list = this.early.get(subscription) ?? [];
+    if (list.length < 64) {
+      list.push(replay);
+      this.early.set(subscription, list);
+    }
+  }
+
+  get closed(): boolean {
+    return this.closedWhy !== undefined;
+  }
+
+  onClose(handler: (why: string) => void): void {
+    this.closeHandlers.push(handler);
+  }
+
+  private lost(why: string): void {
+    if (this.closedWhy !== undefined) {
+      return;
+    }
+    this.closedWhy = why;
+    for (const h of this.closeHandlers) {
+      h(why);
+    }
+  }
+
+  /** Call a method: its result, or a KitplayError with the code the daemon answered. */
+  async call<T = unknown>(method: string, params?: Record<string, unknown>): Promise<T> {
+    if (this.closedWhy !== undefined) {
+      throw new KitplayError(`lost the connection to kitplayd on ${this.socket}: ` +
+                             this.closedWhy, UNREACHABLE);
+    }
+    try {
+      return await this.connection.sendRequest<T>(method, params ?? {});
+    } catch (e) {
+      if (e instanceof ResponseError) {
+        throw new KitplayError(e.message, e.code, e.data);
+      }
+      throw new KitplayError(`${method}: ${(e as Error).message}`, UNREACHABLE);
+    }
+  }
+
+  status(): Promise<Record<string, unknown>> {
+    return this.call('daemon.status');
+  }
+
+  async jobs(limit = 100): Promise<Job[]> {
+    return (await this.call<{ jobs: Job[] }>('jobs.list', { limit })).jobs;
+  }
+
+  async apps(): Promise<App[]> {
+    return (await this.call<{ apps: App[] }>('apps.list')).apps;
+  }
+
+  async launch(app: string, args: string[] = []): Promise<Job> {
+    return (await this.call<{ job: Job }>('launch', { app, args })).job;
+  }
+
+  async build(app?: string): Promise<Job> {
+    return (await this.call<{ job: Job }>('build', app ? { app } : {})).job;
+  }
+
+  async cancel(jobId: string): Promise<Job> {
+    return (await this.call<{ job: Job }>('jobs.cancel', { job_id: jobId })).job;
+  }
+
+  /**
+   * Subscribe to a job from `offset`: `onOutput` gets each chunk of its log, `onState` each
+   * change of its record. Resolves with the subscription id; `ended` resolves with the final
+   * record (or rejects when the connection is lost first).
+   */
+  async subscribe(jobId: string, offset: number, onOutput: (note: OutputNote) => void,
+                  onState: (note: StateNote) => void = () => undefined):
+      Promise<{ subscription: string; ended: Promise<Job> }> {
+    let resolveEnd!: (job: Job) => void;
+    let rejectEnd!: (e: Error) => void;
+    const ended = new Promise<Job>((res, rej) => {
+      resolveEnd = res;
+      rejectEnd = rej;
+    });
+    ended.catch(() => undefined); // a caller that never awaits `ended` must not crash node
+    // The daemon sends the subscribe answer before any notification; notifications of a
+    // subscription id are routed once it is known (they are queued by the connection until
+    // the answer's handler has run).
+    const { subscription } = await this.call<{ subscription: string }>(
+      'jobs.subscribe', { job_id: jobId, offset });
+    this.outputHandlers.set(subscription, onOutput);
+    this.stateHandlers.set(subscription, (note) => {
+      onState(note);
+      if (note.final) {
+        this.outputHandlers.delete(subscription);
+        this.stateHandlers.delete(subscription);
+        resolveEnd(note.job);
+      }
+    });
+    this.onClose((why) => rejectEnd(new KitplayError(why, UNREACHABLE)));
+    for (const replay of this.early.get(subscription) ?? []) {
+      replay();
+    }
+    this.early.delete(subscription);
+    return { subscription, ended };
+  }
+
+  dispose(): void {
+    this.lost('closed by the client');
+    this.connection.dispose();
+    this.sock.destroy();
+  }
+}
+
+/**
+ * Follow a job's log to its end, reconnecting after the daemon restarts and resuming from the
+ * last byte received: nothing lost, nothing repeated. Resolves with the final job record.
+ */
+export async function followLog(
+  jobId: string, onData: (text: string) => void,
+  options: { socket?: string; offset?: number; retryMs?: number; signal?: AbortSignal;
+             onReconnect?: () => void } = {}): Promise<Job> {
+  const socket = options.socket ?? socketPath();
+  let offset = options.offset ?? 0;
+  let attempt = 0;
+  for (;;) {
+    if (options.signal?.aborted) {
+      throw new KitplayError('stopped following', UNREACHABLE);
+    }
+    let client: KitplayClient | undefined;
+    try {
+      client = await KitplayClient.connect(socket);
+      const { ended } = await client.subscribe(jobId, offset, (note) => {
+        let data = note.data;
+        if (note.offset < offset) { // a resumed chunk that overlaps: drop what we have
+          data = data.slice(offset - note.offset);
+        }
+        offset = note.next_offset;
+        onData(data);
+      });
+      if (attempt > 0) {
+        options.onReconnect?.();
+      }
+      const onAbort = () => client?.dispose();
+      options.signal?.addEventListener('abort', onAbort);
+      try {
+        return await ended;
+      } finally {
+        options.signal?.removeEventListener('abort', onAbort);
+      }
+    } catch (e) {
+      if (!(e instanceof KitplayError) || e.code !== UNREACHABLE) {
+        throw e; // a real answer, e.g. no such job
+      }
+    } finally {
+      client?.dispose();
+    }
+    attempt += 1;
+    await new Promise((r) => setTimeout(r, options.retryMs ?? 500));
+  }
+}

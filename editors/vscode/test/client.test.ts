@@ -1,0 +1,156 @@
+// The extension's client module against a real kitplayd (node's test runner: `node --test`).
+// vscode-jsonrpc speaks the LSP base-protocol framing; the daemon must answer it, push
+// jobs.output / jobs.state notifications in it, and survive a restart under a follower.
+
+import { after, before, test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import * as fs from 'fs';
+import * as net from 'net';
+import * as path from 'path';
+import {
+  createMessageConnection,
+  SocketMessageReader,
+  SocketMessageWriter,
+} from 'vscode-jsonrpc/node';
+import { followLog, KitplayClient, KitplayError, StateNote, socketPath } from '../src/client';
+import { Daemon, waitFor } from './daemon';
+
+const LINES = 'import sys\nfor i in range(int(sys.argv[1])):\n    print(f"line {i}")\n';
+const TICKER = 'import pathlib, sys, time\nstop = pathlib.Path(sys.argv[1])\ni = 0\n' +
+  'while not stop.exists():\n    i += 1\n    print(f"tick {i}", flush=True)\n' +
+  '    time.sleep(0.05)\nprint("end", flush=True)\n';
+
+const daemon = new Daemon();
+
+before(async () => {
+  daemon.writeApp('t.lines', LINES);
+  daemon.writeApp('t.ticker', TICKER);
+  await daemon.start();
+});
+
+after(async () => {
+  await daemon.stop();
+  fs.rmSync(daemon.base, { recursive: true, force: true });
+});
+
+function connect(socket: string): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const s = net.createConnection(socket, () => resolve(s));
+    s.once('error', reject);
+  });
+}
+
+test('vscode-jsonrpc calls daemon.status and follows a job through jobs.subscribe', async () => {
+  const sock = await connect(daemon.socket);
+  const conn = createMessageConnection(new SocketMessageReader(sock),
+                                       new SocketMessageWriter(sock));
+  const notes: Array<[string, any]> = [];
+  let final: (() => void) | undefined;
+  const ended = new Promise<void>((r) => { final = r; });
+  conn.onNotification('jobs.output', (p: any) => notes.push(['jobs.output', p]));
+  conn.onNotification('jobs.state', (p: any) => {
+    notes.push(['jobs.state', p]);
+    if (p.final) {
+      final?.();
+    }
+  });
+  conn.listen();
+  try {
+    const status: any = await conn.sendRequest('daemon.status');
+    assert.equal(status.pid, daemon.pid);
+    assert.equal(status.socket, daemon.socket);
+    const { job }: any = await conn.sendRequest('launch', { app: 't.lines', args: ['3000'] });
+    const { subscription }: any = await conn.sendRequest('jobs.subscribe',
+                                                         { job_id: job.id, offset: 0 });
+    await ended;
+    assert.ok(notes.every(([, p]) => p.subscription === subscription));
+    const outputs = notes.filter(([m]) => m === 'jobs.output').map(([, p]) => p);
+    let offset = 0;
+    for (const o of outputs) { // contiguous byte offsets, no gap, no overlap
+      assert.equal(o.offset, offset);
+      offset = o.next_offset;
+    }
+    const text = outputs.map((o) => o.data).join('');
+    assert.equal(text, daemon.jobLog(job.id));
+    assert.match(text, /line 2999\n/);
+    const last = notes[notes.length - 1];
+    assert.equal(last[0], 'jobs.state');
+    assert.equal(last[1].job.status, 'succeeded');
+    // An error answer comes back as a ResponseError with the daemon's code.
+    await assert.rejects(conn.sendRequest('jobs.get', { job_id: 'nope' }),
+                         (e: any) => e.code === -32001 && /no job with id/.test(e.message));
+  } finally {
+    conn.dispose();
+    sock.destroy();
+  }
+});
+
+test('the client module: status, apps, jobs, launch, cancel, errors', async () => {
+  const c = await KitplayClient.connect(daemon.socket);
+  try {
+    assert.equal((await c.status()).pid, daemon.pid);
+    assert.deepEqual((await c.apps()).map((a) => a.name).sort(), ['t.lines', 't.ticker']);
+    const never = path.join(daemon.base, 'never');
+    const job = await c.launch('t.ticker', [never]);
+    assert.equal(job.kind, 'launch');
+    assert.ok((await c.jobs()).some((j) => j.id === job.id));
+    await waitFor('the ticker to print', () => /tick 1\n/.test(daemon.jobLog(job.id)));
+    await c.cancel(job.id);
+    const waited = await c.call<any>('jobs.wait', { job_id: job.id, timeout_s: 30 });
+    assert.equal(waited.job.status, 'cancelled');
+    await assert.rejects(c.cancel('nope'), (e: unknown) =>
+      e instanceof KitplayError && e.code === -32001);
+    await assert.rejects(c.launch('no.such_app'), (e: unknown) => e instanceof KitplayError);
+  } finally {
+    c.dispose();
+  }
+});
+
+test('subscribe() gives each chunk and the final state', async () => {
+  const c = await KitplayClient.connect(daemon.socket);
+  try {
+    const job = await c.launch('t.lines', ['500']);
+    let text = '';
+    const states: StateNote[] = [];
+    const { ended } = await c.subscribe(job.id, 0, (n) => { text += n.data; },
+                                        (n) => states.push(n));
+    const final = await ended;
+    assert.equal(final.status, 'succeeded');
+    assert.equal(text, daemon.jobLog(job.id));
+    assert.ok(states[states.length - 1].final);
+  } finally {
+    c.dispose();
+  }
+});
+
+test('followLog resumes after a daemon restart: nothing lost, nothing repeated', async () => {
+  const stop = path.join(daemon.base, 'stop');
+  const c = await KitplayClient.connect(daemon.socket);
+  const job = await c.launch('t.ticker', [stop]);
+  c.dispose();
+  let text = '';
+  let reconnects = 0;
+  const followed = followLog(job.id, (t) => { text += t; }, {
+    socket: daemon.socket, retryMs: 100, onReconnect: () => { reconnects += 1; },
+  });
+  await waitFor('three ticks', () => (text.match(/tick \d+\n/g) ?? []).length >= 3);
+  await daemon.stop(); // the launched app keeps running; the follower loses its connection
+  await daemon.start();
+  await waitFor('the follower to reconnect', () => reconnects >= 1);
+  fs.writeFileSync(stop, '');
+  const final = await followed;
+  assert.equal(final.status, 'succeeded');
+  assert.equal(text, daemon.jobLog(job.id));
+  assert.match(text, /end\n/);
+});
+
+test('errors: no daemon, and the socket path rules', async () => {
+  await assert.rejects(KitplayClient.connect(path.join(daemon.base, 'none.sock')),
+                       (e: unknown) => e instanceof KitplayError && e.code === -32099 &&
+                         /no kitplay daemon is listening/.test(e.message));
+  assert.equal(socketPath('/x.sock', {}), '/x.sock');
+  assert.equal(socketPath(undefined, { KITPLAY_SOCKET: '/k.sock' }), '/k.sock');
+  assert.equal(socketPath(undefined, { XDG_RUNTIME_DIR: '/run/user/5' }),
+               '/run/user/5/kitplay/kitplayd.sock');
+  assert.match(socketPath(undefined, {}), /^\/tmp\/kitplay-\d+\/kitplayd\.sock$/);
+});

@@ -1,0 +1,49 @@
+"""The VS Code extension (editors/vscode/): install, compile, test its client, package.
+
+``npm ci`` installs the locked dependencies, ``tsc`` compiles the extension and its tests,
+``node --test`` runs the client module's tests (test/client.test.ts: vscode-jsonrpc against a
+real kitplayd that the test starts from this tree, restarting it under a follower), and
+``vsce package`` builds the .vsix.  VS Code itself cannot run here: what the extension's
+``vscode`` half does is compiled and packaged, not exercised.
+
+Needs node and npm (and the npm registry for ``npm ci``); without them the test skips, except
+in CI (env ``CI`` set), where it fails saying what to install.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+from tests.helpers import ROOT
+from tests.test_editor_nvim import need
+
+VSCODE_DIR = ROOT / "editors" / "vscode"
+
+
+def run(argv: list[str], env: dict[str, str] | None = None,
+        timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    p = subprocess.run(argv, cwd=VSCODE_DIR, env=env, capture_output=True, text=True,
+                       timeout=timeout, stdin=subprocess.DEVNULL)
+    assert p.returncode == 0, f"{' '.join(argv)} failed:\n{p.stdout[-4000:]}\n{p.stderr[-4000:]}"
+    return p
+
+
+def test_extension_installs_compiles_passes_its_client_tests_and_packs(tmp_path: Path) -> None:
+    need("node", "nodejs")
+    npm = need("npm", "npm")
+    run([npm, "ci", "--no-audit", "--no-fund"])
+    run([str(VSCODE_DIR / "node_modules" / ".bin" / "tsc"), "-p", "."])
+    env = {**os.environ, "KITPLAY_TEST_PYTHON": sys.executable, "KITPLAY_TEST_ROOT": str(ROOT)}
+    p = run(["node", "--test", "out/test/client.test.js"], env=env)
+    assert "# fail 0" in p.stdout and "# pass 5" in p.stdout, p.stdout
+    vsix = tmp_path / "kitplay.vsix"
+    run([str(VSCODE_DIR / "node_modules" / ".bin" / "vsce"), "package",
+         "--allow-missing-repository", "-o", str(vsix)])
+    names = zipfile.ZipFile(vsix).namelist()
+    assert "extension/out/src/extension.js" in names and "extension/package.json" in names
+    assert "extension/node_modules/vscode-jsonrpc/package.json" in names
+    assert not any(n.startswith("extension/out/test/") for n in names)
