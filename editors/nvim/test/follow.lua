@@ -77,11 +77,28 @@ local function main()
   vim.cmd('Kitplay cancel ' .. job2)
   wait_status(job2, 'cancelled')
 
+  local log_text, offset = buf_text(buf), vim.b[buf].kitplay_offset
+  local reconnects = vim.b[buf].kitplay_reconnects
+
+  -- A log buffer closed while it follows stops quietly (its callbacks may still arrive).
+  vim.cmd('Kitplay logs ' .. job)
+  local again = vim.api.nvim_get_current_buf()
+  vim.cmd('bwipeout! ' .. again)
+  vim.wait(300)
+  -- A bad subcommand says how to use the command.
+  local notify, said = vim.notify, nil
+  vim.notify = function(msg, level)
+    said = { msg = msg, level = level }
+  end
+  vim.cmd('Kitplay nonsense')
+  vim.notify = notify
+
   local complete = kitplay.complete('', 'Kitplay ')
   write(env.KP_RESULT, vim.json.encode({
-    job = job, job2 = job2, log = buf_text(buf), offset = vim.b[buf].kitplay_offset,
-    reconnects = vim.b[buf].kitplay_reconnects, jobs = jobs_text, complete = complete,
-    complete_jobs = kitplay.complete('', 'Kitplay cancel '),
+    job = job, job2 = job2, log = log_text, offset = offset, reconnects = reconnects,
+    jobs = jobs_text, complete = complete,
+    complete_jobs = kitplay.complete('', 'Kitplay cancel '), errmsg = vim.v.errmsg,
+    usage = said,
   }))
 end
 

@@ -148,8 +148,13 @@ end
 
 local follow
 
+-- A follow is over when its job ended, or its buffer was closed (callbacks may still come).
+local function over(st)
+  return st.stopped or st.final or not vim.api.nvim_buf_is_valid(st.buf)
+end
+
 local function retry(st)
-  if st.stopped or st.final then
+  if over(st) then
     return
   end
   vim.b[st.buf].kitplay_status = 'reconnecting'
@@ -157,7 +162,7 @@ local function retry(st)
 end
 
 local function on_notification(st, method, params)
-  if st.final or type(params) ~= 'table' or (st.sub and params.subscription ~= st.sub) then
+  if over(st) or type(params) ~= 'table' or (st.sub and params.subscription ~= st.sub) then
     return
   end
   if method == 'jobs.output' then
@@ -182,7 +187,7 @@ local function on_notification(st, method, params)
 end
 
 follow = function(st)
-  if st.stopped or st.final or not vim.api.nvim_buf_is_valid(st.buf) then
+  if over(st) then
     return
   end
   rpc.connect(socket(), {
@@ -194,7 +199,14 @@ follow = function(st)
       return
     end
     st.conn, st.sub = conn, nil
+    if over(st) then -- the buffer was closed while connecting
+      conn:close('the buffer was closed')
+      return
+    end
     conn:request('jobs.subscribe', { job_id = st.job, offset = st.offset }, function(e, res)
+      if over(st) then
+        return
+      end
       if e then
         if e.code ~= rpc.UNREACHABLE then -- a real answer (no such job): stop following
           st.final = true
