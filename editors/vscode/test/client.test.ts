@@ -21,6 +21,7 @@ const TICKER = 'import pathlib, sys, time\nstop = pathlib.Path(sys.argv[1])\ni =
   '    time.sleep(0.05)\nprint("end", flush=True)\n';
 
 const daemon = new Daemon();
+const T = { timeout: 60_000 }; // every test: an absolute deadline, never a hang
 
 before(async () => {
   daemon.writeApp('t.lines', LINES);
@@ -40,7 +41,7 @@ function connect(socket: string): Promise<net.Socket> {
   });
 }
 
-test('vscode-jsonrpc calls daemon.status and follows a job through jobs.subscribe', async () => {
+test('vscode-jsonrpc calls daemon.status and follows a job through jobs.subscribe', T, async () => {
   const sock = await connect(daemon.socket);
   const conn = createMessageConnection(new SocketMessageReader(sock),
                                        new SocketMessageWriter(sock));
@@ -85,7 +86,7 @@ test('vscode-jsonrpc calls daemon.status and follows a job through jobs.subscrib
   }
 });
 
-test('the client module: status, apps, jobs, launch, cancel, errors', async () => {
+test('the client module: status, apps, jobs, launch, cancel, errors', T, async () => {
   const c = await KitplayClient.connect(daemon.socket);
   try {
     assert.equal((await c.status()).pid, daemon.pid);
@@ -106,7 +107,7 @@ test('the client module: status, apps, jobs, launch, cancel, errors', async () =
   }
 });
 
-test('subscribe() gives each chunk and the final state', async () => {
+test('subscribe() gives each chunk and the final state', T, async () => {
   const c = await KitplayClient.connect(daemon.socket);
   try {
     const job = await c.launch('t.lines', ['500']);
@@ -123,7 +124,7 @@ test('subscribe() gives each chunk and the final state', async () => {
   }
 });
 
-test('followLog resumes after a daemon restart: nothing lost, nothing repeated', async () => {
+test('followLog resumes after a daemon restart: nothing lost, nothing repeated', T, async () => {
   const stop = path.join(daemon.base, 'stop');
   const c = await KitplayClient.connect(daemon.socket);
   const job = await c.launch('t.ticker', [stop]);
@@ -144,10 +145,13 @@ test('followLog resumes after a daemon restart: nothing lost, nothing repeated',
   assert.match(text, /end\n/);
 });
 
-test('errors: no daemon, and the socket path rules', async () => {
+test('errors: no daemon, and the socket path rules', T, async () => {
   await assert.rejects(KitplayClient.connect(path.join(daemon.base, 'none.sock')),
                        (e: unknown) => e instanceof KitplayError && e.code === -32099 &&
                          /no kitplay daemon is listening/.test(e.message));
+  // A real answer (no such job) ends followLog at once; only a lost daemon is retried.
+  await assert.rejects(followLog('nope', () => undefined, { socket: daemon.socket }),
+                       (e: unknown) => e instanceof KitplayError && e.code === -32001);
   assert.equal(socketPath('/x.sock', {}), '/x.sock');
   assert.equal(socketPath(undefined, { KITPLAY_SOCKET: '/k.sock' }), '/k.sock');
   assert.equal(socketPath(undefined, { XDG_RUNTIME_DIR: '/run/user/5' }),
