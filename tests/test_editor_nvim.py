@@ -7,7 +7,7 @@ the job and ``:Kitplay cancel`` stops a second one.  The buffer must hold exactl
 file: nothing lost, nothing repeated across the restart.
 
 Needs Debian's ``neovim`` (0.7.2 on bookworm); without it the test skips, except in CI (env
-``CI`` set), where it fails saying what to install.
+``CI`` or ``KITPLAY_REQUIRE_ALL`` set), where it fails saying what to install.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import ROOT, Daemon, terminate, wait_for, write_app
+from tests.require_all import REQUIRE_ALL
 
 NVIM_DIR = ROOT / "editors" / "nvim"
 TICKER = ("import pathlib, sys, time\n"
@@ -34,9 +35,10 @@ TICKER = ("import pathlib, sys, time\n"
 
 
 def need(tool: str, package: str) -> str:
+    """The tool's path; skip without it, but fail in CI (env ``CI`` or KITPLAY_REQUIRE_ALL)."""
     path = shutil.which(tool)
     if path is None:
-        if os.environ.get("CI"):
+        if os.environ.get("CI") or REQUIRE_ALL:
             pytest.fail(f"{tool} is missing: install Debian's {package} (CI must run this test)")
         pytest.skip(f"needs {tool} (Debian package {package})")
     return path

@@ -7,7 +7,7 @@ real kitplayd that the test starts from this tree, restarting it under a followe
 ``vscode`` half does is compiled and packaged, not exercised.
 
 Needs node and npm (and the npm registry for ``npm ci``); without them the test skips, except
-in CI (env ``CI`` set), where it fails saying what to install.
+in CI (env ``CI`` or ``KITPLAY_REQUIRE_ALL`` set), where it fails saying what to install.
 """
 
 from __future__ import annotations

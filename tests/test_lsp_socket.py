@@ -121,7 +121,7 @@ def test_blocking_client_speaks_lsp(daemon: Daemon) -> None:
     name = create_and_build(daemon)
     job = _launch(daemon, name, 20)
     with Client.connect(daemon.socket, framing="lsp") as c:
-        assert c.framing.name == "lsp"
+        assert c.framing == "lsp"
         assert c.call("daemon.status")["pid"] == daemon.proc.pid  # type: ignore[union-attr]
         notes = list(c.follow(job))
     assert notes[-1]["method"] == "jobs.state" and notes[-1]["params"]["final"]
@@ -186,3 +186,12 @@ def test_docs_python_client_example_in_lsp_framing(daemon: Daemon, tmp_path: Pat
     r = run(daemon, [sys.executable, "client.py", job["id"]], tmp_path)
     assert r.returncode == 0, r.stderr
     assert r.stdout == f"kitplayd 0.1.0\n{daemon.job_log(job['id'])}job {job['id']}: succeeded\n"
+
+
+def test_the_kitplay_command_does_not_import_the_lsp_framing() -> None:
+    # It speaks NDJSON; its start-up time is a figure of the design (docs/bench.md).
+    code = ("import sys; import cli_client.main, daemon.protocol.client; "
+            "print(sorted(m for m in sys.modules if m.endswith(('.lsp', '.wire'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=Path(__file__).resolve().parent.parent).stdout
+    assert out.strip() == "[]"

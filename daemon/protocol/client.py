@@ -19,13 +19,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from .errors import DaemonUnreachable, KitplayError, error_for_code
-from .framing import MAX_LINE, request
+from .framing import MAX_LINE, LineBuffer, dumps, request
 from .paths import check_peer, default_socket_path
-from .wire import framing_of
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing slows `kitplay` down
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
+
+    from .lsp import LspBuffer
 
 __all__ = ["Client"]
 
@@ -38,8 +40,8 @@ class Client:
         self.path = path
         self._ids = itertools.count(1)
         # The daemon answers in the framing this client sends ("ndjson" or "lsp").
-        self.framing = framing_of(framing)
-        self._lines = self.framing.buffer(64 * MAX_LINE)
+        self.framing = framing
+        self._dumps, self._lines = _framing(framing)
         self._pending: deque[bytes] = deque()
         self.notifications: deque[dict[str, Any]] = deque()
 
@@ -47,7 +49,7 @@ class Client:
     def connect(cls, path: Path | str | None = None, timeout: float | None = 10.0,
                 framing: str = "ndjson") -> Client:
         p = Path(path) if path else default_socket_path()
-        framing_of(framing)  # an unknown name fails before connecting
+        _framing(framing)  # an unknown name fails before connecting
         # The C socket type: the ``socket`` module around it imports selectors, array and
         # enum conversions, ~1.5 ms of `kitplay`'s start (python -X importtime), for nothing
         # this client uses.
@@ -81,7 +83,7 @@ class Client:
 
     def send(self, msg: Any) -> None:
         try:
-            self.sock.sendall(self.framing.dumps(msg))
+            self.sock.sendall(self._dumps(msg))
         except OSError as e:
             raise DaemonUnreachable(f"lost the daemon connection on {self.path}: {e}") from None
 
@@ -139,6 +141,17 @@ class Client:
             yield note
             if note["method"] == "jobs.state" and params.get("final"):
                 return
+
+
+def _framing(name: str) -> tuple[Callable[[Any], bytes], LineBuffer | LspBuffer]:
+    """The writer and reader of a framing; LSP's are imported only when asked for (the
+    ``kitplay`` command speaks NDJSON and starts faster without them)."""
+    if name == "ndjson":
+        return dumps, LineBuffer(64 * MAX_LINE)
+    from .wire import framing_of
+
+    f = framing_of(name)
+    return f.dumps, f.buffer(64 * MAX_LINE)
 
 
 def raise_for(msg: dict[str, Any]) -> None:
