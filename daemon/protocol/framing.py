@@ -44,7 +44,7 @@ def dumps(obj: Any) -> bytes:
     only occurs inside a JSON string, where ``backslashreplace`` writes it back as the same
     ``\\ud800`` escape: valid UTF-8, and the same string for the reader.
     """
-    if _c_encode is not None and type(obj) is dict:
+    if _c_encode is not None and type(obj) is dict:  # inline, not _text(): the hot path
         text = "".join(_c_encode(obj, 0))
     else:
         text = _encoder.encode(obj)
@@ -53,7 +53,13 @@ def dumps(obj: Any) -> bytes:
 
 def encode(obj: Any) -> bytes:
     """``obj`` as compact UTF-8 JSON, without a newline: a body for any framing."""
-    return _encoder.encode(obj).encode("utf-8", "backslashreplace")
+    return _text(obj).encode("utf-8", "backslashreplace")
+
+
+def _text(obj: Any) -> str:
+    if _c_encode is not None and type(obj) is dict:
+        return "".join(_c_encode(obj, 0))
+    return _encoder.encode(obj)
 
 
 def request(method: str, params: Any = None, id: int | str | None = None) -> dict[str, Any]:
