@@ -85,7 +85,8 @@ def test_plugin_follows_a_log_across_a_daemon_restart(daemon: Daemon, tmp_path: 
     assert res["job"] in res["jobs"] and "succeeded" in res["jobs"]
     assert daemon.call("jobs.get", [res["job2"]])["job"]["status"] == "cancelled"
     assert res["complete"] == ["jobs", "logs", "launch", "cancel"]
-    assert res["job2"] in res["complete_jobs"]
+    assert res["job2"] in res["complete_jobs"] and res["job"] in res["complete_jobs"]
+    assert res["complete_apps"] == ["t.ticker"]
     assert res["errmsg"] == "", res["errmsg"]  # no Lua error in any callback
     assert res["usage"]["msg"].startswith("kitplay: usage: :Kitplay jobs | logs JOB")
     assert res["usage"]["level"] == 4  # vim.log.levels.ERROR

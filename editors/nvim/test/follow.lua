@@ -93,11 +93,14 @@ local function main()
   vim.cmd('Kitplay nonsense')
   vim.notify = notify
 
-  local complete = kitplay.complete('', 'Kitplay ')
+  -- Completion through the command line itself (as <Tab> asks for it).
+  local complete = vim.fn.getcompletion('Kitplay ', 'cmdline')
+  local complete_jobs = vim.fn.getcompletion('Kitplay cancel ', 'cmdline')
+  local complete_apps = vim.fn.getcompletion('Kitplay launch t.', 'cmdline')
   write(env.KP_RESULT, vim.json.encode({
     job = job, job2 = job2, log = log_text, offset = offset, reconnects = reconnects,
     jobs = jobs_text, complete = complete,
-    complete_jobs = kitplay.complete('', 'Kitplay cancel '), errmsg = vim.v.errmsg,
+    complete_jobs = complete_jobs, complete_apps = complete_apps, errmsg = vim.v.errmsg,
     usage = said,
   }))
 end
