@@ -178,7 +178,7 @@ def test_fallback_runtime_dir_made_by_another_user_is_refused(attacker: Attacker
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     code, err, left = out["foreign"]
-    assert code == 2 and f"belongs to uid {attacker.uid}" in err, err
+    assert code == 2 and f"another user (uid {attacker.uid})" in err, err
     assert left == []  # no socket, nothing of ours went there
     code, err, left = out["symlink"]
     assert code == 2 and "symlink" in err, err
@@ -225,6 +225,6 @@ def test_state_dir_is_tightened_or_refused(make_daemon: Any, attacker: Attacker)
         d.stop()
         shutil.chown(state, attacker.name, attacker.name)
         r = subprocess.run(d.argv(), env=d.env, capture_output=True, text=True, timeout=30)
-        assert r.returncode == 2 and f"belongs to uid {attacker.uid}" in r.stderr, r.stderr
+        assert r.returncode == 2 and f"another user (uid {attacker.uid})" in r.stderr, r.stderr
     finally:
         shutil.rmtree(base, ignore_errors=True)

@@ -141,9 +141,10 @@ def ensure_private_dir(path: Path, what: str = "directory") -> bool:
         return True  # /tmp itself: shared, sticky, root's; never tightened
     if st.st_uid != os.getuid():
         raise PermissionError(
-            f"the {what} {path} belongs to uid {st.st_uid}, not to you (uid {os.getuid()}): "
-            "another user made it, perhaps to catch kitplay's files. Remove it (as root or that "
-            "user), or set XDG_RUNTIME_DIR / choose another path")
+            f"the {what} {path} belongs to another user (uid {st.st_uid}), not to you (uid "
+            f"{os.getuid()}); refusing to use it: they may have made it to catch kitplay's "
+            "files. Remove it (as root or that user), or set XDG_RUNTIME_DIR / choose another "
+            "path")
     if stat.S_IMODE(st.st_mode) != 0o700:
         os.chmod(path, 0o700)
     return False
