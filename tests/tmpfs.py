@@ -33,11 +33,14 @@ def small_tmpfs(where: Path, size: str) -> Iterator[Path]:
 def fill(where: Path, name: str = "ballast") -> Path:
     """Fill the file system at ``where`` to the last byte; returns the ballast file."""
     path = where / name
-    with open(path, "ab") as f:
-        try:
-            while True:
-                f.write(b"\0" * 4096)
-                f.flush()
-        except OSError:
-            pass
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        for size in (1 << 16, 4096, 512, 1):
+            try:
+                while True:
+                    os.write(fd, b"\0" * size)
+            except OSError:
+                pass
+    finally:
+        os.close(fd)
     return path

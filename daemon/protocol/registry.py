@@ -222,6 +222,11 @@ METHODS: dict[str, Method] = {m.name: m for m in (
             "toolchains": {"type": "array", "items": {"type": "string"}},
             "jobs": {"type": "object", "additionalProperties": {"type": "integer"}},
             "limits": {"type": "object"},
+            "state": {"type": "object", "description": (
+                "Whether the state directory takes writes: ok, error (why not, e.g. the disk is "
+                "full), unsaved_jobs (job changes kept in memory until they can be written)."),
+                "properties": {"ok": {"type": "boolean"}, "error": {"type": ["string", "null"]},
+                               "unsaved_jobs": {"type": "integer"}}},
             "displays": {"type": "object", "description": (
                 "Each display backend (native, headless, xpra): available, or missing what "
                 "(each with its Debian package)."),
