@@ -201,6 +201,9 @@ def render(method: str, result: Any) -> str:
         lines.append("toolchain: " + ", ".join(f"{k}={v}" for k, v in result["toolchain"].items()))
         lines.append("jobs: " + (", ".join(f"{k}={v}" for k, v in result["jobs"].items())
                                  or "none"))
+        state = result.get("state") or {}
+        if state.get("ok") is False:
+            lines.append(f"state: NOT WRITABLE: {state.get('error')}")
         return "\n".join(lines)
     if method == "jobs.logs":
         return str(result["data"]).rstrip("\n")

@@ -73,7 +73,7 @@ while :; do wait $p; s=$?; kill -0 $p 2>/dev/null || break; done
 echo $s > "$f.tmp" && mv "$f.tmp" "$f"
 exit $s"""
 
-ReadyFn = Callable[[], Awaitable[dict[str, Any] | None]]
+ReadyFn = Callable[[int], Awaitable[dict[str, Any] | None]]
 
 
 def reservations_dir() -> Path:
@@ -145,9 +145,21 @@ class Displays:
                "XPRA_PASSWORD": info["password"]}
         self._save(info)
 
-        async def ready() -> dict[str, Any] | None:
+        async def ready(owner_pid: int) -> dict[str, Any] | None:
+            """Ready when ``GET /`` answers 200 from a listener of the session's own process
+            tree (``owner_pid``, the job's monitor, is Xpra's parent): the port was in a
+            command line before Xpra bound it, and another user may have bound it first."""
             with trio.move_on_after(READY_TIMEOUT_S) as waited:
-                await wait_http_ok(port)
+                while True:
+                    await wait_http_ok(port)
+                    owner = await trio.to_thread.run_sync(listener_owner, port, owner_pid)
+                    if owner == "ours":
+                        break
+                    if owner is not None:  # someone else's: never hand them the password
+                        log.warning("xpra session of job %s: port %d is held by %s; no URL",
+                                    job_id, port, owner)
+                        return None
+                    await trio.sleep(0.02)
             if waited.cancelled_caught:
                 log.warning("xpra session of job %s never answered on port %d", job_id, port)
                 return None
@@ -244,6 +256,29 @@ def _restore_env() -> list[str]:
         else:
             unset.append(var)
     return ["env", *(a for var in unset for a in ("-u", var)), *assign]
+
+
+def listener_owner(port: int, root_pid: int) -> str | None:
+    """"ours" when the socket listening on 127.0.0.1:``port`` belongs to ``root_pid`` or a
+    descendant; a description of its owner when it belongs to another process; None when
+    nothing listens there (or it cannot be told yet)."""
+    try:
+        root = psutil.Process(root_pid)
+        tree = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        tree = []
+    for p in tree:
+        with contextlib.suppress(psutil.Error):
+            for c in p.net_connections(kind="tcp4"):
+                if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port:
+                    return "ours"
+    # Not ours: name who holds it (net_connections() of the whole system maps to pids only
+    # for our own processes unless we are root; the inode match below says "another").
+    for c in psutil.net_connections(kind="tcp4"):
+        if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port and \
+                c.laddr.ip in ("127.0.0.1", "0.0.0.0"):
+            return f"pid {c.pid}" if c.pid else "another user's process"
+    return None
 
 
 async def wait_http_ok(port: int) -> None:

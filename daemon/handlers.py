@@ -81,6 +81,7 @@ class Handlers:
             "socket": str(self.socket_path), "state_dir": str(self.cfg.state_dir),
             "workspace": str(self.cfg.workspace), "toolchain": tc, "toolchains": list(KINDS),
             "jobs": self.jobs.store.counts(),
+            "state": self.jobs.store_state(),
             "displays": (self.jobs.displays.backends() if self.jobs.displays is not None
                          else {}),
             "limits": {"max_concurrent_jobs": self.cfg.max_concurrent_jobs,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -68,6 +69,11 @@ class JobManager:
         self.stopping = False
         self._logs_dir = str(cfg.logs_dir)
         self._ended: dict[str, dict[str, Any]] = {}  # public records of ended jobs
+        # Changes the store could not take (disk full, I/O error): kept here, in order, shown
+        # by jobs.get/list, and written as soon as the store takes writes again.
+        self._unsaved: dict[str, dict[str, Any]] = {}
+        self.store_error: str | None = None
+        self._flushing = False
 
     # -- records ----------------------------------------------------------------------------
 
@@ -88,6 +94,8 @@ class JobManager:
 
     def get_record(self, job_id: str) -> dict[str, Any]:
         rec = self.store.get(job_id)
+        if rec is not None and job_id in self._unsaved:
+            rec = {**rec, **self._unsaved[job_id]}
         if rec is None:
             raise NotFound(f"no job with id {job_id!r}; `kitplay jobs list` shows the jobs",
                            {"job_id": job_id})
@@ -107,12 +115,62 @@ class JobManager:
         return rec
 
     def list_jobs(self, status: str | None, kind: str | None, limit: int) -> list[dict[str, Any]]:
-        return [self.public(r) for r in self.store.list_jobs(status, kind, limit)]
+        rows = self.store.list_jobs(status, kind, limit)
+        if self._unsaved:
+            rows = [{**r, **self._unsaved.get(r["id"], {})} for r in rows]
+        return [self.public(r) for r in rows]
 
     def set_fields(self, job_id: str, **fields: Any) -> None:
-        self.store.update(job_id, **fields)
+        """Record a change; when the store refuses it, keep it until the store takes it."""
+        if job_id in self._unsaved:  # keep the order: earlier changes go first
+            self._unsaved[job_id].update(fields)
+            self._flush()
+        else:
+            try:
+                self.store.update(job_id, **fields)
+            except (sqlite3.Error, OSError) as e:
+                self._keep_unsaved(job_id, fields, e)
         self._ended.pop(job_id, None)
         self._bump(job_id)
+
+    def _keep_unsaved(self, job_id: str, fields: dict[str, Any], e: Exception) -> None:
+        self._unsaved.setdefault(job_id, {}).update(fields)
+        if self.store_error is None:
+            log.error("cannot write job records to %s (%s); keeping changes in memory and "
+                      "retrying until it takes writes again", self.cfg.db_path, e)
+        self.store_error = (f"{e}: the state directory {self.cfg.state_dir} cannot take "
+                            "writes (full?); job changes are kept in memory and written once "
+                            "there is space")
+        if not self._flushing and self._nursery is not None:
+            self._flushing = True
+            self._nursery.start_soon(self._retry_unsaved)
+
+    def _flush(self) -> bool:
+        """Write what was kept; True when everything is written."""
+        for job_id in list(self._unsaved):
+            try:
+                self.store.update(job_id, **self._unsaved[job_id])
+            except (sqlite3.Error, OSError):
+                return False
+            del self._unsaved[job_id]
+        if self.store_error is not None:
+            log.info("job records written again to %s", self.cfg.db_path)
+        self.store_error = None
+        return True
+
+    async def _retry_unsaved(self) -> None:
+        try:
+            while True:  # polling: nothing tells us when space comes back
+                if self._flush():
+                    return
+                await trio.sleep(1.0)
+        finally:
+            self._flushing = False
+
+    def store_state(self) -> dict[str, Any]:
+        """For daemon.status: whether the state dir takes writes."""
+        return {"ok": self.store_error is None, "error": self.store_error,
+                "unsaved_jobs": len(self._unsaved)}
 
     def _bump(self, job_id: str) -> None:
         self._versions[job_id] = self._versions.get(job_id, 0) + 1
@@ -137,6 +195,9 @@ class JobManager:
                                "has restarted")
         if plan.kind == "launch":
             self._check_display(plan)
+        if self.store_error is not None and not self._flush():
+            raise InvalidState(f"cannot accept a new job: {self.store_error}; free some space "
+                               "and submit it again", {"state_dir": str(self.cfg.state_dir)})
         job_id = new_job_id()
         rec = {
             "id": job_id, "kind": plan.kind, "status": "queued", "params": params,
@@ -145,7 +206,12 @@ class JobManager:
             "exit_code": None, "result": None, "error": None, "progress": None, "pid": None,
             "restarts": 0,
         }
-        self.store.insert(rec)
+        try:
+            self.store.insert(rec)
+        except (sqlite3.Error, OSError) as e:
+            raise InvalidState(f"cannot record the job in {self.cfg.db_path}: {e}; free some "
+                               "space in the state directory and submit it again",
+                               {"state_dir": str(self.cfg.state_dir)}) from None
         self.plans[job_id] = plan
         self.queue.append(job_id)
         self._wake.set()
@@ -324,6 +390,11 @@ class JobManager:
         records = self.store.by_status("running", "queued")
         for d in recovery.decide(records, self.planner, self.cfg.logs_dir, self.displays):
             if isinstance(d, recovery.Requeue):
+                if d.was_running:
+                    LogWriter(self.log_path(d.job_id)).write(
+                        "[kitplay] kitplayd restarted before this job's process started; "
+                        "it is queued again\n")
+                    self.set_fields(d.job_id, status="queued", started_at=None)
                 self.plans[d.job_id] = d.plan
                 self.queue.append(d.job_id)
             elif isinstance(d, recovery.Fail):
@@ -353,13 +424,17 @@ class JobManager:
         if not force and self._finished_since_retention < 20:
             return
         self._finished_since_retention = 0
-        for job_id in self.store.finished_beyond(self.cfg.log_retention_jobs):
-            self.log_path(job_id).unlink(missing_ok=True)
-            self.exit_path(job_id).unlink(missing_ok=True)
-            rec = self.store.get(job_id)
-            extra = (rec or {}).get("extra") or {}
-            self.store.update(job_id, extra={**extra, "log_removed": True})
-            self._ended.pop(job_id, None)
+        try:
+            old = self.store.finished_beyond(self.cfg.log_retention_jobs)
+            for job_id in old:
+                self.log_path(job_id).unlink(missing_ok=True)
+                self.exit_path(job_id).unlink(missing_ok=True)
+                rec = self.store.get(job_id)
+                extra = (rec or {}).get("extra") or {}
+                self.store.update(job_id, extra={**extra, "log_removed": True})
+                self._ended.pop(job_id, None)
+        except (sqlite3.Error, OSError) as e:  # retention waits for the next round
+            log.warning("log retention skipped: %s", e)
 
     # -- shutdown ---------------------------------------------------------------------------
 

@@ -2,7 +2,8 @@
 
 ``decide`` looks at each ``queued`` or ``running`` record and at the processes of this machine
 and returns one decision per job; it changes nothing.  The job manager applies the decisions:
-queued jobs go back in the queue, live steps are re-adopted (pid plus process start time, so a
+queued jobs, and running ones that never started a process, go back in the queue; live
+steps are re-adopted (pid plus process start time, so a
 reused pid is never taken for the job's monitor), and a step whose process is gone and left no
 exit status makes its job ``interrupted``.
 """
@@ -24,10 +25,14 @@ __all__ = ["Adopt", "Fail", "Interrupt", "Requeue", "decide"]
 
 @dataclass(frozen=True)
 class Requeue:
-    """A job that was acknowledged but never started: queue it again."""
+    """A job that was acknowledged but never started a process: queue it again.
+
+    ``was_running`` when its record already said running (the daemon died between marking it
+    so and spawning its first process)."""
 
     job_id: str
     plan: Plan
+    was_running: bool = False
 
 
 @dataclass(frozen=True)
@@ -88,6 +93,12 @@ def decide(records: Iterable[dict[str, Any]],
         status = read_exit(logs_dir / f"{job_id}.exit")
         if status is None and displays is not None:
             status = displays.app_status(job_id, {}) or None
+        never_started = pid is None and not rec.get("step_index")
+        if plan is not None and live_pid < 0 and status is None and never_started:
+            # Marked running, but no process was ever recorded, found or ended: the daemon
+            # died before the first spawn (a burst of submissions), so nothing was lost.
+            out.append(Requeue(job_id, plan, was_running=True))
+            continue
         if plan is None or (live_pid < 0 and status is None):
             out.append(Interrupt(job_id, "its process is gone and left no exit status"
                                  if plan is not None else f"it cannot be resumed: {plan_error}"))

@@ -278,7 +278,7 @@ class StepRunner:
         return status
 
     async def _await_ready(self, job_id: str, ready: Any, proc: trio.Process) -> None:
-        result = await ready()
+        result = await ready(proc.pid)
         if result:
             rec = self.get_record(job_id)
             self._set(job_id, result={**(rec.get("result") or {}), **result})

@@ -6,9 +6,9 @@ Standard library only: the CLI imports it.
 from __future__ import annotations
 
 import os
-import socket
 import stat
 import struct
+from _socket import SO_PEERCRED, SOL_SOCKET  # not socket: `kitplay` avoids its import
 from pathlib import Path
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing slows `kitplay` down
@@ -126,7 +126,8 @@ def ensure_private_dir(path: Path, what: str = "directory") -> bool:
     someone made it first) and checked with ``lstat``: a symlink or another user's directory is
     refused, never used; one of ours with a looser mode is tightened to 0700.
     """
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if not os.path.lexists(path.parent):
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     try:
         os.mkdir(path, 0o700)
     except FileExistsError:
@@ -141,9 +142,10 @@ def ensure_private_dir(path: Path, what: str = "directory") -> bool:
         return True  # /tmp itself: shared, sticky, root's; never tightened
     if st.st_uid != os.getuid():
         raise PermissionError(
-            f"the {what} {path} belongs to uid {st.st_uid}, not to you (uid {os.getuid()}): "
-            "another user made it, perhaps to catch kitplay's files. Remove it (as root or that "
-            "user), or set XDG_RUNTIME_DIR / choose another path")
+            f"the {what} {path} belongs to another user (uid {st.st_uid}), not to you (uid "
+            f"{os.getuid()}); refusing to use it: they may have made it to catch kitplay's "
+            "files. Remove it (as root or that user), or set XDG_RUNTIME_DIR / choose another "
+            "path")
     if stat.S_IMODE(st.st_mode) != 0o700:
         os.chmod(path, 0o700)
     return False
@@ -155,7 +157,7 @@ def check_peer(sock: Any, path: Path) -> None:
     Checked with SO_PEERCRED before anything is sent: a socket another user put in our place
     (a hijacked runtime directory) would otherwise receive our requests and answer them.
     """
-    creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    creds = sock.getsockopt(SOL_SOCKET, SO_PEERCRED, struct.calcsize("3i"))
     pid, uid, _gid = struct.unpack("3i", creds)
     if uid != os.getuid():
         raise PermissionError(

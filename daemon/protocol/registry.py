@@ -35,6 +35,23 @@ _PY_TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
+# Control characters (C0, DEL, C1) and lone UTF-16 surrogates (JSON's "\ud800" decodes to one):
+# no parameter needs them, and they break what the daemon writes (TOML that cannot be read
+# again, file names, logs) or cannot be encoded at all.
+_BAD_CHARS = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def _check_text(name: str, value: str) -> None:
+    bad = _BAD_CHARS.search(value)
+    if bad is not None:
+        ch = bad.group()
+        what = ("a lone surrogate" if "\ud800" <= ch <= "\udfff" else
+                "a NUL byte, a control character" if ch == "\x00" else "a control character")
+        raise InvalidParams(
+            f"parameter '{name}' contains {what} (U+{ord(ch):04X}) at position {bad.start()}; "
+            "use printable text", {"param": name, "position": bad.start()})
+
+
 class Param:
     """One named parameter of a method.
 
@@ -92,6 +109,8 @@ class Param:
                 f"got {_json_type(value)}",
                 {"param": self.name, "expected": self.type},
             )
+        if self.type == "string":
+            _check_text(self.name, value)
         if self.enum is not None and value not in self.enum:
             raise InvalidParams(
                 f"parameter '{self.name}' must be one of {', '.join(self.enum)}; got {value!r}",
@@ -120,6 +139,8 @@ class Param:
                         f"an element is {_json_type(item)}",
                         {"param": self.name, "expected": f"array of {self.items}"},
                     )
+                if isinstance(item, str):
+                    _check_text(self.name, item)
         return value
 
 
@@ -201,6 +222,11 @@ METHODS: dict[str, Method] = {m.name: m for m in (
             "toolchains": {"type": "array", "items": {"type": "string"}},
             "jobs": {"type": "object", "additionalProperties": {"type": "integer"}},
             "limits": {"type": "object"},
+            "state": {"type": "object", "description": (
+                "Whether the state directory takes writes: ok, error (why not, e.g. the disk is "
+                "full), unsaved_jobs (job changes kept in memory until they can be written)."),
+                "properties": {"ok": {"type": "boolean"}, "error": {"type": ["string", "null"]},
+                               "unsaved_jobs": {"type": "integer"}}},
             "displays": {"type": "object", "description": (
                 "Each display backend (native, headless, xpra): available, or missing what "
                 "(each with its Debian package)."),

@@ -195,6 +195,13 @@ class BuiltinToolchain:
                 raise InvalidState(f"app {name!r} appeared at {target} meanwhile; not "
                                    "overwriting it")
             shutil.rmtree(staging, ignore_errors=True)
+            try:
+                write_files(log)
+            except BaseException:  # a failed create leaves nothing behind
+                shutil.rmtree(staging, ignore_errors=True)
+                raise
+
+        def write_files(log: StepLog) -> None:
             for rel in declared:
                 path = src / rel
                 text = _render_text(path, rel, template["name"])
@@ -208,7 +215,11 @@ class BuiltinToolchain:
                 log.write(f"  wrote {created[-1]}\n")
 
         def publish(log: StepLog) -> None:
-            os.rename(staging, target)  # atomic: the app appears whole or not at all
+            try:
+                os.rename(staging, target)  # atomic: the app appears whole or not at all
+            except BaseException:
+                shutil.rmtree(staging, ignore_errors=True)
+                raise
             log.write(f"created {name} ({display_name} {version}) in {target}\n")
 
         def check(log: StepLog) -> None:
