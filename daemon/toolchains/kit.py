@@ -380,6 +380,10 @@ class KitToolchain:
                     serial_key=f"kit:{self.root}", describe_failure=_describer("test", None))
 
     def plan_package(self, params: dict[str, Any]) -> Plan:
+        if params.get("app"):
+            raise InvalidParams(
+                "kit-app-template's `repo.sh package` packages everything in the build and "
+                "documents no option for one app; leave out 'app'", {"param": "app"})
         argv = [self.repo_sh, "package"]
         if params.get("name"):
             argv += ["-n", _check_package_name(params["name"])]
