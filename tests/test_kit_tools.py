@@ -135,6 +135,8 @@ def test_package_job_names_its_archives(kit: Daemon, ws: Path) -> None:
     assert "./repo.sh package -n acme_pkg --thin" in kit.job_log(thin["id"])
     err = error_of(kit, "package", {"name": "../evil"})
     assert isinstance(err, InvalidParams)
+    err = error_of(kit, "package", {"app": "acme.svc"})
+    assert isinstance(err, InvalidParams) and "documents no option for one app" in err.message
 
 
 def test_package_container_needs_docker(make_daemon: type[Daemon], ws: Path) -> None:

@@ -376,10 +376,14 @@ class KitToolchain:
             self.check_license(params, "kitplay test")
         return Plan(kind="test", workspace=self.root, toolchain=self.kind,
                     steps=[Step("./repo.sh test", argv=[self.repo_sh, "test"], cwd=self.root)],
-                    finish=lambda: {"output": "see the job's log"},
+                    finish=lambda: {"command": "./repo.sh test", "output": "the job's log"},
                     serial_key=f"kit:{self.root}", describe_failure=_describer("test", None))
 
     def plan_package(self, params: dict[str, Any]) -> Plan:
+        if params.get("app"):
+            raise InvalidParams(
+                "kit-app-template's `repo.sh package` packages everything in the build and "
+                "documents no option for one app; leave out 'app'", {"param": "app"})
         argv = [self.repo_sh, "package"]
         if params.get("name"):
             argv += ["-n", _check_package_name(params["name"])]
@@ -388,13 +392,21 @@ class KitToolchain:
         if not params.get("_recover"):
             self.check_license(params, "kitplay package")
         packages = self.root / "_build" / "packages"
-        before: dict[str, list[int]] = {}
+        # Kept on disk, so a daemon that restarts mid-package still knows what was there.
+        snapshot_file = self.root / PLAY_DIR / "package.before.json"
 
         def snapshot(log: StepLog) -> None:
-            before.update(_files(packages))
+            before = _files(packages)
+            snapshot_file.parent.mkdir(exist_ok=True)
+            (snapshot_file.parent / ".gitignore").write_text("# kitplay's replay files\n*\n")
+            _atomic_write(snapshot_file, json.dumps(before))
             log.write(f"[kitplay] {len(before)} file(s) in {packages} before packaging\n")
 
         def finish() -> dict[str, Any]:
+            try:
+                before = json.loads(snapshot_file.read_text())
+            except (OSError, ValueError):
+                before = {}
             after = _files(packages)
             made = sorted(p for p, st in after.items() if before.get(p) != st)
             if not made:
