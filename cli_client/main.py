@@ -6,7 +6,13 @@ name may be positional.  This module imports only the standard library and
 ``daemon.protocol`` (no trio, Quart or Hypercorn), so the command starts fast.
 
 Exit codes: 0 success; 1 the job failed or was cancelled; 2 usage error; 3 daemon not
-reachable; others come from the error classes (``daemon/protocol/errors.py``).
+reachable; 130 interrupted (Ctrl-C); others come from the error classes
+(``daemon/protocol/errors.py``), such as 9 for a wait that timed out.
+
+Following (``--follow``) and waiting (``jobs wait``) ride through a daemon restart: they say so
+on stderr, reconnect for up to ``--reconnect-s`` seconds and resume at the byte offset reached.
+Commands that need more than the standard library and the registry (``daemon start``,
+``completion``) live in their own modules and are imported only when chosen.
 """
 
 from __future__ import annotations
@@ -17,8 +23,8 @@ import os
 import sys
 from pathlib import Path
 
-from daemon.protocol.client import Client
-from daemon.protocol.errors import DaemonUnreachable, KitplayError
+from daemon.protocol.client import RECONNECT_S, Client
+from daemon.protocol.errors import DaemonUnreachable, KitplayError, WaitTimedOut
 from daemon.protocol.paths import bridge_info_path, check_private_file, default_socket_path
 from daemon.protocol.registry import METHODS, Method, Param
 
@@ -26,9 +32,13 @@ TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing slows `kitpl
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["build_parser", "main"]
+__all__ = ["LOCAL_COMMANDS", "build_parser", "main"]
 
-EXIT_OK, EXIT_JOB_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_JOB_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+# Commands of the client itself, not methods of the registry: (group, subcommand or None).
+LOCAL_COMMANDS = frozenset({("open", None), ("completion", None), ("daemon", "start"),
+                            ("daemon", "stop")})
+GLOBAL_WITH_VALUE = ("--socket", "--state-dir", "--reconnect-s")
 FOLLOWABLE = frozenset({"templates.create", "build", "launch", "test", "package",
                         "package_container", "apps.modify", "jobs.logs", "jobs.wait",
                         "jobs.get"})
@@ -62,26 +72,42 @@ def command_word(args: list[str]) -> str | None:
     for a in args:
         if skip:
             skip = False
-        elif a in ("--socket", "--state-dir"):
+        elif a in GLOBAL_WITH_VALUE:
             skip = True
         elif not a.startswith("-"):
             return a
     return None
 
 
+def _reconnect_default() -> float:
+    raw = os.environ.get("KITPLAY_RECONNECT_S")
+    try:
+        return float(raw) if raw else RECONNECT_S
+    except ValueError:
+        return RECONNECT_S
+
+
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The whole command line, or (``only``) just one command group: building all sixteen
     subcommands costs more start-up time than a call to the daemon."""
+    from daemon.protocol.errors import ERRORS
+
+    codes = sorted({(c.exit_code, c.title) for c in ERRORS if 2 < c.exit_code < 70})
     parser = argparse.ArgumentParser(
         prog="kitplay", description="Talk to kitplayd: templates, build, launch, jobs.",
-        epilog="Exit codes: 0 ok, 1 job failed or cancelled, 2 usage, 3 daemon unreachable, "
-               "4 not found, 5 invalid state, 6 licence, 7 toolchain, 8 unsupported.")
+        epilog="Exit codes: 0 ok, 1 job failed or cancelled, 2 usage, "
+               + ", ".join(f"{code} {title}" for code, title in codes)
+               + ", 130 interrupted (Ctrl-C).")
+    parser.add_argument("--version", dest="_version", action="store_true",
+                        help="print kitplay's version and exit")
     parser.add_argument("--socket", type=Path, help="daemon socket (env KITPLAY_SOCKET)")
-    parser.add_argument("--state-dir", type=Path, help="accepted on every command like "
-                        "kitplayd's (env KITPLAY_STATE_DIR); the client itself needs only "
-                        "the socket")
+    parser.add_argument("--state-dir", type=Path, help="kitplayd's state directory (env "
+                        "KITPLAY_STATE_DIR); `daemon start` logs there")
+    parser.add_argument("--reconnect-s", type=float, default=_reconnect_default(),
+                        metavar="SECONDS", help="how long --follow and `jobs wait` try to "
+                        "reconnect when the daemon goes away (env KITPLAY_RECONNECT_S; "
+                        f"default {RECONNECT_S:g}; 0: give up at once)")
     groups = parser.add_subparsers(dest="_cmd", metavar="COMMAND")
-    groups.required = True
     subgroups: dict[str, argparse._SubParsersAction[argparse.ArgumentParser]] = {}
     for m in METHODS.values():
         words = m.cli_words
@@ -99,9 +125,24 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         for p in m.params:
             _add_param(sub, p)
         _add_output_flags(sub, m)
-    op = groups.add_parser("open", help="print (or open) a new one-time playground URL")
-    op.add_argument("--browser", action="store_true", help="open it in a web browser")
-    op.set_defaults(_method=None)
+    if only in (None, "daemon"):
+        start = subgroups["daemon"].add_parser(
+            "start", help="start kitplayd in the background (systemd when its units are "
+            "installed), logging to the state directory")
+        start.add_argument("--workspace", help="the daemon's default workspace")
+        start.set_defaults(_method=None, _local="daemon.start")
+        stop = subgroups["daemon"].add_parser(
+            "stop", help="stop kitplayd (launched apps keep running and are re-adopted)")
+        stop.set_defaults(_method=None, _local="daemon.stop")
+    if only in (None, "open"):
+        op = groups.add_parser("open", help="print (or open) a new one-time playground URL")
+        op.add_argument("--browser", action="store_true", help="open it in a web browser")
+        op.set_defaults(_method=None, _local="open")
+    if only in (None, "completion"):
+        comp = groups.add_parser("completion", help="print a shell completion script "
+                                 "(bash: `source <(kitplay completion bash)`)")
+        comp.add_argument("shell", choices=("bash", "zsh", "fish"))
+        comp.set_defaults(_method=None, _local="completion")
     return parser
 
 
@@ -155,6 +196,18 @@ def _fmt_time(t: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
 
 
+def cut(text: str, width: int) -> str:
+    """``text`` in at most ``width`` characters, cut at a word where one is near, with "…"."""
+    text = " ".join(str(text).split())
+    if len(text) <= width:
+        return text
+    head = text[: width - 1]
+    space = head.rfind(" ")
+    if space >= width // 2:
+        head = head[:space]
+    return head.rstrip(" ,;:.") + "…"
+
+
 def _table(rows: list[list[str]], header: list[str]) -> str:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     lines = ["  ".join(str(c).ljust(w) for c, w in zip(header, widths)).rstrip()]
@@ -177,16 +230,58 @@ def _job_line(job: dict[str, Any]) -> str:
     return "  ".join(bits)
 
 
+def _fields(d: dict[str, Any], indent: str = "") -> list[str]:
+    """A readable form of a JSON object: ``key: value`` lines, nested objects indented."""
+    lines = []
+    for k, v in d.items():
+        label = k.replace("_", " ")
+        if isinstance(v, dict):
+            lines.append(f"{indent}{label}:" + ("" if v else " none"))
+            lines += _fields(v, indent + "  ")
+        elif isinstance(v, list) and any(isinstance(x, dict) for x in v):
+            lines.append(f"{indent}{label}:")
+            for x in v:
+                if isinstance(x, dict):
+                    name = x.get("name", "")
+                    rest = ", ".join(f"{a.replace('_', ' ')} {b}" for a, b in x.items()
+                                     if a != "name" and b not in (None, ""))
+                    lines.append(f"{indent}  - {name}" + (f" ({rest})" if rest else ""))
+                else:
+                    lines.append(f"{indent}  - {x}")
+        elif isinstance(v, list):
+            lines.append(f"{indent}{label}: " + (", ".join(map(str, v)) or "none"))
+        else:
+            lines.append(f"{indent}{label}: {'-' if v is None else v}")
+    return lines
+
+
+def warnings(method: str, result: Any) -> list[str]:
+    """Problems a result reports beside its data (a broken catalogue entry, a cut list)."""
+    out: list[str] = []
+    if isinstance(result, dict):
+        tc = result.get("toolchain")
+        if isinstance(tc, dict):
+            out += [f"warning: {e}" for e in tc.get("errors") or []]
+            if tc.get("error"):
+                out.append(f"warning: {tc['error']}")
+        total = result.get("total")
+        if method == "jobs.list" and isinstance(total, int) and total > len(result["jobs"]):
+            out.append(f"showing {len(result['jobs'])} of {total} (--limit)")
+    return out
+
+
 def render(method: str, result: Any) -> str:
     if method == "jobs.list":
         rows = [[j["id"], j["kind"], j["status"], _fmt_time(j["created_at"]),
                  j["params"].get("app") or j["params"].get("name") or ""] for j in result["jobs"]]
         return _table(rows, ["ID", "KIND", "STATUS", "CREATED", "APP"]) if rows else "no jobs"
     if method == "templates.list":
-        rows = [[t["name"], t["type"], t["display_name"], t["description"][:60]]
+        rows = [[t["name"], t["type"], t["display_name"], cut(t["description"], 60)]
                 for t in result["templates"]]
-        return f"toolchain: {result['toolchain']['kind']}\n" + _table(
-            rows, ["NAME", "TYPE", "DISPLAY NAME", "DESCRIPTION"])
+        return f"toolchain: {result['toolchain']['kind']}\n" + (_table(
+            rows, ["NAME", "TYPE", "DISPLAY NAME", "DESCRIPTION"]) if rows else "no templates")
+    if method == "templates.get":
+        return "\n".join(_fields(result["template"]))
     if method == "apps.list":
         rows = [[a["name"], a["type"], a.get("display_name") or "", a.get("version") or "",
                  a.get("parent") or "", "yes" if a.get("built") else "no"]
@@ -198,7 +293,8 @@ def render(method: str, result: Any) -> str:
         return _table(rows, ["JOB", "APP", "DISPLAY", "URL"]) if rows else "no display sessions"
     if method == "daemon.status":
         lines = [f"{k}: {v}" for k, v in result.items() if not isinstance(v, dict)]
-        lines.append("toolchain: " + ", ".join(f"{k}={v}" for k, v in result["toolchain"].items()))
+        lines.append("toolchain: " + ", ".join(f"{k}={v}" for k, v in result["toolchain"].items()
+                                               if k != "errors"))
         lines.append("jobs: " + (", ".join(f"{k}={v}" for k, v in result["jobs"].items())
                                  or "none"))
         state = result.get("state") or {}
@@ -226,37 +322,69 @@ def quiet(method: str, result: Any) -> str | None:
 
 # -- follow ------------------------------------------------------------------------------------
 
+BAR = 20
 
-def follow(client: Client, job_id: str, offset: int, log_out: Any) -> dict[str, Any]:
-    """Stream a job's log; show progress (a live line on a terminal); return the final job."""
+
+def progress_text(prog: dict[str, Any], tty: bool) -> str:
+    step, steps = int(prog.get("step") or 0), int(prog.get("steps") or 0)
+    if not tty or steps <= 0:
+        return f"[{step}/{steps}] {prog.get('message', '')}"
+    done = BAR * min(step, steps) // steps
+    return f"[{'#' * done}{'-' * (BAR - done)}] {step}/{steps} {prog.get('message', '')}"
+
+
+def follow(client: Client, job_id: str, offset: int, log_out: Any, reconnect_s: float,
+           until_url: bool = False) -> dict[str, Any]:
+    """Stream a job's log; show progress (a bar on a terminal, plain lines when piped); return
+    the final job (or, ``until_url``, the first record with a session URL)."""
     tty = sys.stderr.isatty()
-    last_progress = None
+    shown = None  # the progress line on screen (tty) or last printed
+
+    def clear() -> None:
+        if tty and shown:
+            sys.stderr.write("\r\x1b[K")
+
+    def notice(text: str) -> None:
+        clear()
+        sys.stderr.write(f"kitplay: {text}\n")
+        if tty and shown:
+            sys.stderr.write(shown)
+        sys.stderr.flush()
+
     final: dict[str, Any] = {}
-    for note in client.follow(job_id, offset):
+    url_seen = False
+    for note in client.follow(job_id, offset, reconnect_s=reconnect_s, notice=notice):
         params = note["params"]
         if note["method"] == "jobs.output":
-            if tty and last_progress:
-                sys.stderr.write("\r\x1b[K")
+            if until_url:
+                continue
+            clear()
             log_out.write(params["data"])
             log_out.flush()
-            if tty and last_progress:
-                sys.stderr.write(last_progress)
+            if tty and shown:
+                sys.stderr.write(shown)
                 sys.stderr.flush()
         elif note["method"] == "jobs.state":
             job = params["job"]
+            url = (job.get("result") or {}).get("url")
+            if url and not url_seen:
+                url_seen = True
+                if until_url:
+                    return dict(job)
+                notice(f"display session: {url}")
             prog = job.get("progress")
-            if prog and not params.get("final"):
-                text = f"[{prog['step']}/{prog['steps']}] {prog['message']}"
-                if text != last_progress:
+            if prog and not params.get("final") and job["status"] == "running":
+                text = progress_text(prog, tty)
+                if text != shown:
                     if tty:
                         sys.stderr.write("\r\x1b[K" + text)
                     else:
                         sys.stderr.write(f"kitplay: progress {text}\n")
                     sys.stderr.flush()
-                    last_progress = text
+                    shown = text
             if params.get("final"):
-                if tty and last_progress:
-                    sys.stderr.write("\r\x1b[K")
+                clear()
+                shown = None
                 final = job
     return final
 
@@ -304,52 +432,87 @@ def run(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     rest: list[str] = []
     if "--" in args:
-        cut = args.index("--")
-        args, rest = args[:cut], args[cut + 1:]
+        cut_at = args.index("--")
+        args, rest = args[:cut_at], args[cut_at + 1:]
     word = command_word(args)
-    known = word == "open" or any(m.cli_words[0] == word for m in METHODS.values())
+    local = {w for w, _ in LOCAL_COMMANDS}
+    known = word in local or any(m.cli_words[0] == word for m in METHODS.values())
     parser = build_parser(word if known else None)
     ns = parser.parse_args(args)
+    if ns._version:
+        from daemon.protocol.version import API_VERSION, __version__
+
+        print(f"kitplay {__version__} (API {API_VERSION})")
+        return EXIT_OK
+    if ns._cmd is None:
+        parser.error("a COMMAND is required")
     ns._rest = rest
     if ns._method is None:
-        return open_url(ns)
+        return run_local(ns)
     m = METHODS[ns._method]
     try:
         params = collect_params(m, ns)
     except KitplayUsage as e:
         parser.error(str(e))
+    following = bool(getattr(ns, "follow", False))
+    job_id = ""
     try:
         with Client.connect(ns.socket, timeout=None) as client:
-            result = client.call(m.name, params)
+            if m.name == "jobs.wait":
+                job_id = params["job_id"]
+                result = client.wait(job_id, params.get("timeout_s", 30),
+                                     reconnect_s=ns.reconnect_s)
+            else:
+                result = client.call(m.name, params)
+            job = result.get("job") if isinstance(result, dict) else None
+            if job and not job_id:
+                job_id = str(job["id"])
             out = sys.stdout
             if ns.json:
-                out.write(json.dumps(result) + "\n")
+                if not following:  # with --follow, the final record comes at the end
+                    out.write(json.dumps(result) + "\n")
             elif ns.quiet:
                 q = quiet(m.name, result)
                 if q:
                     out.write(q + "\n")
-            elif not getattr(ns, "follow", False) or m.name != "jobs.logs":
+            elif not following or m.name != "jobs.logs":
                 out.write(render(m.name, result) + "\n")
             out.flush()
-            job = result.get("job") if isinstance(result, dict) else None
-            if getattr(ns, "follow", False):
-                job_id = str(params.get("job_id") or (job or {}).get("id"))
+            if not ns.json and not ns.quiet:
+                for w in warnings(m.name, result):
+                    print(f"kitplay: {w}", file=sys.stderr)
+            if (m.name == "launch" and params.get("display") == "xpra" and not following
+                    and job and not (job.get("result") or {}).get("url")):
+                job = follow(client, job_id, 0, None, ns.reconnect_s, until_url=True) or job
+                url = (job.get("result") or {}).get("url")
+                if url and not ns.json:
+                    print(url if ns.quiet else f"display session: {url}")
+                elif job.get("status") in JOB_FAILED:
+                    print(_job_line(job), file=sys.stderr)
+                    return EXIT_JOB_FAILED
+            if following:
+                job_id = str(params.get("job_id") or job_id)
                 offset = params.get("offset", 0) if m.name == "jobs.logs" else 0
                 log_out = sys.stderr if ns.json else sys.stdout
-                try:
-                    job = follow(client, job_id, offset, log_out)
-                except KeyboardInterrupt:
-                    print(f"\nkitplay: stopped following; the job keeps running "
-                          f"(`kitplay jobs cancel {job_id}` stops it)", file=sys.stderr)
-                    return 130
-                if not ns.json and not ns.quiet:
+                job = follow(client, job_id, offset, log_out, ns.reconnect_s)
+                if ns.json:
+                    out.write(json.dumps({"job": job}) + "\n")
+                elif not ns.quiet:
                     print(_job_line(job), file=sys.stderr)
-            if m.name in ("jobs.wait",) or getattr(ns, "follow", False):
+            if m.name == "jobs.wait" or following:
                 if job and job.get("status") in JOB_FAILED:
                     return EXIT_JOB_FAILED
                 if m.name == "jobs.wait" and result.get("timed_out"):
-                    return EXIT_JOB_FAILED
+                    return WaitTimedOut.exit_code
             return EXIT_OK
+    except KeyboardInterrupt:
+        if job_id and (following or m.name == "jobs.wait"):
+            print(f"\nkitplay: stopped {'following' if following else 'waiting'}; job "
+                  f"{job_id} keeps running (`kitplay jobs cancel {job_id}` stops it)",
+                  file=sys.stderr)
+        else:
+            print("\nkitplay: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except DaemonUnreachable as e:
         print(f"kitplay: {e.message}", file=sys.stderr)
         return e.exit_code
@@ -360,8 +523,29 @@ def run(argv: list[str] | None = None) -> int:
         return EXIT_OK
 
 
+def run_local(ns: argparse.Namespace) -> int:
+    """Commands of the client itself; each imports what it needs only when chosen."""
+    if ns._local == "open":
+        return open_url(ns)
+    if ns._local == "completion":
+        from .completion import script
+
+        sys.stdout.write(script(ns.shell, build_parser()))
+        return EXIT_OK
+    from . import daemonctl
+
+    if ns._local == "daemon.start":
+        return daemonctl.start(ns)
+    return daemonctl.stop(ns)
+
+
 def main(argv: list[str] | None = None) -> None:
-    sys.exit(run(argv))
+    try:
+        code = run(argv)
+    except KeyboardInterrupt:  # Ctrl-C outside a call (parsing, local commands)
+        print("\nkitplay: interrupted", file=sys.stderr)
+        code = EXIT_INTERRUPTED
+    sys.exit(code)
 
 
 if __name__ == "__main__":

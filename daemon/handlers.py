@@ -18,7 +18,7 @@ import trio
 from . import API_VERSION, __version__
 from .config import Config
 from .jobs import JobManager
-from .protocol.errors import InvalidParams
+from .protocol.errors import InvalidParams, NotFound
 from .protocol.registry import METHODS, openrpc_document
 from .rpc import Handler
 from .toolchains import KINDS, Plan, detect
@@ -57,6 +57,10 @@ class Handlers:
             raise InvalidParams(f"unknown job kind {kind!r}")
         plan = planner(clean)
         if kind == "launch":
+            if clean.get("dev_bundle") and plan.toolchain == "builtin" and "_recover" not in clean:
+                raise InvalidParams(
+                    "dev_bundle (--dev-bundle) enables omni.kit.developer.bundle of Kit apps; "
+                    f"{plan.app} is a builtin app and would ignore it", {"param": "dev_bundle"})
             return plan
         for step in plan.steps:  # config.toml timeouts for process steps that set none
             if step.argv is not None and step.timeout_s is None:
@@ -65,6 +69,7 @@ class Handlers:
         return plan
 
     async def _submit(self, kind: str, params: dict[str, Any]) -> dict[str, Any]:
+        refuse_ignored(kind, params)
         plan = await trio.to_thread.run_sync(self.plan, kind, params)
         stored = {**params, "workspace": str(plan.workspace)}
         return {"job": self.jobs.submit(plan, stored)}
@@ -73,13 +78,21 @@ class Handlers:
 
     def daemon_status(self, ctx: Any, p: dict[str, Any]) -> dict[str, Any]:
         # Neither a count nor a detection per call: the store keeps its counts as jobs
-        # change, and the toolchain is detected again only when its markers change.
-        tc = self.default_toolchain.info()
+        # change, and the default workspace's toolchain is detected again only when its
+        # markers change.  A workspace named in the call is detected now.
+        if p.get("workspace") is None:
+            workspace, tc = self.cfg.workspace, self.default_toolchain.info()
+        else:
+            workspace = resolve_workspace(p["workspace"], self.cfg.workspace)
+            try:
+                tc = detect(workspace).info()
+            except NotFound as e:
+                tc = {"kind": None, "workspace": str(workspace), "error": e.message}
         return {
             "version": __version__, "api_version": API_VERSION, "pid": os.getpid(),
             "uptime_s": round(time.monotonic() - self.started, 3),
             "socket": str(self.socket_path), "state_dir": str(self.cfg.state_dir),
-            "workspace": str(self.cfg.workspace), "toolchain": tc, "toolchains": list(KINDS),
+            "workspace": str(workspace), "toolchain": tc, "toolchains": list(KINDS),
             "jobs": self.jobs.store.counts(),
             "state": self.jobs.store_state(),
             "displays": (self.jobs.displays.backends() if self.jobs.displays is not None
@@ -134,7 +147,12 @@ class Handlers:
     # -- jobs -------------------------------------------------------------------------------
 
     def jobs_list(self, ctx: Any, p: dict[str, Any]) -> dict[str, Any]:
-        return {"jobs": self.jobs.list_jobs(p.get("status"), p.get("kind"), p.get("limit", 100))}
+        limit = p.get("limit", 100)
+        jobs = self.jobs.list_jobs(p.get("status"), p.get("kind"), limit)
+        if len(jobs) < limit:
+            return {"jobs": jobs}
+        # Only a list that may be cut says how many match: the common case costs no count.
+        return {"jobs": jobs, "total": self.jobs.store.count(p.get("status"), p.get("kind"))}
 
     def jobs_get(self, ctx: Any, p: dict[str, Any]) -> dict[str, Any]:
         return {"job": self.jobs.get(p["job_id"])}
@@ -157,3 +175,13 @@ class Handlers:
     def sessions_list(self, ctx: Any, p: dict[str, Any]) -> dict[str, Any]:
         displays = self.jobs.displays
         return {"sessions": displays.list() if displays is not None else []}
+
+
+def refuse_ignored(kind: str, params: dict[str, Any]) -> None:
+    """Inputs that would be silently ignored are refused: the caller meant something."""
+    if kind == "launch" and "max_restarts" in params and params.get("restart") != "on-failure":
+        raise InvalidParams("max_restarts (--max-restarts) applies only with restart "
+                            "'on-failure' (--restart on-failure)", {"param": "max_restarts"})
+    if kind == "create" and "display_name" in params and not params["display_name"].strip():
+        raise InvalidParams("display_name (--display-name) is empty; leave it out to use "
+                            "the template's", {"param": "display_name"})

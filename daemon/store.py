@@ -107,17 +107,14 @@ class Store:
         return _dec(row) if row else None
 
     def list_jobs(self, status: str | None = None, kind: str | None = None,
-             limit: int = 100) -> list[dict[str, Any]]:
-        where, args = [], []
-        if status:
-            where.append("status=?")
-            args.append(status)
-        if kind:
-            where.append("kind=?")
-            args.append(kind)
-        sql = self._select + (" WHERE " + " AND ".join(where) if where else "")
-        sql += " ORDER BY seq DESC LIMIT ?"
+                  limit: int = 100) -> list[dict[str, Any]]:
+        where, args = _where(status, kind)
+        sql = self._select + where + " ORDER BY seq DESC LIMIT ?"
         return [_dec(r) for r in self.db.execute(sql, [*args, limit])]
+
+    def count(self, status: str | None = None, kind: str | None = None) -> int:
+        where, args = _where(status, kind)
+        return int(self.db.execute("SELECT COUNT(*) FROM jobs" + where, args).fetchone()[0])
 
     def by_status(self, *statuses: str) -> list[dict[str, Any]]:
         marks = ",".join("?" * len(statuses))
@@ -138,6 +135,17 @@ class Store:
             "LIMIT -1 OFFSET ?", (keep,)).fetchall()
         # Logs already removed are skipped, so each run touches only newly old jobs.
         return [r[0] for r in rows if not (r[1] and '"log_removed":true' in r[1])]
+
+
+def _where(status: str | None, kind: str | None) -> tuple[str, list[str]]:
+    where, args = [], []
+    if status:
+        where.append("status=?")
+        args.append(status)
+    if kind:
+        where.append("kind=?")
+        args.append(kind)
+    return (" WHERE " + " AND ".join(where) if where else ""), args
 
 
 def _enc(col: str, value: Any) -> Any:

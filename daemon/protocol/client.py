@@ -6,19 +6,27 @@ Used by the ``kitplay`` command and by editor plugins written in Python::
         job = c.call("build", {"workspace": "."})["job"]
         for note in c.follow(job["id"]):
             ...
+        c.wait(job["id"], timeout_s=600)
+
+``follow`` and ``wait`` ride through a daemon restart: when the connection is lost they say so
+(``notice``, stderr by default), reconnect with backoff for up to ``reconnect_s`` seconds
+(default 60) and resume, ``follow`` at the byte offset it had reached, so nothing is lost or
+repeated.  Plain ``call`` never retries: a call that changes state might have run.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import sys
+import time
 from _socket import AF_UNIX, SOCK_STREAM
 from _socket import socket as _Socket
 from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 
-from .errors import DaemonUnreachable, KitplayError, error_for_code
+from .errors import DaemonUnreachable, KitplayError, RequestCancelled, error_for_code
 from .framing import MAX_LINE, LineBuffer, dumps, request
 from .paths import check_peer, default_socket_path
 
@@ -29,15 +37,28 @@ if TYPE_CHECKING:
 
     from .lsp import LspBuffer
 
-__all__ = ["Client"]
+__all__ = ["RECONNECT_S", "Client", "stderr_notice"]
 
 START_HINT = "start it with `kitplayd` (or `systemctl --user start kitplayd.socket`)"
+RECONNECT_S = 60.0  # how long follow and wait try to get the daemon back
+BACKOFF_FIRST_S, BACKOFF_MAX_S = 0.05, 2.0
+# The daemon going away: the connection drops, or (SIGTERM) a request in flight is answered
+# with -32800 before it closes.
+LOST = (DaemonUnreachable, RequestCancelled)
+
+
+def stderr_notice(text: str) -> None:
+    """The default ``notice``: one line on stderr."""
+    sys.stderr.write(f"kitplay: {text}\n")
+    sys.stderr.flush()
 
 
 class Client:
-    def __init__(self, sock: _Socket, path: Path, framing: str = "ndjson") -> None:
+    def __init__(self, sock: _Socket, path: Path, framing: str = "ndjson",
+                 timeout: float | None = 10.0) -> None:
         self.sock = sock
         self.path = path
+        self.timeout = timeout
         self._ids = itertools.count(1)
         # The daemon answers in the framing this client sends ("ndjson" or "lsp").
         self.framing = framing
@@ -70,7 +91,7 @@ class Client:
         except PermissionError as e:
             s.close()
             raise DaemonUnreachable(str(e), {"socket": str(p), "reason": "peer"}) from None
-        return cls(s, p, framing)
+        return cls(s, p, framing, timeout)
 
     def __enter__(self) -> Client:
         return self
@@ -130,17 +151,87 @@ class Client:
             if isinstance(msg, dict) and "method" in msg and "id" not in msg:
                 return msg
 
-    def follow(self, job_id: str, offset: int = 0) -> Iterator[dict[str, Any]]:
-        """Subscribe to a job and yield its notifications until its final state."""
-        sub = self.call("jobs.subscribe", {"job_id": job_id, "offset": offset})["subscription"]
+    def reconnect(self, deadline: float) -> None:
+        """Replace the connection with a fresh one, backing off until ``deadline``
+        (``time.monotonic()``); raise DaemonUnreachable when it passes."""
+        delay = BACKOFF_FIRST_S
         while True:
-            note = self.next_notification()
-            params = note.get("params") or {}
-            if params.get("subscription") != sub:
+            try:
+                fresh = Client.connect(self.path, self.timeout, self.framing)
+            except DaemonUnreachable as e:
+                if time.monotonic() + delay > deadline:
+                    raise DaemonUnreachable(f"the daemon did not come back: {e.message}",
+                                            e.data) from None
+                time.sleep(delay)
+                delay = min(delay * 2, BACKOFF_MAX_S)
                 continue
-            yield note
-            if note["method"] == "jobs.state" and params.get("final"):
-                return
+            self.sock.close()
+            self.sock, self._lines = fresh.sock, fresh._lines
+            self._pending.clear()
+            self.notifications.clear()  # notifications of the old connection's subscriptions
+            return
+
+    def follow(self, job_id: str, offset: int = 0, *, reconnect_s: float = RECONNECT_S,
+               notice: Callable[[str], None] | None = stderr_notice,
+               ) -> Iterator[dict[str, Any]]:
+        """Subscribe to a job and yield its notifications until its final state.
+
+        When the daemon goes away, reconnect for up to ``reconnect_s`` seconds and subscribe
+        again from the next byte not yet yielded (``reconnect_s=0``: raise at once).
+        """
+        lost_at: float | None = None
+        while True:
+            try:
+                sub = self.call("jobs.subscribe",
+                                {"job_id": job_id, "offset": offset})["subscription"]
+                if lost_at is not None and notice:
+                    notice(f"reconnected; following job {job_id} from byte {offset}")
+                lost_at = None
+                while True:
+                    note = self.next_notification()
+                    params = note.get("params") or {}
+                    if params.get("subscription") != sub:
+                        continue
+                    if note["method"] == "jobs.output":
+                        offset = params["next_offset"]
+                    yield note
+                    if note["method"] == "jobs.state" and params.get("final"):
+                        return
+            except LOST as e:
+                if lost_at is None:
+                    lost_at = time.monotonic()
+                    if reconnect_s <= 0:
+                        raise
+                    if notice:
+                        notice(f"lost the daemon ({e.message}); reconnecting for up to "
+                               f"{reconnect_s:g} s to resume job {job_id} at byte {offset}")
+                self.reconnect(lost_at + reconnect_s)
+
+    def wait(self, job_id: str, timeout_s: float = 30, *, reconnect_s: float = RECONNECT_S,
+             notice: Callable[[str], None] | None = stderr_notice) -> dict[str, Any]:
+        """``jobs.wait`` that rides through a daemon restart; the same result.
+
+        ``timeout_s`` counts from this call, the time spent reconnecting included.
+        """
+        end = time.monotonic() + timeout_s
+        lost_at: float | None = None
+        while True:
+            try:
+                left = max(0.0, end - time.monotonic())
+                res: dict[str, Any] = self.call("jobs.wait", {"job_id": job_id,
+                                                              "timeout_s": round(left, 3)})
+                if lost_at is not None and notice:
+                    notice(f"reconnected; waiting for job {job_id}")
+                return res
+            except LOST as e:
+                if lost_at is None:
+                    lost_at = time.monotonic()
+                    if reconnect_s <= 0:
+                        raise
+                    if notice:
+                        notice(f"lost the daemon ({e.message}); reconnecting for up to "
+                               f"{reconnect_s:g} s to keep waiting for job {job_id}")
+                self.reconnect(lost_at + reconnect_s)
 
 
 def _framing(name: str) -> tuple[Callable[[Any], bytes], LineBuffer | LspBuffer]:

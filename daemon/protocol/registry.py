@@ -214,7 +214,9 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method(
         "daemon.status", "Version, pid, uptime, paths, job counts, toolchains and display "
         "backends of the daemon.",
-        (), _obj({
+        (Param("workspace", "string",
+               "Report this workspace's toolchain; defaults to the daemon's --workspace."),),
+        _obj({
             "version": {"type": "string"}, "api_version": {"type": "string"},
             "pid": {"type": "integer"}, "uptime_s": {"type": "number"},
             "socket": {"type": "string"}, "state_dir": {"type": "string"},
@@ -324,7 +326,11 @@ METHODS: dict[str, Method] = {m.name: m for m in (
          Param("kind", "string", "Only jobs of this kind.", enum=JOB_KINDS),
          Param("limit", "integer", "At most this many jobs.", minimum=1, maximum=10000,
                default=100)),
-        _obj({"jobs": {"type": "array", "items": _ref("Job")}}), ("GET", "/jobs")),
+        _obj({"jobs": {"type": "array", "items": _ref("Job")},
+              "total": {"type": "integer",
+                        "description": "How many jobs match the filters; present when "
+                                       "the list is as long as the limit."}}, ["jobs"]),
+        ("GET", "/jobs")),
     Method("jobs.get", "One job record.", (_JOB_ID,), _JOB_RESULT, ("GET", "/jobs/{job_id}")),
     Method(
         "jobs.cancel",
