@@ -17,7 +17,7 @@ from .logs import CHUNK, log_size, read_chunk, utf8_complete
 from .protocol.errors import InvalidParams
 from .protocol.schemas import TERMINAL_STATUSES
 
-__all__ = ["POLL_S", "Followable", "follow_job", "read_log_slice"]
+__all__ = ["POLL_S", "Followable", "cut_whole", "follow_job", "read_log_slice"]
 
 # A running job's output is written by its shim, not by the daemon: a follower at the end of
 # the file looks again this often (state changes wake it at once).
@@ -38,15 +38,24 @@ class Followable(Protocol):
     def changed(self, job_id: str) -> trio.Event | None: ...
 
 
+def cut_whole(data: bytes, limit: int, ended: bool) -> bytes:
+    """``data`` read from a log, without a UTF-8 character cut at its end: the rest of it
+    comes with the next read (so a follower that decodes each read never shows U+FFFD for a
+    good character).  Only the very end of an ended job's log goes out as it is: nothing
+    more will be written there, and every byte must reach the reader."""
+    if ended and len(data) < limit:
+        return data
+    whole = utf8_complete(data)
+    return whole if whole or not ended else data  # a limit under 4 bytes still moves on
+
+
 def read_log_slice(path: Path, offset: int, limit: int, terminal: bool) -> dict[str, Any]:
     """The ``jobs.logs`` result; runs in a worker thread (file I/O only)."""
     size = log_size(path)
     if offset > size:
         raise InvalidParams(f"offset {offset} is past the end of the log ({size} bytes)",
                             {"param": "offset", "size": size})
-    data = read_chunk(path, offset, limit)
-    if not terminal:
-        data = utf8_complete(data)
+    data = cut_whole(read_chunk(path, offset, limit), limit, terminal)
     nxt = offset + len(data)
     return {"data": data.decode("utf-8", "replace"), "offset": offset,
             "next_offset": nxt, "eof": terminal and nxt >= log_size(path)}
@@ -68,9 +77,8 @@ async def follow_job(jobs: Followable, job_id: str,
         rec = jobs.get_record(job_id)
         final = rec["status"] in TERMINAL_STATUSES
         while True:
-            data = await trio.to_thread.run_sync(read_chunk, path, offset, CHUNK)
-            if not final:
-                data = utf8_complete(data)
+            data = cut_whole(await trio.to_thread.run_sync(read_chunk, path, offset, CHUNK),
+                             CHUNK, final)
             if not data:
                 break
             yield "output", (offset, data)
