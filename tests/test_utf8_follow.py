@@ -22,6 +22,7 @@ from tests.bridge_helpers import (  # noqa: F401
     make_bridge_fixture,
     open_stream,
     read_stream,
+    wait_until,
 )
 from tests.helpers import Daemon, wait_for, write_app
 
@@ -101,8 +102,8 @@ async def test_websocket_follower_gets_every_byte(daemon: Daemon, bridge: Bridge
     release = tmp_path / "release"
     job_id = _halves_job(daemon, release)
     with trio.fail_after(60):
-        while not _log(daemon, job_id).endswith("😀".encode()[:2]):
-            await trio.sleep(0.01)
+        await wait_until(lambda: _log(daemon, job_id).endswith("😀".encode()[:2]),
+                         "half a character in the log", 30)
         half_at = len(_log(daemon, job_id))
         got: list[dict[str, Any]] = []
         async with open_stream(bridge, job_id, 0) as ws:
