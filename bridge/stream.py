@@ -7,7 +7,9 @@ Messages (JSON text frames)::
     {"type": "end", "job": {...}}                                        final state; then close
 
 ``offset`` and ``next_offset`` are byte offsets of the log file: reconnect with the last
-``next_offset`` and nothing is lost or repeated.
+``next_offset`` and nothing is lost or repeated.  While the daemon is away the upgrade is
+refused with 503, and a stream it drops ends with an ``error`` message and close code 1013
+(try again later): both mean "reconnect with backoff".
 
 Each stream has its own daemon connection with one ``jobs.subscribe``. Between that connection
 and the WebSocket there is one small bounded channel, so a slow browser makes the bridge stop
@@ -33,6 +35,9 @@ __all__ = ["StreamStats", "stream_job"]
 
 SUBSCRIBE = METHODS["jobs.subscribe"]
 BUFFER = 1  # notifications waiting between the daemon connection and the WebSocket
+# RFC 6455 registry: 1013 "Try Again Later". The daemon went away (restart, crash): the
+# client reconnects with its last next_offset, as it does after a 503 refusal before accept.
+TRY_AGAIN = 1013
 
 
 class StreamStats:
@@ -107,7 +112,7 @@ async def _pump(sub: Any) -> None:
                 await trio.lowlevel.checkpoint()
         except KitplayError as e:  # lost the daemon mid-stream: say so; the client resumes
             await websocket.send(json.dumps({"type": "error", "error": e.to_json()}))
-            await websocket.close(1011, "lost the daemon")
+            await websocket.close(TRY_AGAIN, "lost the daemon; reconnect from next_offset")
         else:
             await websocket.close(1000, "job ended")
         nursery.cancel_scope.cancel()

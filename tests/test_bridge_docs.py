@@ -22,7 +22,8 @@ from daemon.protocol.errors import ERRORS
 from daemon.protocol.registry import METHODS
 from daemon.protocol.version import __version__
 from tests.bridge_helpers import Bridge, bridge_fixture, make_bridge_fixture  # noqa: F401
-from tests.helpers import ROOT, Daemon, create_and_build
+from tests.helpers import ROOT, Daemon, create_and_build, write_app
+from tests.test_follow_reconnect import TICKER, grows
 
 DOC = DOC_PATH.read_text()
 
@@ -111,3 +112,38 @@ def test_websocket_example(daemon: Daemon, bridge: Bridge, tmp_path: Path) -> No
     assert r.stdout == daemon.job_log(job["id"]) + f"job {job['id']}: succeeded\n"
     r = run(daemon, [sys.executable, "follow.py", "0nosuchjob"], tmp_path)
     assert r.returncode == 1 and "refused: 404" in r.stderr
+
+
+def test_websocket_example_rides_through_bridge_and_daemon_restarts(
+        daemon: Daemon, bridge: Bridge, tmp_path: Path) -> None:
+    """Every line once, across a bridge restart (new port) and a daemon SIGKILL + start."""
+    stop = tmp_path / "stop"
+    write_app(daemon.workspace, "my_company.ticker", launch=[*TICKER, str(stop)])
+    job = daemon.call("launch", {"app": "my_company.ticker", "display": "headless"})["job"]
+    (tmp_path / "follow.py").write_text(example("websocket"))
+    out, err = tmp_path / "out", tmp_path / "err"
+    env = {**os.environ, "KITPLAY_SOCKET": str(daemon.socket), "PYTHONPATH": str(ROOT)}
+    with open(out, "wb") as o, open(err, "wb") as e:
+        proc = subprocess.Popen([sys.executable, "follow.py", job["id"]], env=env, cwd=tmp_path,
+                                stdout=o, stderr=e)
+    log = daemon.state / "logs" / f"{job['id']}.log"
+    try:
+        grows(out, 5, "the example to print lines")
+        bridge.stop()
+        grows(log, 10, "the app to print while no bridge runs")
+        bridge.start()
+        grows(out, 5, "the example to resume through the new bridge")
+        daemon.kill9()
+        grows(log, 10, "the app to print while no daemon runs")
+        daemon.start()
+        grows(out, 5, "the example to resume after the daemon restart")
+        stop.touch()
+        assert proc.wait(60) == 0, err.read_text()
+    finally:
+        stop.touch()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert out.read_bytes() == log.read_bytes() + f"job {job['id']}: succeeded\n".encode()
+    said = err.read_text()
+    assert "Traceback" not in said and said.count("reconnected at byte") >= 2, said

@@ -55,7 +55,7 @@ def _ticker_job(d: Daemon, tmp: Path) -> tuple[str, Path]:
     return job["id"], stop
 
 
-def _grows(path: Path, by: int, what: str) -> None:
+def grows(path: Path, by: int, what: str) -> None:
     before = _lines(path)
     wait_for(lambda: _lines(path) > before + by, 30, what)
 
@@ -63,9 +63,9 @@ def _grows(path: Path, by: int, what: str) -> None:
 def _restart_twice(d: Daemon, out: Path, job_id: str) -> None:
     """SIGTERM and start; then SIGKILL and start; the app prints all along."""
     for how in ("term", "kill"):
-        _grows(out, 5, "the follower to show new lines")
+        grows(out, 5, "the follower to show new lines")
         d.stop() if how == "term" else d.kill9()
-        _grows(d.state / "logs" / f"{job_id}.log", 10, "the app to print while no daemon runs")
+        grows(d.state / "logs" / f"{job_id}.log", 10, "the app to print while no daemon runs")
         d.start()
 
 
@@ -77,7 +77,7 @@ def test_cli_follower_and_waiter_survive_sigterm_and_sigkill(daemon: Daemon,
     waiter, wout, werr = _spawn(daemon, tmp_path, "wait", "jobs", "wait", job_id,
                                 "--timeout-s", "300", "--json")
     _restart_twice(daemon, out, job_id)
-    _grows(out, 5, "the follower to resume")
+    grows(out, 5, "the follower to resume")
     stop.touch()
     assert follower.wait(60) == 0, err.read_text()
     assert waiter.wait(60) == 0, werr.read_text()
@@ -108,7 +108,7 @@ def test_python_client_follow_resumes_at_its_offset(daemon: Daemon, tmp_path: Pa
                 if not restarted and got.count(b"\n") > 5:
                     restarted = True
                     daemon.kill9()
-                    _grows(daemon.state / "logs" / f"{job_id}.log", 10,
+                    grows(daemon.state / "logs" / f"{job_id}.log", 10,
                            "the app to print while no daemon runs")
                     daemon.start()
                 elif restarted and len(notices) == 2 and not stop.exists():
@@ -164,3 +164,32 @@ def test_json_follow_ends_with_the_final_record(daemon: Daemon) -> None:
     assert len(lines) == 1  # only the final record: the log went to stderr
     assert json.loads(lines[0])["job"]["status"] == "succeeded"
     assert "hello" in r.stderr
+
+
+async def test_async_follow_rides_through_a_restart(daemon: Daemon, tmp_path: Path) -> None:
+    import trio
+
+    from daemon.protocol.aclient import follow
+
+    job_id, stop = _ticker_job(daemon, tmp_path)
+    log = daemon.state / "logs" / f"{job_id}.log"
+    notices: list[str] = []
+    got = bytearray()
+    final: dict[str, Any] = {}
+    with trio.fail_after(120):
+        async with follow(daemon.socket, job_id, notice=notices.append) as notes:
+            async for method, params in notes:
+                if method == "jobs.output":
+                    assert params["offset"] == len(got)
+                    got += params["data"].encode()
+                    if notes.reconnects == 0 and not notices and got.count(b"\n") > 5:
+                        await trio.to_thread.run_sync(daemon.stop)  # SIGTERM
+                        await trio.to_thread.run_sync(grows, log, 10, "lines, no daemon")
+                        await trio.to_thread.run_sync(daemon.start)
+                    elif notes.reconnects == 1 and not stop.exists():
+                        stop.touch()
+                elif params.get("final"):
+                    final = params["job"]
+    assert final["status"] == "succeeded"
+    assert bytes(got) == log.read_bytes()
+    assert "lost the daemon" in notices[0] and "reconnected" in notices[1]

@@ -14,6 +14,13 @@ Used by the bridge (and by any trio program)::
   bound. Give a subscription its own connection when other calls must not wait behind it.
 - When the connection is lost, pending calls and subscriptions raise ``DaemonUnreachable``;
   ``DaemonLink`` reconnects on the next call.
+- ``follow`` rides through a daemon restart: it says so (``notice``), reconnects with backoff
+  for up to ``reconnect_s`` seconds (default 60) and subscribes again from the next byte not
+  yet delivered, so nothing is lost or repeated::
+
+      async with follow(socket_path, job_id) as notes:
+          async for method, params in notes:
+              ...
 
 Errors are the protocol's classes (``daemon.protocol.errors``), rebuilt from their codes.
 
@@ -24,6 +31,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -31,16 +39,26 @@ from typing import Any
 
 import trio
 
-from .errors import DaemonUnreachable, InvalidParams, KitplayError, error_for_code
+from .errors import (
+    DaemonUnreachable,
+    InvalidParams,
+    KitplayError,
+    RequestCancelled,
+    error_for_code,
+)
 from .framing import MAX_LINE, request
 from .paths import check_peer, default_socket_path
 from .wire import framing_of
 
-__all__ = ["AsyncClient", "DaemonLink", "Subscription", "connect_stream", "open_client"]
+__all__ = ["AsyncClient", "DaemonLink", "Follower", "Subscription", "connect_stream", "follow",
+           "open_client"]
 
 START_HINT = "start it with `kitplayd` (or `kitplay-bridge --with-daemon`)"
 # A notification carries at most a 256 KiB chunk, escaped: leave plenty of room.
 MAX_FRAME = 64 * MAX_LINE
+RECONNECT_S = 60.0  # as daemon.protocol.client
+BACKOFF_FIRST_S, BACKOFF_MAX_S = 0.05, 2.0
+LOST = (DaemonUnreachable, RequestCancelled)  # the daemon went away (or is stopping)
 
 
 async def connect_stream(path: Path | str | None = None) -> trio.SocketStream:
@@ -330,3 +348,107 @@ class DaemonLink:
     async def aclose(self) -> None:
         if self._client is not None and not self._client.closed:
             await self._client.aclose()
+
+
+def _stderr_notice(text: str) -> None:
+    print(f"kitplay: {text}", file=sys.stderr, flush=True)
+
+
+class Follower:
+    """The notifications of one job, across daemon restarts; made by ``follow``."""
+
+    def __init__(self, nursery: trio.Nursery, path: Path, job_id: str, offset: int,
+                 reconnect_s: float, notice: Callable[[str], None] | None, buffer: int) -> None:
+        self.nursery = nursery
+        self.path = path
+        self.job_id = job_id
+        self.offset = offset  # the next byte not yet delivered
+        self.reconnect_s = reconnect_s
+        self.notice = notice
+        self.buffer = buffer
+        self.reconnects = 0
+        self._client: AsyncClient | None = None
+        self._sub: Subscription | None = None
+        self._sub_cm: Any = None
+        self._lost_at: float | None = None
+        self._opened = False  # the first connection fails at once: nothing to ride through
+
+    def __aiter__(self) -> Follower:
+        return self
+
+    async def __anext__(self) -> tuple[str, dict[str, Any]]:
+        delay = BACKOFF_FIRST_S
+        while True:
+            try:
+                if self._sub is None:
+                    await self._open()
+                assert self._sub is not None
+                method, params = await self._sub.__anext__()  # StopAsyncIteration at the end
+            except LOST as e:
+                await self.aclose()
+                now = trio.current_time()
+                if self._lost_at is None:
+                    self._lost_at = now
+                    if self.reconnect_s <= 0 or not self._opened:
+                        raise
+                    if self.notice:
+                        self.notice(f"lost the daemon ({e.message}); reconnecting for up to "
+                                    f"{self.reconnect_s:g} s to resume job {self.job_id} at "
+                                    f"byte {self.offset}")
+                elif now + delay > self._lost_at + self.reconnect_s:
+                    raise DaemonUnreachable(f"the daemon did not come back: {e.message}",
+                                            e.data) from None
+                await trio.sleep(delay)
+                delay = min(delay * 2, BACKOFF_MAX_S)
+                continue
+            if method == "jobs.output":
+                self.offset = params["next_offset"]
+            return method, params
+
+    async def _open(self) -> None:
+        client = await AsyncClient.start(self.nursery, self.path)
+        try:
+            cm = client.subscribe(self.job_id, self.offset, buffer=self.buffer,
+                                  unsubscribe=False)
+            self._sub = await cm.__aenter__()
+        except BaseException:
+            await client.aclose()
+            raise
+        self._client, self._sub_cm = client, cm
+        self._opened = True
+        if self._lost_at is not None:
+            self.reconnects += 1
+            self._lost_at = None
+            if self.notice:
+                self.notice(f"reconnected; following job {self.job_id} from byte {self.offset}")
+
+    async def aclose(self) -> None:
+        cm, client = self._sub_cm, self._client
+        self._sub = self._sub_cm = self._client = None
+        with trio.CancelScope(shield=True):
+            if cm is not None:
+                await cm.__aexit__(None, None, None)
+            if client is not None:
+                await client.aclose()
+
+
+@asynccontextmanager
+async def follow(path: Path | str | None, job_id: str, offset: int = 0, *,
+                 reconnect_s: float = RECONNECT_S,
+                 notice: Callable[[str], None] | None = _stderr_notice,
+                 buffer: int = 1) -> AsyncIterator[Follower]:
+    """A job's ``(method, params)`` notifications until its final state, riding through
+    daemon restarts (``reconnect_s=0``: raise DaemonUnreachable at the first loss)."""
+    p = Path(path) if path else default_socket_path()
+    error: Exception | None = None
+    async with trio.open_nursery() as nursery:
+        follower = Follower(nursery, p, job_id, offset, reconnect_s, notice, buffer)
+        try:
+            yield follower
+        except Exception as e:
+            error = e
+        finally:
+            await follower.aclose()
+            nursery.cancel_scope.cancel()
+    if error is not None:
+        raise error
