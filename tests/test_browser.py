@@ -17,7 +17,7 @@ import pytest
 from daemon.protocol.version import __version__
 from tests.bridge_helpers import Bridge, bridge_fixture, make_bridge_fixture  # noqa: F401
 from tests.browser_helpers import chromium, needs_chromium
-from tests.helpers import Daemon, create_and_build, wait_for
+from tests.helpers import Daemon, create_and_build, wait_for, write_app
 
 pytestmark = [pytest.mark.browser, needs_chromium]
 
@@ -113,3 +113,30 @@ def test_launch_in_xpra_links_to_the_session(page: Any, daemon: Daemon) -> None:
     assert link.get_attribute("target") == "_blank"
     page.locator(f'#jobs tr[data-job="{job["id"]}"] button.cancel').click()
     expect(job_row(page, job["id"])).to_contain_text("cancelled")
+
+
+def test_log_rides_through_daemon_restarts(page: Any, bridge: Bridge, daemon: Daemon,
+                                           tmp_path: Path) -> None:
+    """SIGTERM and start, then SIGKILL and start: the page says so, reconnects by itself and
+    shows every line of the app once."""
+    from playwright.sync_api import expect
+
+    from tests.test_follow_reconnect import TICKER, grows
+
+    stop = tmp_path / "stop"
+    write_app(daemon.workspace, "my_company.ticker", launch=[*TICKER, str(stop)])
+    job = bridge.ok("POST", "/api/launch", {"app": "my_company.ticker",
+                                            "display": "headless"})["job"]
+    log = daemon.state / "logs" / f"{job['id']}.log"
+    job_row(page, job["id"]).locator("a").click()
+    expect(page.locator("#log")).to_contain_text("line 20")
+    for down in (daemon.stop, daemon.kill9):
+        down()
+        expect(page.locator("#log-conn")).to_contain_text("reconnecting from byte")
+        grows(log, 10, "the app to print while no daemon runs")
+        daemon.start()
+        expect(page.locator("#log-conn")).to_have_text("live", timeout=TIMEOUT_MS)
+    stop.touch()
+    expect(page.locator("#log")).to_contain_text("[kitplay] job succeeded", timeout=60_000)
+    assert page.locator("#log").text_content() == daemon.job_log(job["id"])
+    assert page.evaluate("kitplay.stream.connects") >= 3

@@ -263,7 +263,7 @@ async function connect() {
   try {
     ticket = (await api("POST", "/stream-tickets")).ticket;
   } catch (err) {
-    if (stream.jobId === jobId && !stream.ws) retryLater(jobId);
+    if (stream.jobId === jobId && !stream.ws) retryLater(jobId, "the bridge is unreachable");
     return;
   }
   if (stream.jobId !== jobId || stream.ws) return;
@@ -273,8 +273,11 @@ async function connect() {
   const ws = new WebSocket(url);
   stream.ws = ws;
   stream.connects += 1;
-  $("log-conn").textContent = "live";
-  $("log-conn").className = "conn live";
+  ws.onopen = () => {  // not before: while the daemon is away the upgrade is refused
+    if (stream.ws !== ws) return;
+    $("log-conn").textContent = "live";
+    $("log-conn").className = "conn live";
+  };
   ws.onmessage = (event) => {
     if (stream.ws !== ws) return;
     const msg = JSON.parse(event.data);
@@ -297,7 +300,7 @@ async function connect() {
       $("log-conn").textContent = msg.error.message;
     }
   };
-  ws.onclose = () => {
+  ws.onclose = (event) => {
     if (stream.ws !== ws) return;
     stream.ws = null;
     if (stream.ended) {
@@ -305,14 +308,16 @@ async function connect() {
       $("log-conn").className = "conn";
       return;
     }
-    retryLater(jobId);
+    // 1013 (try again later): the bridge lost the daemon, which is restarting or stopped.
+    retryLater(jobId, event.code === 1013 ? "the daemon is away" : "connection lost");
   };
 }
 
-// Dropped before the end: resume from next_offset, backing off up to 5 s.
-function retryLater(jobId) {
+// Dropped before the end: say why, and resume from next_offset, backing off up to 5 s (a
+// daemon or bridge restart takes about a second; the page keeps trying until it is back).
+function retryLater(jobId, why = "connection lost") {
   const delay = Math.min(5000, 250 * 2 ** stream.retry++);
-  $("log-conn").textContent = `reconnecting from byte ${stream.nextOffset}…`;
+  $("log-conn").textContent = `${why}; reconnecting from byte ${stream.nextOffset}…`;
   $("log-conn").className = "conn retry";
   stream.timer = setTimeout(() => { if (stream.jobId === jobId) connect(); }, delay);
 }
