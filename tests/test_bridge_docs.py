@@ -147,3 +147,34 @@ def test_websocket_example_rides_through_bridge_and_daemon_restarts(
     assert out.read_bytes() == log.read_bytes() + f"job {job['id']}: succeeded\n".encode()
     said = err.read_text()
     assert "Traceback" not in said and said.count("reconnected at byte") >= 2, said
+
+
+def test_python_client_example_rides_through_a_daemon_restart(daemon: Daemon,
+                                                              tmp_path: Path) -> None:
+    stop = tmp_path / "stop"
+    write_app(daemon.workspace, "my_company.ticker", launch=[*TICKER, str(stop)])
+    job = daemon.call("launch", {"app": "my_company.ticker", "display": "headless"})["job"]
+    (tmp_path / "client.py").write_text(example("python-client"))
+    out, err = tmp_path / "out", tmp_path / "err"
+    env = {**os.environ, "KITPLAY_SOCKET": str(daemon.socket), "PYTHONPATH": str(ROOT),
+           "PYTHONUNBUFFERED": "1"}
+    with open(out, "wb") as o, open(err, "wb") as e:
+        proc = subprocess.Popen([sys.executable, "client.py", job["id"]], env=env,
+                                cwd=tmp_path, stdout=o, stderr=e)
+    log = daemon.state / "logs" / f"{job['id']}.log"
+    try:
+        grows(out, 5, "the example to print lines")
+        daemon.kill9()
+        grows(log, 10, "the app to print while no daemon runs")
+        daemon.start()
+        grows(out, 5, "the example to resume")
+        stop.touch()
+        assert proc.wait(60) == 0, err.read_text()
+    finally:
+        stop.touch()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert out.read_text() == (f"kitplayd {__version__}\n" + log.read_text()
+                               + f"job {job['id']}: succeeded\n")
+    assert "reconnected at byte" in err.read_text()
