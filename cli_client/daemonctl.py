@@ -62,7 +62,10 @@ def start(ns: argparse.Namespace) -> int:
     if status is not None:
         _say(f"kitplayd is already running (pid {status['pid']}, socket {sock})")
         return 0
-    overridden = ns.socket or ns.state_dir or ns.workspace
+    # The units run kitplayd with the default paths: a path chosen here is for a daemon of
+    # our own.
+    overridden = (ns.socket or ns.state_dir or ns.workspace
+                  or os.environ.get("KITPLAY_SOCKET") or os.environ.get("KITPLAY_STATE_DIR"))
     if not overridden and _systemd_units():
         r = subprocess.run(["systemctl", "--user", "start", UNIT], check=False)
         if r.returncode != 0:
