@@ -482,11 +482,13 @@ def run(argv: list[str] | None = None) -> int:
                 for w in warnings(m.name, result):
                     print(f"kitplay: {w}", file=sys.stderr)
             if (m.name == "launch" and params.get("display") == "xpra" and not following
-                    and job and not (job.get("result") or {}).get("url")):
+                    and not ns.json and not ns.quiet and job
+                    and not (job.get("result") or {}).get("url")):
+                # The URL exists once the display is up: wait for it (or for the job's end).
                 job = follow(client, job_id, 0, None, ns.reconnect_s, until_url=True) or job
                 url = (job.get("result") or {}).get("url")
-                if url and not ns.json:
-                    print(url if ns.quiet else f"display session: {url}")
+                if url:
+                    print(f"display session: {url}")
                 elif job.get("status") in JOB_FAILED:
                     print(_job_line(job), file=sys.stderr)
                     return EXIT_JOB_FAILED
