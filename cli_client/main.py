@@ -7,7 +7,7 @@ name may be positional.  This module imports only the standard library and
 
 Exit codes: 0 success; 1 the job failed or was cancelled; 2 usage error; 3 daemon not
 reachable; 130 interrupted (Ctrl-C); others come from the error classes
-(``daemon/protocol/errors.py``), such as 9 for a wait that timed out.
+(``daemon/protocol/errors.py``), and 9 when ``jobs wait`` timed out.
 
 Following (``--follow``) and waiting (``jobs wait``) ride through a daemon restart: they say so
 on stderr, reconnect for up to ``--reconnect-s`` seconds and resume at the byte offset reached.
@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 
 from daemon.protocol.client import RECONNECT_S, Client
-from daemon.protocol.errors import DaemonUnreachable, KitplayError, WaitTimedOut
+from daemon.protocol.errors import DaemonUnreachable, KitplayError
 from daemon.protocol.paths import bridge_info_path, check_private_file, default_socket_path
 from daemon.protocol.registry import METHODS, Method, Param
 
@@ -35,6 +35,9 @@ if TYPE_CHECKING:
 __all__ = ["LOCAL_COMMANDS", "build_parser", "main"]
 
 EXIT_OK, EXIT_JOB_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+# `jobs wait` ran out of time: the job is still running (not an error on any wire: the
+# method answers timed_out, so the code lives here, not in daemon/protocol/errors.py).
+EXIT_WAIT_TIMED_OUT = 9
 # Commands of the client itself, not methods of the registry: (group, subcommand or None).
 LOCAL_COMMANDS = frozenset({("open", None), ("completion", None), ("daemon", "start"),
                             ("daemon", "stop")})
@@ -97,7 +100,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         prog="kitplay", description="Talk to kitplayd: templates, build, launch, jobs.",
         epilog="Exit codes: 0 ok, 1 job failed or cancelled, 2 usage, "
                + ", ".join(f"{code} {title}" for code, title in codes)
-               + ", 130 interrupted (Ctrl-C).")
+               + f", {EXIT_WAIT_TIMED_OUT} `jobs wait` timed out, 130 interrupted (Ctrl-C).")
     parser.add_argument("--version", dest="_version", action="store_true",
                         help="print kitplay's version and exit")
     parser.add_argument("--socket", type=Path, help="daemon socket (env KITPLAY_SOCKET)")
@@ -505,7 +508,7 @@ def run(argv: list[str] | None = None) -> int:
                 if job and job.get("status") in JOB_FAILED:
                     return EXIT_JOB_FAILED
                 if m.name == "jobs.wait" and result.get("timed_out"):
-                    return WaitTimedOut.exit_code
+                    return EXIT_WAIT_TIMED_OUT
             return EXIT_OK
     except KeyboardInterrupt:
         if job_id and (following or m.name == "jobs.wait"):

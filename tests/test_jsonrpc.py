@@ -345,7 +345,7 @@ def test_default_limit_refuses_over_one_mib(daemon: Daemon) -> None:
     ("jobs.get", {}, ["needs parameter 'job_id'"]),
     ("templates.create", {"template": "console_app"}, ["needs parameter 'name'"]),
     ("jobs.get", ["a", "b"], ["at most 1", "got 2"]),
-    ("daemon.status", [1], ["at most 0"]),
+    ("daemon.status", [".", 1], ["at most 1"]),
     ("jobs.logs", {"job_id": "abc", "offset": -1}, ["'offset'", "at least 0"]),
 ])
 def test_invalid_params(daemon: Daemon, method: str, params: Any, words: list[str]) -> None:

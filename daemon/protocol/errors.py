@@ -14,8 +14,7 @@ The tree, drawn once::
     ├── Unsupported                   -32005  501  exit 8   (not available here)
     ├── MessageTooLarge               -32006  413  exit 2   (a frame over the size limit)
     ├── RequestCancelled              -32800  409  exit 1   (as in LSP)
-    ├── DaemonUnreachable             -32099  503  exit 3   (client side: no daemon on the socket)
-    └── WaitTimedOut                  -32098  408  exit 9   (client side: a wait ran out of time)
+    └── DaemonUnreachable             -32099  503  exit 3   (client side: no daemon on the socket)
 
 The bridge and the CLI read ``http_status`` and ``exit_code`` off these classes;
 they keep no mapping tables of their own.  ``docs/api.md`` renders this table.
@@ -43,7 +42,6 @@ __all__ = [
     "RequestCancelled",
     "ToolchainError",
     "Unsupported",
-    "WaitTimedOut",
     "describe_bug",
     "error_for_code",
 ]
@@ -117,13 +115,6 @@ class DaemonUnreachable(KitplayError):
     code, http_status, exit_code, title = -32099, 503, 3, "daemon unreachable"
 
 
-class WaitTimedOut(KitplayError):
-    """``jobs.wait`` answers ``timed_out: true`` (not an error on the wire); the CLI exits
-    with this code so a script can tell "still running" from "failed"."""
-
-    code, http_status, exit_code, title = -32098, 408, 9, "timed out waiting"
-
-
 ERRORS: tuple[type[KitplayError], ...] = (
     ParseError,
     InvalidRequest,
@@ -138,7 +129,6 @@ ERRORS: tuple[type[KitplayError], ...] = (
     MessageTooLarge,
     RequestCancelled,
     DaemonUnreachable,
-    WaitTimedOut,
 )
 
 _BY_CODE = {cls.code: cls for cls in ERRORS}
