@@ -325,3 +325,28 @@ def test_xpra_reservations_dir_made_by_another_user_is_refused(attacker: Attacke
     assert f"another user (uid {attacker.uid})" in out["mkdir"], out
     assert "symlink" in out["ln"], out
     assert out["mkdir-evil"] == [] and out["ln-evil"] == []
+
+
+def test_kitplay_open_checks_bridge_json(make_bridge: Any, daemon: Daemon,
+                                         attacker: Attacker) -> None:
+    from tests.helpers import ROOT
+
+    b = make_bridge(daemon)
+
+    def kitplay_open() -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "cli_client", "--socket",
+                               str(daemon.socket), "open"],
+                              env={**os.environ, "PYTHONPATH": str(ROOT)},
+                              capture_output=True, text=True, timeout=30)
+
+    r = kitplay_open()
+    assert r.returncode == 0 and r.stdout.startswith(f"{b.url}/#code=")
+    assert b.token not in r.stdout + r.stderr
+    os.chmod(b.info_path, 0o644)
+    r = kitplay_open()
+    assert r.returncode == 3 and "chmod 600" in r.stderr, r.stderr
+    os.chmod(b.info_path, 0o600)
+    os.chown(b.info_path, attacker.uid, attacker.gid)  # as if another user had put it there
+    r = kitplay_open()
+    assert r.returncode == 3 and f"belongs to uid {attacker.uid}" in r.stderr, r.stderr
+    assert "#code=" not in r.stdout
