@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import resource
 import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -16,7 +17,6 @@ from typing import Any
 
 import trio
 from hypercorn.config import Config as HyperConfig
-from hypercorn.trio import serve
 
 from daemon.protocol.paths import (
     bridge_info_path,
@@ -27,6 +27,7 @@ from daemon.protocol.paths import (
 
 from .app import create_app
 from .credentials import load_master_token
+from .serving import ConnectionCap, serve_capped
 from .settings import BridgeSettings
 
 __all__ = ["bind_listener", "serve_bridge", "write_info"]
@@ -84,8 +85,12 @@ async def serve_bridge(settings: BridgeSettings, *,
         settings.token = load_master_token(rundir, rotate=settings.rotate_token)
     sock = bind_listener(settings)
     app = create_app(settings)
+    # Keep a reserve of descriptors under the process's limit (daemon link, streams' daemon
+    # connections, files): the cap refuses before accept() could fail with EMFILE.
+    fd_limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    cap = ConnectionCap(max(1, min(settings.max_connections, (fd_limit - 64) // 2)))
+    app.extensions["kitplay"]["connections"] = cap
     config = HyperConfig()
-    config.bind = [f"fd://{sock.detach()}"]
     config.graceful_timeout = 2.0
     config.accesslog = None
     config.errorlog = logging.getLogger("kitplay.bridge.hypercorn")
@@ -94,8 +99,8 @@ async def serve_bridge(settings: BridgeSettings, *,
     info_path: Path | None = None
     try:
         async with trio.open_nursery() as nursery:
-            await nursery.start(lambda task_status: serve(
-                app, config, shutdown_trigger=shutdown_trigger,
+            await nursery.start(lambda task_status: serve_capped(
+                app, config, sock, cap, shutdown_trigger=shutdown_trigger,
                 task_status=task_status))
             info_path = write_info(settings)
             code = app.extensions["kitplay"]["credentials"].mint_code()

@@ -45,6 +45,7 @@ import trio
 from .capabilities import check_headless, check_native, check_xpra, refusal
 from .config import Config
 from .protocol.errors import Unsupported
+from .protocol.paths import ensure_private_dir, write_private
 from .toolchains.base import Plan
 
 __all__ = ["Displays"]
@@ -225,12 +226,9 @@ class Displays:
 
 
 def _write_private(path: Path, data: dict[str, Any]) -> None:
-    """Write JSON atomically, readable by this user only (session records hold passwords)."""
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f)
-    os.replace(tmp, path)
+    """Write JSON atomically, readable by this user only (session records hold passwords),
+    through an exclusive temp file: a symlink planted at any name is never followed."""
+    write_private(path, json.dumps(data))
 
 
 def _prepare_dir(sdir: Path) -> Path:
@@ -312,11 +310,10 @@ async def http_status(port: int, path: str = "/") -> int | None:
 @contextlib.contextmanager
 def _locked() -> Iterator[Path]:
     d = reservations_dir()
-    with contextlib.suppress(FileExistsError):
-        os.mkdir(d, 0o700)
-    st = os.lstat(d)
-    if not os.path.isdir(d) or os.path.islink(d) or st.st_uid != os.getuid():
-        raise Unsupported(f"{d} is not a directory of this user; remove it and launch again")
+    try:  # made exclusively, checked with lstat: ours and 0700, or refused
+        ensure_private_dir(d, "X display reservations directory")
+    except PermissionError as e:
+        raise Unsupported(str(e)) from None
     fd = os.open(d / "lock", os.O_WRONLY | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)

@@ -12,6 +12,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -429,3 +430,71 @@ def test_symlinks_planted_at_the_bridge_files_are_never_followed(make_bridge: An
     os.chmod(token, 0o644)
     r = _run_bridge(daemon, "--bind", "127.0.0.1:0")
     assert r.returncode != 0 and "chmod 600" in r.stderr, r.stderr
+
+
+def _proc_fd_limit(pid: int) -> tuple[int, int]:
+    for line in Path(f"/proc/{pid}/limits").read_text().splitlines():
+        if line.startswith("Max open files"):
+            soft, hard = line.split()[3:5]
+            return int(soft), int(hard)
+    raise AssertionError("no fd limit line")
+
+
+def test_connection_cap_refuses_clearly_instead_of_going_deaf(make_bridge: Any,
+                                                              daemon: Daemon) -> None:
+    import resource
+    import socket
+
+    b = make_bridge(daemon, "--max-connections", "100")
+    assert b.proc is not None
+    soft, hard = _proc_fd_limit(b.proc.pid)
+    assert soft == hard  # raised from the usual soft 1024 at start
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(4096, resource.getrlimit(
+        resource.RLIMIT_NOFILE)[0]), resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+    held: list[socket.socket] = []
+    try:
+        for _ in range(100):
+            held.append(socket.create_connection(("127.0.0.1", b.port), timeout=30))
+        # Over the cap: a clear 503 at once, not silence.
+        with httpx.Client(base_url=b.url, timeout=10) as c:
+            def over() -> bool:
+                r = c.get("/api/jobs", headers=bearer(b))
+                return r.status_code == 503 and \
+                    r.json()["error"]["data"]["reason"] == "connections"
+            wait_for(over, 20, "a 503 over the cap")
+        for s in held[:20]:
+            s.close()
+        del held[:20]
+        with httpx.Client(base_url=b.url, timeout=10) as c:
+            wait_for(lambda: c.get("/api/jobs", headers=bearer(b)).status_code == 200, 20,
+                     "service once connections closed")
+    finally:
+        for s in held:
+            s.close()
+
+
+def test_two_thousand_connections_do_not_deafen_the_bridge(make_bridge: Any,
+                                                           daemon: Daemon) -> None:
+    import resource
+    import socket
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard < 4096:
+        pytest.skip(f"needs a hard fd limit of 4096 or more (it is {hard})")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 4096), hard))
+    b = make_bridge(daemon)
+    held: list[socket.socket] = []
+    try:
+        for _ in range(2000):
+            held.append(socket.create_connection(("127.0.0.1", b.port), timeout=30))
+        with httpx.Client(base_url=b.url, timeout=20) as c:
+            r = c.get("/api/jobs", headers=bearer(b))
+            assert r.status_code in (200, 503), r.status_code  # an answer, never silence
+            if r.status_code == 503:
+                assert r.json()["error"]["data"]["reason"] == "connections"
+    finally:
+        for s in held:
+            s.close()
+    with httpx.Client(base_url=b.url, timeout=20) as c:
+        wait_for(lambda: c.get("/api/jobs", headers=bearer(b)).status_code == 200, 30,
+                 "service after the flood")

@@ -294,3 +294,59 @@ def test_xpra_port_sniped_by_another_user_publishes_no_url(make_daemon: Any,
         out, _ = sniper.communicate(timeout=30)
     # The lookalike may have been probed (GET /, no secret), but never given the password.
     assert b"password" not in out, out
+
+
+RESERVATIONS = """
+import json, os, subprocess, sys
+attacker = sys.argv[1:3]
+setpriv = ["setpriv", f"--reuid={attacker[0]}", f"--regid={attacker[1]}", "--clear-groups"]
+from daemon.displays import _locked, reservations_dir
+from daemon.protocol.errors import KitplayError
+d = str(reservations_dir())
+out = {}
+for how in (["mkdir", "-m", "1777", d], ["ln", "-s", "/tmp/evil", d]):
+    subprocess.run([*setpriv, "mkdir", "-p", "-m", "777", "/tmp/evil"], check=True)
+    subprocess.run([*setpriv, *how], check=True)
+    try:
+        with _locked():
+            out[how[0]] = "used"
+    except KitplayError as e:
+        out[how[0]] = e.message
+    out[how[0] + "-evil"] = os.listdir("/tmp/evil")
+    subprocess.run([*setpriv, "rm", "-rf", d], check=True)
+print(json.dumps(out))
+"""
+
+
+def test_xpra_reservations_dir_made_by_another_user_is_refused(attacker: Attacker) -> None:
+    r = _in_private_tmp(RESERVATIONS, str(attacker.uid), str(attacker.gid))
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert f"another user (uid {attacker.uid})" in out["mkdir"], out
+    assert "symlink" in out["ln"], out
+    assert out["mkdir-evil"] == [] and out["ln-evil"] == []
+
+
+def test_kitplay_open_checks_bridge_json(make_bridge: Any, daemon: Daemon,
+                                         attacker: Attacker) -> None:
+    from tests.helpers import ROOT
+
+    b = make_bridge(daemon)
+
+    def kitplay_open() -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "cli_client", "--socket",
+                               str(daemon.socket), "open"],
+                              env={**os.environ, "PYTHONPATH": str(ROOT)},
+                              capture_output=True, text=True, timeout=30)
+
+    r = kitplay_open()
+    assert r.returncode == 0 and r.stdout.startswith(f"{b.url}/#code=")
+    assert b.token not in r.stdout + r.stderr
+    os.chmod(b.info_path, 0o644)
+    r = kitplay_open()
+    assert r.returncode == 3 and "chmod 600" in r.stderr, r.stderr
+    os.chmod(b.info_path, 0o600)
+    os.chown(b.info_path, attacker.uid, attacker.gid)  # as if another user had put it there
+    r = kitplay_open()
+    assert r.returncode == 3 and f"belongs to uid {attacker.uid}" in r.stderr, r.stderr
+    assert "#code=" not in r.stdout
