@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from tests.bridge_helpers import Bridge, bridge_fixture, make_bridge_fixture  # noqa: F401
-from tests.helpers import Daemon, wait_for
 from tests.browser_helpers import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS, needs_chromium
+from tests.helpers import Daemon, wait_for
 
 pytestmark = [pytest.mark.browser, needs_chromium]
 
