@@ -1,3 +1,6 @@
-from .main import main
+try:
+    from .main import main
+except KeyboardInterrupt:  # Ctrl-C while Python is still loading the command: no traceback
+    raise SystemExit(130) from None
 
 main()

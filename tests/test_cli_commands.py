@@ -174,6 +174,9 @@ def test_cut_lists_and_text_say_so(daemon: Daemon) -> None:
     assert r.returncode == 0 and len(r.stdout.splitlines()) == 3  # header + 2
     assert "kitplay: showing 2 of 3 (--limit)" in r.stderr
     assert "showing" not in kitplay(daemon, "jobs", "list", "--limit", "3").stderr
+    for flt in (["--kind", "launch"], ["--status", "succeeded"]):  # table / memory counts
+        assert "showing 2 of 3 (--limit)" in kitplay(daemon, "jobs", "list", "--limit", "2",
+                                                     *flt).stderr
     assert cut("a command-line program that prints", 20) == "a command-line…"
     assert cut("short", 20) == "short"
     listed = kitplay(daemon, "templates", "list").stdout
