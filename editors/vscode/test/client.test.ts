@@ -30,6 +30,14 @@ before(async () => {
 });
 
 after(async () => {
+  // Launched apps outlive the daemon by design: stop any a failed test left running.
+  const c = await KitplayClient.connect(daemon.socket);
+  for (const j of await c.jobs(100)) {
+    if (j.status === 'running' || j.status === 'queued') {
+      await c.cancel(j.id).catch(() => undefined);
+    }
+  }
+  c.dispose();
   await daemon.stop();
   fs.rmSync(daemon.base, { recursive: true, force: true });
 });

@@ -88,8 +88,16 @@ export class Daemon {
     return fs.readFileSync(path.join(this.base, 'kitplayd.log'), 'utf-8');
   }
 
+  /** The job's log file as it is now ('' before the job has written one). */
   jobLog(jobId: string): string {
-    return fs.readFileSync(path.join(this.state, 'logs', `${jobId}.log`), 'utf-8');
+    try {
+      return fs.readFileSync(path.join(this.state, 'logs', `${jobId}.log`), 'utf-8');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
+        return '';
+      }
+      throw e;
+    }
   }
 
   async stop(): Promise<void> {
