@@ -344,6 +344,7 @@ class JobManager:
                                "restart kitplayd to recover it", {"job_id": job_id})
         # No log line here: while a step runs, its shim is the log's only writer.
         act.cancel_requested = True
+        act.cancel_grace = grace
         act.cancel_reason = reason
         if act.shim_pid is None or act.exited.is_set():
             act.cancel_scope.cancel()  # between steps or in a restart backoff

@@ -53,6 +53,7 @@ class Active:
     exited: trio.Event = field(default_factory=trio.Event)
     cancel_requested: bool = False
     cancel_reason: str = ""
+    cancel_grace: float = 0.0
     cancel_scope: trio.CancelScope = field(default_factory=trio.CancelScope)
     done: trio.Event = field(default_factory=trio.Event)
 
@@ -224,22 +225,26 @@ class StepRunner:
                 start = psutil.Process(proc.pid).create_time()
             except psutil.Error:
                 start = None
-            self._set(job_id, pid=proc.pid, pid_start=start)
-            timeout = step.timeout_s or math.inf
-            with trio.move_on_after(timeout) as scope:
-                async with trio.open_nursery() as nursery:
-                    if ready is not None:
-                        nursery.start_soon(self._await_ready, job_id, ready, proc)
-                    await proc.wait()
-                    nursery.cancel_scope.cancel()
+            try:
+                self._set(job_id, pid=proc.pid, pid_start=start)
+                timeout = step.timeout_s or math.inf
+                with trio.move_on_after(timeout) as scope:
+                    async with trio.open_nursery() as nursery:
+                        if ready is not None:
+                            nursery.start_soon(self._await_ready, job_id, ready, proc)
+                        await proc.wait()
+                        nursery.cancel_scope.cancel()
+            except BaseException:  # trio.Cancelled, alone or in a group
+                # A cancel that came while the process was being started found no pid to
+                # signal and cancelled this scope instead: the process exists now, so stop
+                # its tree here (shielded, this scope being cancelled).  A daemon shutdown
+                # requests no cancel: a launch keeps running for the next daemon to adopt.
+                if act.cancel_requested and not act.exited.is_set():
+                    with trio.CancelScope(shield=True):
+                        await self._stop(act, proc, act.cancel_grace)
+                raise
             if scope.cancelled_caught:
-                async def reap() -> None:  # terminate waits on act.exited: set it on exit
-                    await proc.wait()
-                    act.exited.set()
-
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(reap)
-                    await self.terminate(act, self.cfg.cancel_grace_s)
+                await self._stop(act, proc, self.cfg.cancel_grace_s)
                 return {"exit_code": proc.returncode, "timed_out": True}
             act.exited.set()
             status = self.read_exit(job_id)
@@ -268,6 +273,17 @@ class StepRunner:
         if status.get("interrupted"):
             raise StepInterrupted(step.name)
         return status
+
+    async def _stop(self, act: Active, proc: trio.Process, grace: float) -> None:
+        """Terminate a step this runner spawned, reaping it (``terminate`` waits on
+        ``act.exited``)."""
+        async def reap() -> None:
+            await proc.wait()
+            act.exited.set()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(reap)
+            await self.terminate(act, grace)
 
     async def _display_ended(self, act: Active, status: dict[str, Any]) -> dict[str, Any]:
         """An Xpra step ended: take the app's own exit status, remove the session."""

@@ -232,3 +232,33 @@ def test_progress_is_reported_for_steps(daemon: Daemon) -> None:
     steps = [s["step"] for s in states if s]
     assert steps == sorted(steps) and steps[-1] == 3
     assert states[-1]["message"] == "done"
+
+
+def _processes_under(root: str, job_ids: list[str]) -> list[str]:
+    """Live processes started from ``root`` or whose command line names one of the jobs."""
+    import psutil
+
+    found = []
+    for p in psutil.process_iter(["cmdline", "cwd", "status"]):
+        cmd = " ".join(p.info["cmdline"] or [])
+        if p.info["status"] == psutil.STATUS_ZOMBIE:
+            continue
+        if (p.info["cwd"] or "").startswith(root) or any(j in cmd for j in job_ids):
+            found.append(f"{p.pid}: {cmd}")
+    return found
+
+
+def test_cancel_right_after_start_leaves_no_process(daemon: Daemon) -> None:
+    """A cancel that arrives while the step's process is being started (the job is already
+    `running`, its pid not yet known) still stops that process and all it started."""
+    write_app(daemon.workspace, "t.forever", launch=["{python}", "forever.py"],
+              files={"forever.py": "import time\nprint('up', flush=True)\ntime.sleep(600)\n"})
+    ids = []
+    for _ in range(6):  # the window is short: try it several times
+        job_id = daemon.call("launch", {"app": "t.forever", "display": "headless"})["job"]["id"]
+        ids.append(job_id)
+        wait_for(lambda j=job_id: daemon.call("jobs.get", [j])["job"]["status"] != "queued",
+                 what="the launch to start")
+        done = daemon.call("jobs.cancel", {"job_id": job_id, "grace_s": 0.5})["job"]
+        assert done["status"] == "cancelled"
+    assert _processes_under(str(daemon.workspace), ids) == []
