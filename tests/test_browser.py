@@ -140,3 +140,30 @@ def test_log_rides_through_daemon_restarts(page: Any, bridge: Bridge, daemon: Da
     expect(page.locator("#log")).to_contain_text("[kitplay] job succeeded", timeout=60_000)
     assert page.locator("#log").text_content() == daemon.job_log(job["id"])
     assert page.evaluate("kitplay.stream.connects") >= 3
+
+
+def test_bridge_restart_is_said_on_the_page(page: Any, bridge: Bridge, daemon: Daemon,
+                                            tmp_path: Path) -> None:
+    """The page's session ends with the bridge (no ambient authority survives it): across a
+    bridge restart on the same port the page says so, and a new link resumes the view."""
+    from playwright.sync_api import expect
+
+    from tests.test_follow_reconnect import TICKER
+
+    stop = tmp_path / "stop"
+    write_app(daemon.workspace, "my_company.ticker", launch=[*TICKER, str(stop)])
+    job = bridge.ok("POST", "/api/launch", {"app": "my_company.ticker",
+                                            "display": "headless"})["job"]
+    job_row(page, job["id"]).locator("a").click()
+    expect(page.locator("#log")).to_contain_text("line 20")
+    bridge.bind = f"127.0.0.1:{bridge.port}"  # the page's origin stays the same
+    bridge.stop()
+    expect(page.locator("#log-conn")).to_contain_text("reconnecting from byte")
+    bridge.start()
+    expect(page.locator("#log-conn")).to_contain_text("kitplay open", timeout=TIMEOUT_MS)
+    page.goto("about:blank")  # as a user opens the new link: a fresh load, not a hash change
+    page.goto(bridge.login_url)
+    job_row(page, job["id"]).locator("a").click()
+    stop.touch()
+    expect(page.locator("#log")).to_contain_text("[kitplay] job succeeded", timeout=60_000)
+    assert page.locator("#log").text_content() == daemon.job_log(job["id"])

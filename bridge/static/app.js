@@ -263,7 +263,14 @@ async function connect() {
   try {
     ticket = (await api("POST", "/stream-tickets")).ticket;
   } catch (err) {
-    if (stream.jobId === jobId && !stream.ws) retryLater(jobId, "the bridge is unreachable");
+    if (stream.jobId !== jobId || stream.ws) return;
+    if (err instanceof ApiError && err.status === 401) {
+      // The bridge restarted and this page's session ended with it: retrying cannot help.
+      $("log-conn").textContent = signInHelp();
+      $("log-conn").className = "conn retry";
+      return;
+    }
+    retryLater(jobId, err instanceof ApiError ? err.message : "the bridge is unreachable");
     return;
   }
   if (stream.jobId !== jobId || stream.ws) return;
