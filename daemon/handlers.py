@@ -27,6 +27,8 @@ from .toolchains.watch import WatchedToolchain
 
 __all__ = ["Handlers"]
 
+_PLANNED_INLINE = frozenset({"build", "launch"})
+
 
 class Handlers:
     def __init__(self, cfg: Config, jobs: JobManager, socket_path: Path) -> None:
@@ -70,9 +72,15 @@ class Handlers:
 
     async def _submit(self, kind: str, params: dict[str, Any]) -> dict[str, Any]:
         refuse_ignored(kind, params)
-        plan = await trio.to_thread.run_sync(self.plan, kind, params)
+        if kind in _PLANNED_INLINE:
+            # A build or launch plan needs a few stats and the app's declaration (cached by
+            # its stat): on the trio thread, as jobs.get's stat of a log is.  A thread hop
+            # would cost more than the planning (bench: submissions/s).
+            plan = self.plan(kind, params)
+        else:  # reads catalogues, templates or tool output: a worker thread
+            plan = await trio.to_thread.run_sync(self.plan, kind, params)
         stored = {**params, "workspace": str(plan.workspace)}
-        return {"job": self.jobs.submit(plan, stored)}
+        return {"job": await self.jobs.submit(plan, stored)}
 
     # -- daemon -----------------------------------------------------------------------------
 

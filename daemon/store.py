@@ -81,6 +81,26 @@ class Store:
             f"INSERT INTO jobs ({','.join(cols)}) VALUES ({','.join('?' * len(cols))})", vals)
         self._count(job["status"], 1)
 
+    def insert_many(self, jobs: list[dict[str, Any]]) -> None:
+        """Insert ``jobs`` in one transaction: one commit for all (a group commit), all or
+        none.  Once this returns they are in the WAL, which a crash of the daemon keeps."""
+        if len(jobs) == 1:
+            self.insert(jobs[0])  # autocommit: one statement is its own transaction
+            return
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            for job in jobs:
+                cols = [c for c in _COLUMNS if c in job]
+                self.db.execute(f"INSERT INTO jobs ({','.join(cols)}) VALUES "
+                                f"({','.join('?' * len(cols))})", [_enc(c, job[c]) for c in cols])
+            self.db.execute("COMMIT")
+        except BaseException:
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
+            raise
+        for job in jobs:
+            self._count(job["status"], 1)
+
     def update(self, job_id: str, **fields: Any) -> None:
         if not fields:
             return

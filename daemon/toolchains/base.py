@@ -107,11 +107,12 @@ def resolve_workspace(value: str | None, default: Path) -> Path:
 
 def inside(root: Path, *parts: str) -> Path:
     """``root / parts``, refusing anything that would leave ``root`` (.., absolute, symlinks)."""
-    target = Path(os.path.realpath(root.joinpath(*parts)))
-    base = Path(os.path.realpath(root))
-    if target != base and base not in target.parents:
+    # Strings, not pathlib: this runs on every build and launch call (bench: submissions/s).
+    base = os.path.realpath(root)
+    target = os.path.realpath(os.path.join(base, *parts))
+    if target != base and not target.startswith(base.rstrip("/") + "/"):
         raise InvalidParams(
             f"path {'/'.join(parts)!r} leaves the workspace {base}; use a name inside it",
-            {"workspace": str(base)})
-    check_trusted(target, base)
-    return target
+            {"workspace": base})
+    check_trusted(Path(target), Path(base))
+    return Path(target)

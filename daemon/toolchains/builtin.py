@@ -117,9 +117,24 @@ def _public(t: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in t.items() if not k.startswith("_")}
 
 
+_parsed: dict[str, tuple[tuple[int, int, int], dict[str, Any]]] = {}
+
+
 def _read_app(app_dir: Path) -> dict[str, Any]:
-    with (app_dir / "kitapp.toml").open("rb") as f:
-        return tomllib.load(f)
+    """An app's ``kitapp.toml``, parsed again only when its stat changes (a submission reads
+    it on every ``build`` and ``launch`` call).  Callers treat the result as read-only."""
+    path = os.path.join(app_dir, "kitapp.toml")
+    with open(path, "rb") as f:
+        st = os.fstat(f.fileno())
+        key = (st.st_mtime_ns, st.st_size, st.st_ino)
+        hit = _parsed.get(path)
+        if hit is not None and hit[0] == key:
+            return hit[1]
+        data = tomllib.load(f)
+    if len(_parsed) > 256:
+        _parsed.clear()
+    _parsed[path] = (key, data)
+    return data
 
 
 class BuiltinToolchain:
