@@ -101,7 +101,7 @@ def resolve_workspace(value: str | None, default: Path) -> Path:
         raise NotFound(
             f"workspace {path} does not exist or is not a directory; create it or pass "
             "another --workspace", {"workspace": str(path)})
-    check_workspace(path)
+    check_workspace(path, resolved=True)
     return path
 
 
@@ -114,5 +114,5 @@ def inside(root: Path, *parts: str) -> Path:
         raise InvalidParams(
             f"path {'/'.join(parts)!r} leaves the workspace {base}; use a name inside it",
             {"workspace": base})
-    check_trusted(Path(target), Path(base))
+    check_trusted(target, Path(base), resolved=True)
     return Path(target)
