@@ -21,6 +21,7 @@ SECTIONS = {
     "jobs": "bench.jobs",
     "logs": "bench.logs",
     "startup": "bench.startup",
+    "scale": "bench.scale",
     "bridge": "bench.bridge",
     "xpra": "bench.xpra",
 }

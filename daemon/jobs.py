@@ -125,18 +125,34 @@ class JobManager:
         cached = self._ended.get(job_id)
         if cached is not None:
             return cached
-        rec = self.public(self.get_record(job_id))
+        return self._remember(self.public(self.get_record(job_id)))
+
+    def _remember(self, rec: dict[str, Any]) -> dict[str, Any]:
+        """Keep an ended job's public record for ``get`` and ``list_jobs``."""
         if rec["status"] in TERMINAL_STATUSES:
-            self._ended[job_id] = rec
+            self._ended[rec["id"]] = rec
             if len(self._ended) > _ENDED_CACHE:
                 del self._ended[next(iter(self._ended))]
         return rec
 
     def list_jobs(self, status: str | None, kind: str | None, limit: int) -> list[dict[str, Any]]:
-        rows = self.store.list_jobs(status, kind, limit)
-        if self._unsaved:
-            rows = [{**r, **self._unsaved.get(r["id"], {})} for r in rows]
-        return [self.public(r) for r in rows]
+        """Newest first.  Ended jobs come from the cache ``get`` keeps (no JSON decoding, no
+        stat of their logs); only the others are read whole from the store, with the changes
+        it could not take yet."""
+        rows = self.store.list_ids(status, kind, limit)
+        ended = self._ended
+        missing = [job_id for job_id, _ in rows if job_id not in ended]
+        fetched = self.store.get_many(missing) if missing else {}
+        out = []
+        for job_id, _ in rows:
+            rec = ended.get(job_id)
+            if rec is None:
+                raw = fetched[job_id]
+                if job_id in self._unsaved:
+                    raw = {**raw, **self._unsaved[job_id]}
+                rec = self._remember(self.public(raw))
+            out.append(rec)
+        return out
 
     def set_fields(self, job_id: str, **fields: Any) -> None:
         """Record a change; when the store refuses it, keep it until the store takes it."""
@@ -483,7 +499,7 @@ class JobManager:
             return
         self._finished_since_retention = 0
         try:
-            old = self.store.finished_beyond(self.cfg.log_retention_jobs)
+            old, mark = self.store.finished_beyond(self.cfg.log_retention_jobs)
             for job_id in old:
                 self.log_path(job_id).unlink(missing_ok=True)
                 self.exit_path(job_id).unlink(missing_ok=True)
@@ -491,6 +507,7 @@ class JobManager:
                 extra = (rec or {}).get("extra") or {}
                 self.store.update(job_id, extra={**extra, "log_removed": True})
                 self._ended.pop(job_id, None)
+            self.store.set_retention_mark(mark)
         except (sqlite3.Error, OSError) as e:  # retention waits for the next round
             log.warning("log retention skipped: %s", e)
 
