@@ -68,12 +68,15 @@ def _refuse(path: Path, where: Path, why: str, param: str) -> InvalidParams:
 
 
 def check_trusted(path: str | Path, workspace: Path, param: str = "workspace", *,
-                  resolved: bool = False) -> None:
+                  resolved: bool = False, below_workspace: bool = False) -> None:
     """Refuse ``path`` (inside ``workspace`` or equal to it) unless it is safe.
 
     Components from ``workspace`` down to ``path`` that exist are checked as the user's own;
     the directories above ``workspace`` may also be sticky shared ones.  ``resolved``: the
     caller has just made ``path`` with ``os.path.realpath`` (it is not resolved again).
+    ``below_workspace``: only the components below ``workspace`` are checked, because the
+    workspace and everything above it were checked for this same call (``resolve_workspace``
+    does it for every toolchain's root); a path outside the workspace is checked whole.
     """
     # Plain strings: this runs several times on every build and launch call, and pathlib's
     # ``parents`` and comparisons cost ten times the lstat calls (bench: submissions/s).
@@ -82,6 +85,8 @@ def check_trusted(path: str | Path, workspace: Path, param: str = "workspace", *
     ws = os.fspath(workspace)
     current = real
     while True:
+        if below_workspace and current == ws:
+            return
         try:
             st = os.lstat(current)
         except FileNotFoundError:

@@ -106,13 +106,18 @@ def resolve_workspace(value: str | None, default: Path) -> Path:
 
 
 def inside(root: Path, *parts: str) -> Path:
-    """``root / parts``, refusing anything that would leave ``root`` (.., absolute, symlinks)."""
+    """``root / parts``, refusing anything that would leave ``root`` (.., absolute, symlinks).
+
+    ``root`` is a toolchain's root, already resolved by ``resolve_workspace``: were it not, the
+    resolved target could not start with it and the path would be refused, never let out.
+    """
     # Strings, not pathlib: this runs on every build and launch call (bench: submissions/s).
-    base = os.path.realpath(root)
+    base = os.fspath(root)
     target = os.path.realpath(os.path.join(base, *parts))
     if target != base and not target.startswith(base.rstrip("/") + "/"):
         raise InvalidParams(
             f"path {'/'.join(parts)!r} leaves the workspace {base}; use a name inside it",
             {"workspace": base})
-    check_trusted(target, Path(base), resolved=True)
+    # ``root`` is a toolchain's root: resolve_workspace checked it and what is above it.
+    check_trusted(target, Path(base), resolved=True, below_workspace=True)
     return Path(target)

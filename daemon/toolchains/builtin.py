@@ -260,7 +260,8 @@ class BuiltinToolchain:
         return d
 
     def _load(self, d: Path) -> dict[str, Any]:
-        check_trusted(d / "kitapp.toml", self.root, "app")  # its commands run as the user
+        # Its commands run as the user; the root and above were checked by resolve_workspace.
+        check_trusted(d / "kitapp.toml", self.root, "app", below_workspace=True)
         try:
             return _read_app(d)
         except (OSError, tomllib.TOMLDecodeError) as e:
