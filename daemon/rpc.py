@@ -74,16 +74,19 @@ def _wrap(name: str, handler: Handler) -> Callable[..., Awaitable[Any]]:
             raise
         except Exception as e:
             log.exception("method %s failed", name)
-            raise JsonRpcError(
-                KitplayError.code,
-                f"internal error in {name}: {describe_bug(e)}. The daemon keeps running; its "
-                "log has the details. Please report it.", None) from None
+            raise JsonRpcError(KitplayError.code, _bug_message(name, e), None) from None
 
     call.__name__ = name
     return call
 
 
 _NO_ID = object()
+
+
+def _bug_message(name: str, e: Exception) -> str:
+    """What a caller hears of a bug in a handler (the same on both paths)."""
+    return (f"internal error in {name}: {describe_bug(e)}. The daemon keeps running; its log "
+            "has the details. Please report it.")
 
 
 def _inline(name: str, handler: Handler) -> Callable[[dict[str, Any], Any], Any]:
@@ -105,9 +108,7 @@ def _inline(name: str, handler: Handler) -> Callable[[dict[str, Any], Any], Any]
             error = {"code": e.code, "message": e.message, "data": e.data}
         except Exception as e:
             log.exception("method %s failed", name)
-            error = {"code": KitplayError.code, "message":
-                     f"internal error in {name}: {e!r}. The daemon keeps running; its log has "
-                     "the details. Please report it.", "data": None}
+            error = {"code": KitplayError.code, "message": _bug_message(name, e), "data": None}
         else:
             return None if rid is _NO_ID else {"jsonrpc": "2.0", "result": result, "id": rid}
         return None if rid is _NO_ID else {"jsonrpc": "2.0", "error": error, "id": rid}
