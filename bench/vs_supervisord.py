@@ -138,8 +138,12 @@ def run(ctx: Ctx) -> list[Figure]:
     try:
         sv = _start_supervisord(base / "sv")
     except (FileNotFoundError, RuntimeError) as e:
-        return [skipped("supervisord.rpc", "JSON-RPC round trip vs supervisord", str(e)),
-                skipped("supervisord.cli", "`kitplay daemon status` vs supervisorctl", str(e))]
+        d = DaemonProc(base / "d").start()
+        try:  # the command against the bare interpreter needs no supervisord
+            return [skipped("supervisord.rpc", "JSON-RPC round trip vs supervisord", str(e)),
+                    *_cli_figures(ctx, d, None)]
+        finally:
+            d.cleanup()
     d = DaemonProc(base / "d").start()
     echo_sock = base / "echo.sock"
     echo = start_notify([sys.executable, "-m", "bench.echo", str(echo_sock)], base)
@@ -182,46 +186,7 @@ def run(ctx: Ctx) -> list[Figure]:
             note="xmlrpc.client.ServerProxy with supervisor.xmlrpc.SupervisorTransport, as "
                  "supervisorctl calls it"))
 
-        kp = _kitplay_argv()
-        runs = ctx.pick(10, 30)
-        ctl = _tool("supervisorctl")
-        assert ctl is not None
-        commands = {
-            "floor": ([sys.executable, "-c", "pass"], child_env()),
-            "sv": ([ctl, "-c", str(base / "sv" / "supervisord.conf"), "status"], child_env()),
-        }
-        if kp is not None:
-            commands["kitplay"] = ([*kp, "daemon", "status"],
-                                   child_env({"KITPLAY_SOCKET": str(d.socket)}))
-        try:
-            med = _median_runs(commands, runs)
-        except RuntimeError as e:
-            commands.pop("kitplay", None)
-            med = _median_runs(commands, runs)
-            out.append(skipped("supervisord.cli", "`kitplay daemon status` as a whole process",
-                               str(e)))
-        floor, sv_s = med["floor"], med["sv"]
-        how = (f"median of {runs} runs each, interleaved, after 3 warm-up rounds; "
-               f"{os.path.basename(kp[0]) if kp else ''}")
-        if kp is None:
-            out.append(skipped("supervisord.cli", "`kitplay daemon status` as a whole process",
-                               "cli_client/main.py is not there yet"))
-        elif "kitplay" in med:
-            k_s = med["kitplay"]
-            out.append(ratio_at_most(
-                "cli.vs_python", "`kitplay daemon status` as a whole process", k_s * 1e3, "ms",
-                "`python -c pass`", floor * 1e3, 2.0,
-                note=how + " (the console script pip writes; it imports re); the same "
-                           "interpreter and environment"))
-            out.append(faster_by(
-                "supervisord.cli", "`kitplay daemon status` vs `supervisorctl status`",
-                k_s * 1e3, "ms", "`supervisorctl status`", sv_s * 1e3, 3.0, note=how,
-                floor=floor * 1e3))
-        out.append(info(
-            "supervisord.cli_floor", "the interpreter alone (`python -c pass`)",
-            floor * 1e3, "ms", "`supervisorctl status`", sv_s * 1e3, speedup=True,
-            note="the floor of any Python command on this interpreter (site and .pth files "
-                 "included)"))
+        out += _cli_figures(ctx, d, base / "sv" / "supervisord.conf")
     finally:
         d.cleanup()
         echo.stop()
@@ -230,4 +195,41 @@ def run(ctx: Ctx) -> list[Figure]:
             sv.wait(20)
         except subprocess.TimeoutExpired:
             sv.kill()
+    return out
+
+
+def _cli_figures(ctx: Ctx, d: DaemonProc, sv_conf: Path | None) -> list[Figure]:
+    """`kitplay daemon status` against `python -c pass` and (with ``sv_conf``) supervisorctl."""
+    out: list[Figure] = []
+    kp = _kitplay_argv()
+    runs = ctx.pick(10, 30)
+    commands = {"floor": ([sys.executable, "-c", "pass"], child_env())}
+    ctl = _tool("supervisorctl")
+    if sv_conf is not None and ctl is not None:
+        commands["sv"] = ([ctl, "-c", str(sv_conf), "status"], child_env())
+    if kp is None:
+        return [skipped("cli.vs_python", "`kitplay daemon status` as a whole process",
+                        "cli_client/main.py is not there yet")]
+    commands["kitplay"] = ([*kp, "daemon", "status"],
+                           child_env({"KITPLAY_SOCKET": str(d.socket)}))
+    med = _median_runs(commands, runs)
+    floor, k_s = med["floor"], med["kitplay"]
+    how = (f"median of {runs} runs each, interleaved, after 3 warm-up rounds; "
+           f"{os.path.basename(kp[0])}")
+    out.append(ratio_at_most(
+        "cli.vs_python", "`kitplay daemon status` as a whole process", k_s * 1e3, "ms",
+        "`python -c pass`", floor * 1e3, 2.0,
+        note=how + " (the console script pip writes; it imports re); the same interpreter "
+                   "and environment"))
+    if "sv" in med:
+        sv_s = med["sv"]
+        out.append(faster_by(
+            "supervisord.cli", "`kitplay daemon status` vs `supervisorctl status`",
+            k_s * 1e3, "ms", "`supervisorctl status`", sv_s * 1e3, 3.0, note=how,
+            floor=floor * 1e3))
+        out.append(info(
+            "supervisord.cli_floor", "the interpreter alone (`python -c pass`)",
+            floor * 1e3, "ms", "`supervisorctl status`", sv_s * 1e3, speedup=True,
+            note="the floor of any Python command on this interpreter (site and .pth files "
+                 "included)"))
     return out

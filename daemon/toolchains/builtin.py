@@ -14,6 +14,7 @@ import functools
 import os
 import re
 import shutil
+import stat
 import sys
 import tomllib
 import zipfile
@@ -261,7 +262,14 @@ class BuiltinToolchain:
 
     def _load(self, d: Path) -> dict[str, Any]:
         # Its commands run as the user; the root and above were checked by resolve_workspace.
-        check_trusted(d / "kitapp.toml", self.root, "app", below_workspace=True)
+        # ``d`` comes resolved from inside(): unless the file itself is a symlink, its path is
+        # already real (one lstat instead of a realpath's one per component).
+        toml = d / "kitapp.toml"
+        try:
+            link = stat.S_ISLNK(os.lstat(toml).st_mode)
+        except OSError:
+            link = True  # let check_trusted and the read say what is wrong
+        check_trusted(toml, self.root, "app", below_workspace=True, resolved=not link)
         try:
             return _read_app(d)
         except (OSError, tomllib.TOMLDecodeError) as e:
