@@ -23,6 +23,7 @@ from .config import Config
 from .following import read_log_slice
 from .logs import log_size
 from .protocol.errors import InvalidState, KitplayError, NotFound, Unsupported, describe_bug
+from .protocol.framing import Encoded, encode
 from .protocol.schemas import TERMINAL_STATUSES
 from .runner import INTERRUPTED, Active, LogWriter, StepInterrupted, StepRunner
 from .store import Store
@@ -85,6 +86,7 @@ class JobManager:
         self.stopping = False
         self._logs_dir = str(cfg.logs_dir)
         self._ended: dict[str, dict[str, Any]] = {}  # public records of ended jobs
+        self._ended_json: dict[str, bytes] = {}  # jobs.get's result for some, encoded
         # Changes the store could not take (disk full, I/O error): kept here, in order, shown
         # by jobs.get/list, and written as soon as the store takes writes again.
         self._unsaved: dict[str, dict[str, Any]] = {}
@@ -127,13 +129,28 @@ class JobManager:
             return cached
         return self._remember(self.public(self.get_record(job_id)))
 
+    def get_result(self, job_id: str) -> dict[str, Any] | Encoded:
+        """``jobs.get``'s result; for an ended job, with its JSON kept (encoded once)."""
+        rec = self.get(job_id)
+        if job_id not in self._ended:
+            return {"job": rec}
+        body = self._ended_json.get(job_id)
+        if body is None:
+            body = self._ended_json[job_id] = encode({"job": rec})
+        return Encoded({"job": rec}, body)
+
     def _remember(self, rec: dict[str, Any]) -> dict[str, Any]:
         """Keep an ended job's public record for ``get`` and ``list_jobs``."""
         if rec["status"] in TERMINAL_STATUSES:
             self._ended[rec["id"]] = rec
             if len(self._ended) > _ENDED_CACHE:
-                del self._ended[next(iter(self._ended))]
+                self._forget(next(iter(self._ended)))
         return rec
+
+    def _forget(self, job_id: str) -> None:
+        """Drop what the cache of ended jobs keeps of ``job_id`` (it changed, or aged out)."""
+        self._ended.pop(job_id, None)
+        self._ended_json.pop(job_id, None)
 
     def list_jobs(self, status: str | None, kind: str | None, limit: int) -> list[dict[str, Any]]:
         """Newest first.  Ended jobs come from the cache ``get`` keeps (no JSON decoding, no
@@ -164,7 +181,7 @@ class JobManager:
                 self.store.update(job_id, **fields)
             except (sqlite3.Error, OSError) as e:
                 self._keep_unsaved(job_id, fields, e)
-        self._ended.pop(job_id, None)
+        self._forget(job_id)
         self._bump(job_id)
 
     def _keep_unsaved(self, job_id: str, fields: dict[str, Any], e: Exception) -> None:
@@ -506,7 +523,7 @@ class JobManager:
                 rec = self.store.get(job_id)
                 extra = (rec or {}).get("extra") or {}
                 self.store.update(job_id, extra={**extra, "log_removed": True})
-                self._ended.pop(job_id, None)
+                self._forget(job_id)
             self.store.set_retention_mark(mark)
         except (sqlite3.Error, OSError) as e:  # retention waits for the next round
             log.warning("log retention skipped: %s", e)

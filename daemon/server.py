@@ -294,14 +294,16 @@ async def _serve_connection(stream: trio.SocketStream, dispatcher: Dispatcher, m
 
 
 async def _send_answer(conn: Connection, response: Any) -> None:
-    """Send an answer computed inline; if the daemon stops at this very moment, the answer
-    (already made, its effects done) still goes out, as a task's -32800 would."""
+    """Send an answer computed inline (a message, or its JSON body as bytes); if the daemon
+    stops at this very moment, the answer (already made, its effects done) still goes out, as
+    a task's -32800 would."""
+    send = conn.send_json if type(response) is bytes else conn.send
     try:
-        await conn.send(response)
+        await send(response)
     except trio.Cancelled:
         if not conn.closed:
             with trio.CancelScope(shield=True), trio.move_on_after(0.5):
-                await conn.send(response)
+                await send(response)
         raise
 
 
