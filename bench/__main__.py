@@ -21,6 +21,7 @@ SECTIONS = {
     "jobs": "bench.jobs",
     "logs": "bench.logs",
     "startup": "bench.startup",
+    "scale": "bench.scale",
     "bridge": "bench.bridge",
     "xpra": "bench.xpra",
 }
@@ -59,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     ns.json.parent.mkdir(parents=True, exist_ok=True)
     write_json(ns.json, figures, {"mode": mode})
     print(f"\nwrote {ns.json}")
-    return 1 if any(f.ok is False for f in figures) else 0
+    return 1 if any(f.fails for f in figures) else 0
 
 
 if __name__ == "__main__":

@@ -1,9 +1,15 @@
-"""The bridge: time to ready, idle RSS, and a 100 MB log through its WebSocket.
+"""The bridge: time to ready, idle RSS, REST round trips, and a 100 MB log through its WebSocket.
 
-``kitplay-bridge`` is started as a process in front of a real daemon (``--bind 127.0.0.1:0``);
-it is ready when it prints its "open URL" line (it is serving and has written bridge.json).
-The log is followed through ``WS /api/stream/<job_id>`` with the bearer token, and compared
-with the same log followed over the daemon socket in the same run.
+``kitplay-bridge`` is started as a process in front of a real daemon (``--bind 127.0.0.1:0``,
+rate limits raised out of the way); it is ready when it prints its "open URL" line (it is
+serving and has written bridge.json).
+
+- REST: ``GET /api/jobs/<id>`` of an ended job with the bearer token, against the same route of
+  a bare quart-trio app on Hypercorn (``bench.bare_quart``, answering the same record), both with
+  a minimal keep-alive HTTP/1.1 client (``bench.clients.RawHttp``), interleaved rounds;
+- the log is followed through ``WS /api/stream/<job_id>`` with the bearer token (a 1 MiB
+  receive buffer, every message decoded, offsets checked), and compared with the same log
+  followed over the daemon socket in the same run.
 """
 
 from __future__ import annotations
@@ -19,10 +25,11 @@ from pathlib import Path
 
 import psutil
 
+from .clients import RawHttp, pct, time_http
 from .context import Ctx
 from .logs import CONFIG, _job_run, follow_socket, writer_app
 from .procs import ROOT, DaemonProc, child_env
-from .report import Figure, at_least, info, skipped
+from .report import Figure, at_least, info, ratio_at_most, skipped
 
 __all__ = ["run"]
 
@@ -32,7 +39,8 @@ class _Bridge:
         t0 = time.perf_counter()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "bridge", "--socket", str(socket), "--bind", "127.0.0.1:0",
-             "--config", str(config), "--log-level", "warning"],
+             "--config", str(config), "--log-level", "warning",
+             "--rate-limit", "1000000", "--rate-burst", "1000000"],
             env=child_env(), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
             stdin=subprocess.DEVNULL)
         line = self._line(30.0)
@@ -42,6 +50,7 @@ class _Bridge:
             raise RuntimeError(f"kitplay-bridge did not start: {line!r}")
         page = line.split(" open ", 1)[1].strip()
         self.url = page.partition("/#code=")[0]
+        self.port = int(self.url.rsplit(":", 1)[1].split("/")[0])
         info = json.loads((socket.parent / "bridge.json").read_text())
         self.token = info["token"]
 
@@ -77,8 +86,11 @@ async def _follow_ws(url: str, token: str, job_id: str) -> tuple[int, float]:
     expect = 0
     t = time.perf_counter()
     auth = [(b"Authorization", f"Bearer {token}".encode())]
+    # A 1 MiB receive buffer, as a browser reads: trio-websocket's default of 4 KiB makes
+    # the client itself the bottleneck (26,000 reads for 100 MB).
     async with open_websocket_url(ws_url, extra_headers=auth, message_queue_size=4,
-                                  max_message_size=16 << 20) as ws:
+                                  max_message_size=16 << 20,
+                                  receive_buffer_size=1 << 20) as ws:
         while True:
             msg = json.loads(await ws.get_message())
             if msg["type"] == "output":
@@ -90,6 +102,41 @@ async def _follow_ws(url: str, token: str, job_id: str) -> tuple[int, float]:
             elif msg["type"] == "error":
                 raise RuntimeError(f"stream error: {msg}")
     return expect, time.perf_counter() - t
+
+
+def _rest_rounds(ctx: Ctx, d: DaemonProc, b: _Bridge, job_id: str,
+                 base: Path) -> tuple[list[float], list[float]]:
+    record = d.call("jobs.get", {"job_id": job_id})["job"]
+    rec_file = base / "record.json"
+    rec_file.write_text(json.dumps(record))
+    bare = subprocess.Popen([sys.executable, "-m", "bench.bare_quart", str(rec_file)],
+                            env=child_env(), cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    try:
+        assert bare.stdout is not None
+        line = bare.stdout.readline().decode()
+        if not line.startswith("port "):
+            raise RuntimeError(f"the bare quart-trio app did not start: {line!r}")
+        port = int(line.split()[1])
+        n, rounds = ctx.pick(1000, 4000), ctx.pick(5, 10)
+        rest: list[float] = []
+        flat: list[float] = []
+        path = f"/api/jobs/{job_id}"
+        with RawHttp(b.port, {"Authorization": f"Bearer {b.token}"}) as kc, \
+                RawHttp(port, {"Authorization": f"Bearer {b.token}"}) as bc:
+            time_http(kc, path, 200)
+            time_http(bc, path, 200)
+            for _ in range(rounds):
+                rest += time_http(kc, path, n // rounds)
+                flat += time_http(bc, path, n // rounds)
+        return rest, flat
+    finally:
+        bare.terminate()
+        try:
+            bare.wait(10)
+        except subprocess.TimeoutExpired:
+            bare.kill()
+            bare.wait()
 
 
 def run(ctx: Ctx) -> list[Figure]:
@@ -118,6 +165,7 @@ def run(ctx: Ctx) -> list[Figure]:
         rss = b.rss_mb()
         _, job_id = _job_run(d, 100, "blocks")
         size = (d.state / "logs" / f"{job_id}.log").stat().st_size
+        rest, bare = _rest_rounds(ctx, d, b, job_id, base)
         ws_rates, sock_rates = [], []
         for _ in range(runs):  # alternating WebSocket and socket followers
             n, secs = trio.run(_follow_ws, b.url, b.token, job_id)
@@ -132,10 +180,14 @@ def run(ctx: Ctx) -> list[Figure]:
         d.cleanup()
     med = statistics.median
     return [
+        ratio_at_most("bridge.rest", "REST `GET /api/jobs/<id>` p50", pct(rest, 50) * 1e6, "us",
+                      "bare quart-trio app on Hypercorn", pct(bare, 50) * 1e6, 1.2,
+                      note=f"{len(rest)} requests each, interleaved rounds, one keep-alive "
+                           "connection, minimal HTTP/1.1 client"),
         at_least("bridge.follow_ws", "log following: 100 MB through the bridge WebSocket",
-                 med(ws_rates), "MB/s", 50, "the same over the daemon socket", med(sock_rates),
+                 med(ws_rates), "MB/s", 200, "the same over the daemon socket", med(sock_rates),
                  note=f"median of {runs}; from the upgrade to the 'end' message, offsets "
-                      "checked contiguous"),
+                      "checked contiguous, every message decoded"),
         info("bridge.ready", "bridge ready (serving, bridge.json written)", med(ready), "s",
              note="from Popen to its 'open URL' line"),
         info("bridge.rss", "idle bridge RSS", rss, "MB"),

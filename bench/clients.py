@@ -28,7 +28,8 @@ import trio
 from daemon.protocol.client import Client
 from daemon.protocol.framing import LineBuffer, dumps, request
 
-__all__ = ["RawClient", "XmlRpcUnix", "pct", "throughput", "time_calls", "time_raw"]
+__all__ = ["RawClient", "RawHttp", "XmlRpcUnix", "pct", "throughput", "time_calls", "time_http",
+           "time_raw"]
 
 
 def pct(samples: list[float], q: float) -> float:
@@ -140,6 +141,82 @@ async def _throughput(path: Path, method: str, params: Any, clients: int,
 def throughput(path: Path, method: str, params: Any, clients: int, seconds: float) -> float:
     """Completed calls per second with ``clients`` connections busy for ``seconds``."""
     return trio.run(_throughput, path, method, params, clients, seconds)
+
+
+class RawHttp:
+    """A minimal keep-alive HTTP/1.1 GET client over TCP: one pre-encoded request, the header
+    block read to its end, exactly ``Content-Length`` bytes of body; as light as ``RawClient``."""
+
+    def __init__(self, port: int, headers: dict[str, str] | None = None) -> None:
+        self.port = port
+        self.headers = headers or {}
+        self._connect()
+
+    def _connect(self) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", self.port))
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._buf = b""
+
+    def request(self, path: str) -> bytes:
+        head = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n"
+        head += "".join(f"{k}: {v}\r\n" for k, v in self.headers.items())
+        return (head + "\r\n").encode()
+
+    def get(self, request: bytes) -> tuple[int, bytes]:
+        try:
+            return self._get(request)
+        except ConnectionError:
+            # Hypercorn closes a keep-alive connection after keep_alive_max_requests (1,000):
+            # open another, as any HTTP client does.
+            self.sock.close()
+            self._connect()
+            return self._get(request)
+
+    def _get(self, request: bytes) -> tuple[int, bytes]:
+        self.sock.sendall(request)
+        buf = self._buf
+        while (end := buf.find(b"\r\n\r\n")) < 0:
+            buf += self._recv()
+        head, buf = buf[:end], buf[end + 4:]
+        status = int(head.split(b" ", 2)[1])
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        while len(buf) < length:
+            buf += self._recv()
+        body, self._buf = buf[:length], buf[length:]
+        return status, body
+
+    def _recv(self) -> bytes:
+        data = self.sock.recv(1 << 20)
+        if not data:
+            raise ConnectionError("the server closed the connection")
+        return data
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self) -> RawHttp:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def time_http(client: RawHttp, path: str, n: int) -> list[float]:
+    """Seconds per GET for ``n`` sequential requests; each must answer 200."""
+    req = client.request(path)
+    out = []
+    clock = time.perf_counter
+    for _ in range(n):
+        t = clock()
+        status, body = client.get(req)
+        out.append(clock() - t)
+        if status != 200:
+            raise RuntimeError(f"GET {path} answered {status}: {body[:300]!r}")
+    return out
 
 
 class XmlRpcUnix:

@@ -38,6 +38,9 @@ def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
         env.pop(var, None)
     env.update(extra or {})
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    # Bytecode caches as an installed kitplay has them (pip compiles at install time): a
+    # sandbox's PYTHONDONTWRITEBYTECODE=1 would have every start compile the project again.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     return env
 
 

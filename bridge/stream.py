@@ -15,6 +15,10 @@ Each stream has its own daemon connection with one ``jobs.subscribe``. Between t
 and the WebSocket there is one small bounded channel, so a slow browser makes the bridge stop
 reading the connection, the daemon stop sending, and the daemon's follower stop reading the
 log file: it catches up from the file later, and nobody's memory grows.
+
+The log's text is passed through: the subscription is ``raw``, so an output message is built
+around the ``data`` string literal exactly as the daemon wrote it (``daemon.protocol
+.passthrough``); the bridge never decodes nor re-encodes the log as JSON.
 """
 
 from __future__ import annotations
@@ -48,13 +52,19 @@ class StreamStats:
         self.total = 0
 
 
-def _message(method: str, params: dict[str, Any]) -> dict[str, Any]:
+def _message(method: str, params: dict[str, Any]) -> str:
     if method == "jobs.output":
-        return {"type": "output", "offset": params["offset"],
-                "next_offset": params["next_offset"], "data": params["data"]}
-    if params.get("final"):
-        return {"type": "end", "job": params["job"]}
-    return {"type": "state", "job": params["job"]}
+        if "data_json" in params:  # the daemon's literal, placed as it came
+            return (f'{{"type":"output","offset":{int(params["offset"])},'
+                    f'"next_offset":{int(params["next_offset"])},"data":'
+                    + params["data_json"].decode("utf-8") + "}")
+        msg = {"type": "output", "offset": params["offset"],
+               "next_offset": params["next_offset"], "data": params["data"]}
+    elif params.get("final"):
+        msg = {"type": "end", "job": params["job"]}
+    else:
+        msg = {"type": "state", "job": params["job"]}
+    return json.dumps(msg, ensure_ascii=False, separators=(",", ":"))
 
 
 def _offset() -> int:
@@ -80,7 +90,7 @@ async def stream_job(job_id: str, socket_path: Any, stats: StreamStats) -> Respo
         async with open_client(socket_path) as client:
             try:
                 async with client.subscribe(params["job_id"], params["offset"],
-                                            buffer=BUFFER, unsubscribe=False) as sub:
+                                            buffer=BUFFER, unsubscribe=False, raw=True) as sub:
                     await websocket.accept()
                     await _pump(sub)
             except KitplayError as e:
@@ -107,8 +117,7 @@ async def _pump(sub: Any) -> None:
         nursery.start_soon(watch_client)
         try:
             async for method, params in sub:
-                await websocket.send(json.dumps(_message(method, params), ensure_ascii=False,
-                                                separators=(",", ":")))
+                await websocket.send(_message(method, params))
                 await trio.lowlevel.checkpoint()
         except KitplayError as e:  # lost the daemon mid-stream: say so; the client resumes
             await websocket.send(json.dumps({"type": "error", "error": e.to_json()}))

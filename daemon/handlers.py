@@ -19,6 +19,7 @@ from . import API_VERSION, __version__
 from .config import Config
 from .jobs import JobManager
 from .protocol.errors import InvalidParams, NotFound
+from .protocol.framing import Encoded
 from .protocol.registry import METHODS, openrpc_document
 from .rpc import Handler
 from .toolchains import KINDS, Plan, detect
@@ -26,6 +27,8 @@ from .toolchains.base import Toolchain, resolve_workspace
 from .toolchains.watch import WatchedToolchain
 
 __all__ = ["Handlers"]
+
+_PLANNED_INLINE = frozenset({"build", "launch"})
 
 
 class Handlers:
@@ -36,6 +39,7 @@ class Handlers:
         self.started = time.monotonic()
         # The default workspace's toolchain for daemon.status, detected again only when
         # its marker files change.
+        self._socket_str, self._state_str = str(socket_path), str(cfg.state_dir)
         self.default_toolchain = WatchedToolchain(cfg.workspace, lambda: self.toolchain({}))
 
     def table(self) -> dict[str, Handler]:
@@ -70,9 +74,15 @@ class Handlers:
 
     async def _submit(self, kind: str, params: dict[str, Any]) -> dict[str, Any]:
         refuse_ignored(kind, params)
-        plan = await trio.to_thread.run_sync(self.plan, kind, params)
+        if kind in _PLANNED_INLINE:
+            # A build or launch plan needs a few stats and the app's declaration (cached by
+            # its stat): on the trio thread, as jobs.get's stat of a log is.  A thread hop
+            # would cost more than the planning (bench: submissions/s).
+            plan = self.plan(kind, params)
+        else:  # reads catalogues, templates or tool output: a worker thread
+            plan = await trio.to_thread.run_sync(self.plan, kind, params)
         stored = {**params, "workspace": str(plan.workspace)}
-        return {"job": self.jobs.submit(plan, stored)}
+        return {"job": await self.jobs.submit(plan, stored)}
 
     # -- daemon -----------------------------------------------------------------------------
 
@@ -91,7 +101,7 @@ class Handlers:
         return {
             "version": __version__, "api_version": API_VERSION, "pid": os.getpid(),
             "uptime_s": round(time.monotonic() - self.started, 3),
-            "socket": str(self.socket_path), "state_dir": str(self.cfg.state_dir),
+            "socket": self._socket_str, "state_dir": self._state_str,
             "workspace": str(workspace), "toolchain": tc, "toolchains": list(KINDS),
             "jobs": self.jobs.store.counts(),
             "state": self.jobs.store_state(),
@@ -154,8 +164,8 @@ class Handlers:
         # Only a list that may be cut says how many match: the common case costs no count.
         return {"jobs": jobs, "total": self.jobs.store.count(p.get("status"), p.get("kind"))}
 
-    def jobs_get(self, ctx: Any, p: dict[str, Any]) -> dict[str, Any]:
-        return {"job": self.jobs.get(p["job_id"])}
+    def jobs_get(self, ctx: Any, p: dict[str, Any]) -> dict[str, Any] | Encoded:
+        return self.jobs.get_result(p["job_id"])
 
     async def jobs_cancel(self, ctx: Any, p: dict[str, Any]) -> dict[str, Any]:
         return {"job": await self.jobs.cancel(p["job_id"], p.get("grace_s"))}

@@ -23,6 +23,7 @@ from .config import Config
 from .following import read_log_slice
 from .logs import log_size
 from .protocol.errors import InvalidState, KitplayError, NotFound, Unsupported, describe_bug
+from .protocol.framing import Encoded, encode
 from .protocol.schemas import TERMINAL_STATUSES
 from .runner import INTERRUPTED, Active, LogWriter, StepInterrupted, StepRunner
 from .store import Store
@@ -50,6 +51,22 @@ def _b36(n: int) -> str:
     return out or "0"
 
 
+class _Batch:
+    """New job records committed together, and the event their submitters wait on."""
+
+    __slots__ = ("done", "error", "plans", "records")
+
+    def __init__(self) -> None:
+        self.records: list[dict[str, Any]] = []
+        self.plans: list[Plan] = []
+        self.done = trio.Event()
+        self.error: KitplayError | None = None
+
+    def add(self, rec: dict[str, Any], plan: Plan) -> None:
+        self.records.append(rec)
+        self.plans.append(plan)
+
+
 class JobManager:
     def __init__(self, cfg: Config, store: Store, planner: Callable[[str, dict[str, Any]], Plan],
                  displays: Any = None) -> None:
@@ -69,11 +86,14 @@ class JobManager:
         self.stopping = False
         self._logs_dir = str(cfg.logs_dir)
         self._ended: dict[str, dict[str, Any]] = {}  # public records of ended jobs
+        self._ended_json: dict[str, bytes] = {}  # jobs.get's result for some, encoded
         # Changes the store could not take (disk full, I/O error): kept here, in order, shown
         # by jobs.get/list, and written as soon as the store takes writes again.
         self._unsaved: dict[str, dict[str, Any]] = {}
         self.store_error: str | None = None
         self._flushing = False
+        self._pending: _Batch | None = None  # submissions waiting for their group commit
+        self._queued_launches = 0  # launches in ``queue`` (they skip the concurrency limit)
 
     # -- records ----------------------------------------------------------------------------
 
@@ -107,18 +127,49 @@ class JobManager:
         cached = self._ended.get(job_id)
         if cached is not None:
             return cached
-        rec = self.public(self.get_record(job_id))
+        return self._remember(self.public(self.get_record(job_id)))
+
+    def get_result(self, job_id: str) -> dict[str, Any] | Encoded:
+        """``jobs.get``'s result; for an ended job, with its JSON kept (encoded once)."""
+        rec = self.get(job_id)
+        if job_id not in self._ended:
+            return {"job": rec}
+        body = self._ended_json.get(job_id)
+        if body is None:
+            body = self._ended_json[job_id] = encode({"job": rec})
+        return Encoded({"job": rec}, body)
+
+    def _remember(self, rec: dict[str, Any]) -> dict[str, Any]:
+        """Keep an ended job's public record for ``get`` and ``list_jobs``."""
         if rec["status"] in TERMINAL_STATUSES:
-            self._ended[job_id] = rec
+            self._ended[rec["id"]] = rec
             if len(self._ended) > _ENDED_CACHE:
-                del self._ended[next(iter(self._ended))]
+                self._forget(next(iter(self._ended)))
         return rec
 
+    def _forget(self, job_id: str) -> None:
+        """Drop what the cache of ended jobs keeps of ``job_id`` (it changed, or aged out)."""
+        self._ended.pop(job_id, None)
+        self._ended_json.pop(job_id, None)
+
     def list_jobs(self, status: str | None, kind: str | None, limit: int) -> list[dict[str, Any]]:
-        rows = self.store.list_jobs(status, kind, limit)
-        if self._unsaved:
-            rows = [{**r, **self._unsaved.get(r["id"], {})} for r in rows]
-        return [self.public(r) for r in rows]
+        """Newest first.  Ended jobs come from the cache ``get`` keeps (no JSON decoding, no
+        stat of their logs); only the others are read whole from the store, with the changes
+        it could not take yet."""
+        rows = self.store.list_ids(status, kind, limit)
+        ended = self._ended
+        missing = [job_id for job_id, _ in rows if job_id not in ended]
+        fetched = self.store.get_many(missing) if missing else {}
+        out = []
+        for job_id, _ in rows:
+            rec = ended.get(job_id)
+            if rec is None:
+                raw = fetched[job_id]
+                if job_id in self._unsaved:
+                    raw = {**raw, **self._unsaved[job_id]}
+                rec = self._remember(self.public(raw))
+            out.append(rec)
+        return out
 
     def set_fields(self, job_id: str, **fields: Any) -> None:
         """Record a change; when the store refuses it, keep it until the store takes it."""
@@ -130,7 +181,7 @@ class JobManager:
                 self.store.update(job_id, **fields)
             except (sqlite3.Error, OSError) as e:
                 self._keep_unsaved(job_id, fields, e)
-        self._ended.pop(job_id, None)
+        self._forget(job_id)
         self._bump(job_id)
 
     def _keep_unsaved(self, job_id: str, fields: dict[str, Any], e: Exception) -> None:
@@ -189,7 +240,49 @@ class JobManager:
 
     # -- submission -------------------------------------------------------------------------
 
-    def submit(self, plan: Plan, params: dict[str, Any]) -> dict[str, Any]:
+    async def submit(self, plan: Plan, params: dict[str, Any]) -> dict[str, Any]:
+        """Record a new job and queue it; return its public record once it is on disk.
+
+        Group commit: the first submission of a scheduler tick yields once, so that every
+        submission made in that tick (other connections, other calls in flight) joins its
+        batch, then commits the batch in one transaction; all of them are acknowledged after
+        that commit.  A job is queued only once its record is committed, by the committer, so a
+        submitter cancelled while it waits (its client left) still leaves a well-kept job.
+        """
+        rec = self._new_record(plan, params)
+        batch = self._pending
+        if batch is None:
+            batch = self._pending = _Batch()
+            batch.add(rec, plan)
+            # Shielded: the leader commits for the others even if its own call is cancelled.
+            await trio.lowlevel.cancel_shielded_checkpoint()
+            self._commit(batch)
+        else:
+            batch.add(rec, plan)
+            await batch.done.wait()
+        if batch.error is not None:
+            raise batch.error
+        return self.public(rec)
+
+    def _commit(self, batch: _Batch) -> None:
+        self._pending = None
+        try:
+            self.store.insert_many(batch.records)
+        except (sqlite3.Error, OSError) as e:
+            log.error("could not record %d new job(s): %s", len(batch.records), e)
+            batch.error = InvalidState(
+                f"cannot record the job in {self.cfg.db_path}: {e}; free some space in the "
+                "state directory and submit it again", {"state_dir": str(self.cfg.state_dir)})
+        else:
+            for rec, plan in zip(batch.records, batch.plans):
+                self.plans[rec["id"]] = plan
+                self.queue.append(rec["id"])
+                if plan.kind == "launch":
+                    self._queued_launches += 1
+            self._wake.set()
+        batch.done.set()
+
+    def _new_record(self, plan: Plan, params: dict[str, Any]) -> dict[str, Any]:
         if self.stopping:
             raise InvalidState("the daemon is shutting down; submit the job again once it "
                                "has restarted")
@@ -206,16 +299,7 @@ class JobManager:
             "exit_code": None, "result": None, "error": None, "progress": None, "pid": None,
             "restarts": 0,
         }
-        try:
-            self.store.insert(rec)
-        except (sqlite3.Error, OSError) as e:
-            raise InvalidState(f"cannot record the job in {self.cfg.db_path}: {e}; free some "
-                               "space in the state directory and submit it again",
-                               {"state_dir": str(self.cfg.state_dir)}) from None
-        self.plans[job_id] = plan
-        self.queue.append(job_id)
-        self._wake.set()
-        return self.public(rec)
+        return rec
 
     def _check_display(self, plan: Plan) -> None:
         if plan.display == "xpra":
@@ -245,10 +329,12 @@ class JobManager:
 
     def _schedule(self) -> None:
         assert self._nursery is not None
-        if self.stopping:
+        if self.stopping or not self.queue:
             return
         running_batch = sum(1 for a in self.active.values()
                             if a.plan is not None and a.plan.kind != "launch")
+        if running_batch >= self.cfg.max_concurrent_jobs and not self._queued_launches:
+            return  # nothing can start: don't walk a long queue on every wake
         busy = {a.plan.serial_key for a in self.active.values()
                 if a.plan is not None and a.plan.serial_key}
         started: list[str] = []
@@ -268,6 +354,7 @@ class JobManager:
         if started:
             gone = set(started)
             self.queue = [j for j in self.queue if j not in gone]
+            self._queued_launches = sum(1 for j in self.queue if self.plans[j].kind == "launch")
 
     # -- running ----------------------------------------------------------------------------
 
@@ -332,7 +419,9 @@ class JobManager:
         grace = self.cfg.cancel_grace_s if grace_s is None else grace_s
         if job_id in self.queue:
             self.queue.remove(job_id)
-            self.plans.pop(job_id, None)
+            plan = self.plans.pop(job_id, None)
+            if plan is not None and plan.kind == "launch":
+                self._queued_launches -= 1
             LogWriter(self.log_path(job_id)).write("[kitplay] job cancelled before it started\n")
             self.set_fields(job_id, status="cancelled", finished_at=time.time(),
                       error={"message": reason or "cancelled before it started", "step": None})
@@ -398,6 +487,8 @@ class JobManager:
                     self.set_fields(d.job_id, status="queued", started_at=None)
                 self.plans[d.job_id] = d.plan
                 self.queue.append(d.job_id)
+                if d.plan.kind == "launch":
+                    self._queued_launches += 1
             elif isinstance(d, recovery.Fail):
                 self.set_fields(d.job_id, status="failed", finished_at=time.time(),
                                 error={"message": d.message, "step": None})
@@ -426,14 +517,15 @@ class JobManager:
             return
         self._finished_since_retention = 0
         try:
-            old = self.store.finished_beyond(self.cfg.log_retention_jobs)
+            old, mark = self.store.finished_beyond(self.cfg.log_retention_jobs)
             for job_id in old:
                 self.log_path(job_id).unlink(missing_ok=True)
                 self.exit_path(job_id).unlink(missing_ok=True)
                 rec = self.store.get(job_id)
                 extra = (rec or {}).get("extra") or {}
                 self.store.update(job_id, extra={**extra, "log_removed": True})
-                self._ended.pop(job_id, None)
+                self._forget(job_id)
+            self.store.set_retention_mark(mark)
         except (sqlite3.Error, OSError) as e:  # retention waits for the next round
             log.warning("log retention skipped: %s", e)
 

@@ -46,7 +46,7 @@ from .protocol.errors import (
     ParseError,
     describe_bug,
 )
-from .protocol.framing import error_response
+from .protocol.framing import Encoded, encode, error_response
 from .protocol.registry import METHODS, named_params, validate_params
 
 __all__ = ["Dispatcher", "Handler"]
@@ -65,25 +65,27 @@ def _wrap(name: str, handler: Handler) -> Callable[..., Awaitable[Any]]:
     async def call(context: Any, /, **params: Any) -> Any:
         try:
             checked = validate_params(method, params)
-            if waits:
-                return Success(await handler(context, checked))
-            return Success(handler(context, checked))
+            result = await handler(context, checked) if waits else handler(context, checked)
+            return Success(result.value if type(result) is Encoded else result)
         except KitplayError as e:
             raise JsonRpcError(e.code, e.message, e.data) from None
         except trio.Cancelled:
             raise
         except Exception as e:
             log.exception("method %s failed", name)
-            raise JsonRpcError(
-                KitplayError.code,
-                f"internal error in {name}: {describe_bug(e)}. The daemon keeps running; its "
-                "log has the details. Please report it.", None) from None
+            raise JsonRpcError(KitplayError.code, _bug_message(name, e), None) from None
 
     call.__name__ = name
     return call
 
 
 _NO_ID = object()
+
+
+def _bug_message(name: str, e: Exception) -> str:
+    """What a caller hears of a bug in a handler (the same on both paths)."""
+    return (f"internal error in {name}: {describe_bug(e)}. The daemon keeps running; its log "
+            "has the details. Please report it.")
 
 
 def _inline(name: str, handler: Handler) -> Callable[[dict[str, Any], Any], Any]:
@@ -105,11 +107,13 @@ def _inline(name: str, handler: Handler) -> Callable[[dict[str, Any], Any], Any]
             error = {"code": e.code, "message": e.message, "data": e.data}
         except Exception as e:
             log.exception("method %s failed", name)
-            error = {"code": KitplayError.code, "message":
-                     f"internal error in {name}: {e!r}. The daemon keeps running; its log has "
-                     "the details. Please report it.", "data": None}
+            error = {"code": KitplayError.code, "message": _bug_message(name, e), "data": None}
         else:
-            return None if rid is _NO_ID else {"jsonrpc": "2.0", "result": result, "id": rid}
+            if rid is _NO_ID:
+                return None
+            if type(result) is Encoded:  # the response's body, built around the kept JSON
+                return b'{"jsonrpc":"2.0","result":%s,"id":%s}' % (result.json, encode(rid))
+            return {"jsonrpc": "2.0", "result": result, "id": rid}
         return None if rid is _NO_ID else {"jsonrpc": "2.0", "error": error, "id": rid}
 
     return answer
@@ -162,10 +166,11 @@ class Dispatcher:
         return type(name) is not str or name in self.inline or name not in self.methods
 
     def answer_nowait(self, msg: Any, context: Any) -> Any:
-        """The response to a message ``completes_nowait`` accepted, computed without waiting
-        (None for a notification).  A well-formed request goes straight to its handler; any
-        other message takes ``handle_one``, whose coroutine is driven here and finishes on
-        its first step, since nothing on its way waits."""
+        """The response to a message ``completes_nowait`` accepted, computed without waiting:
+        a dict, or bytes (the response already encoded as compact JSON, when the handler
+        returned an ``Encoded`` result), or None for a notification.  A well-formed request
+        goes straight to its handler; any other message takes ``handle_one``, whose coroutine
+        is driven here and finishes on its first step, since nothing on its way waits."""
         if _check_request(msg) is None:
             answer = self.inline.get(msg["method"])
             if answer is not None:

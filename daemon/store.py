@@ -66,10 +66,12 @@ class Store:
             raise RuntimeError(
                 f"{path} was written by a newer kitplay (schema {row[0]}); upgrade kitplay")
         self._select = "SELECT " + ",".join(_COLUMNS) + " FROM jobs"
-        # Jobs per status, counted once here and then kept as jobs are added and change
-        # status (daemon.status reports them on every call; a count is a scan of the table).
-        self._counts: dict[str, int] = dict(self.db.execute(
-            "SELECT status, COUNT(*) FROM jobs GROUP BY status").fetchall())
+        # Jobs per (status, kind), counted once here and then kept as jobs are added and
+        # change status (daemon.status and a full jobs.list report them on every call; a
+        # count is a scan of the table: milliseconds with 100,000 jobs).
+        self._counts: dict[tuple[str, str], int] = {
+            (st, kind): n for st, kind, n in self.db.execute(
+                "SELECT status, kind, COUNT(*) FROM jobs GROUP BY status, kind")}
 
     def close(self) -> None:
         self.db.close()
@@ -79,28 +81,49 @@ class Store:
         vals = [_enc(c, job[c]) for c in cols]
         self.db.execute(
             f"INSERT INTO jobs ({','.join(cols)}) VALUES ({','.join('?' * len(cols))})", vals)
-        self._count(job["status"], 1)
+        self._count(job["status"], job["kind"], 1)
+
+    def insert_many(self, jobs: list[dict[str, Any]]) -> None:
+        """Insert ``jobs`` in one transaction: one commit for all (a group commit), all or
+        none.  Once this returns they are in the WAL, which a crash of the daemon keeps."""
+        if len(jobs) == 1:
+            self.insert(jobs[0])  # autocommit: one statement is its own transaction
+            return
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            for job in jobs:
+                cols = [c for c in _COLUMNS if c in job]
+                self.db.execute(f"INSERT INTO jobs ({','.join(cols)}) VALUES "
+                                f"({','.join('?' * len(cols))})", [_enc(c, job[c]) for c in cols])
+            self.db.execute("COMMIT")
+        except BaseException:
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
+            raise
+        for job in jobs:
+            self._count(job["status"], job["kind"], 1)
 
     def update(self, job_id: str, **fields: Any) -> None:
         if not fields:
             return
         old = None
         if "status" in fields:
-            row = self.db.execute("SELECT status FROM jobs WHERE id=?", (job_id,)).fetchone()
-            old = row[0] if row else None
+            old = self.db.execute("SELECT status, kind FROM jobs WHERE id=?",
+                                  (job_id,)).fetchone()
         sets = ",".join(f"{c}=?" for c in fields)
         self.db.execute(f"UPDATE jobs SET {sets} WHERE id=?",
                         [*(_enc(c, v) for c, v in fields.items()), job_id])
-        if old is not None and old != fields["status"]:
-            self._count(old, -1)
-            self._count(fields["status"], 1)
+        if old is not None and old[0] != fields["status"]:
+            self._count(old[0], old[1], -1)
+            self._count(fields["status"], old[1], 1)
 
-    def _count(self, status: str, n: int) -> None:
-        left = self._counts.get(status, 0) + n
+    def _count(self, status: str, kind: str, n: int) -> None:
+        key = (status, kind)
+        left = self._counts.get(key, 0) + n
         if left:
-            self._counts[status] = left
+            self._counts[key] = left
         else:
-            self._counts.pop(status, None)
+            self._counts.pop(key, None)
 
     def get(self, job_id: str) -> dict[str, Any] | None:
         row = self.db.execute(self._select + " WHERE id=?", (job_id,)).fetchone()
@@ -113,12 +136,32 @@ class Store:
         return [_dec(r) for r in self.db.execute(sql, [*args, limit])]
 
     def count(self, status: str | None = None, kind: str | None = None) -> int:
-        """Jobs matching the filters: from the counts kept in memory unless ``kind`` is
-        given (a 100,000-job table takes a scan to count)."""
-        if kind is None:
-            return self._counts.get(status, 0) if status else sum(self._counts.values())
+        """Jobs with this status and kind (either may be None: any), from the kept counts."""
+        return sum(n for (st, k), n in self._counts.items()
+                   if (status is None or st == status) and (kind is None or k == kind))
+
+    def count_matching(self, status: str | None = None, kind: str | None = None) -> int:
+        """The same, counted in the table."""
         where, args = _where(status, kind)
         return int(self.db.execute("SELECT COUNT(*) FROM jobs" + where, args).fetchone()[0])
+
+    def list_ids(self, status: str | None = None, kind: str | None = None,
+                 limit: int = 100) -> list[tuple[str, str]]:
+        """(id, status) of the jobs ``list_jobs`` would return, in the same order."""
+        where, args = _where(status, kind)
+        sql = "SELECT id, status FROM jobs" + where + " ORDER BY seq DESC LIMIT ?"
+        return self.db.execute(sql, [*args, limit]).fetchall()
+
+    def get_many(self, ids: list[str]) -> dict[str, dict[str, Any]]:
+        """The records of ``ids`` (those that exist), by id."""
+        out: dict[str, dict[str, Any]] = {}
+        for i in range(0, len(ids), 500):
+            part = ids[i:i + 500]
+            for row in self.db.execute(
+                    self._select + f" WHERE id IN ({','.join('?' * len(part))})", part):
+                rec = _dec(row)
+                out[rec["id"]] = rec
+        return out
 
     def by_status(self, *statuses: str) -> list[dict[str, Any]]:
         marks = ",".join("?" * len(statuses))
@@ -127,18 +170,43 @@ class Store:
 
     def counts(self) -> dict[str, int]:
         """Jobs per status (kept in memory; ``count_rows`` asks the table itself)."""
-        return dict(self._counts)
+        out: dict[str, int] = {}
+        for (status, _kind), n in self._counts.items():
+            out[status] = out.get(status, 0) + n
+        return out
 
     def count_rows(self) -> dict[str, int]:
         return dict(self.db.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status").fetchall())
 
-    def finished_beyond(self, keep: int) -> list[str]:
-        """Ids of finished jobs older than the newest ``keep`` ones whose logs are still kept."""
+    def finished_beyond(self, keep: int) -> tuple[list[str], int]:
+        """Ids of finished jobs older than the newest ``keep`` ones whose logs are still kept,
+        and the mark to pass to ``set_retention_mark`` once their logs are removed.
+
+        Only jobs above the mark are read, so a store of 100,000 old jobs costs a start or a
+        retention pass nothing (it read them all: 50 ms).  The mark stops below the oldest job
+        that has not ended, whose log is kept until it ends and ages out like the others.
+        """
+        row = self.db.execute("SELECT seq FROM jobs WHERE finished_at IS NOT NULL "
+                              "ORDER BY seq DESC LIMIT 1 OFFSET ?", (keep,)).fetchone()
+        if row is None:
+            return [], self.retention_mark()
+        boundary = row[0]
         rows = self.db.execute(
-            "SELECT id, extra FROM jobs WHERE finished_at IS NOT NULL ORDER BY seq DESC "
-            "LIMIT -1 OFFSET ?", (keep,)).fetchall()
+            "SELECT id, extra FROM jobs WHERE seq > ? AND seq <= ? AND finished_at IS NOT NULL",
+            (self.retention_mark(), boundary)).fetchall()
+        live = self.db.execute("SELECT MIN(seq) FROM jobs WHERE status IN "
+                               "('queued', 'running')").fetchone()[0]
+        mark = boundary if live is None else min(boundary, live - 1)
         # Logs already removed are skipped, so each run touches only newly old jobs.
-        return [r[0] for r in rows if not (r[1] and '"log_removed":true' in r[1])]
+        return [r[0] for r in rows if not (r[1] and '"log_removed":true' in r[1])], mark
+
+    def retention_mark(self) -> int:
+        """Every finished job at or below this seq has had its log removed."""
+        row = self.db.execute("SELECT value FROM meta WHERE key='retention_mark'").fetchone()
+        return int(row[0]) if row else 0
+
+    def set_retention_mark(self, mark: int) -> None:
+        self.db.execute("INSERT OR REPLACE INTO meta VALUES ('retention_mark', ?)", (str(mark),))
 
 
 def _where(status: str | None, kind: str | None) -> tuple[str, list[str]]:

@@ -213,8 +213,13 @@ def test_log_retention_removes_old_logs_visibly(make_daemon: type[Daemon]) -> No
         ids.append(d.call("launch", {"app": "t.quick"})["job"]["id"])
         d.wait_job(ids[-1])
         assert "log_removed" not in d.call("jobs.get", [ids[-1]])["job"]  # ended: cached
+        listed = d.call("jobs.list", {"limit": 30})["jobs"]  # ended ones cached here too
+        assert listed[0]["id"] == ids[-1] and listed[0]["status"] == "succeeded"
     oldest = d.call("jobs.get", [ids[0]])["job"]
     assert oldest.get("log_removed") is True
+    listed = {j["id"]: j for j in d.call("jobs.list", {"limit": 30})["jobs"]}
+    assert listed[ids[0]].get("log_removed") is True  # the cache saw the retention pass
+    assert "log_removed" not in listed[ids[-1]]
     from daemon.protocol.errors import NotFound
 
     with pytest.raises(NotFound, match="retention"):

@@ -27,8 +27,9 @@ def test_kept_counts_match_the_table(tmp_path: Path) -> None:
     store = Store(tmp_path / "k.db")
     now = time.time()
     for i in range(30):
-        store.insert({"id": f"j{i}", "kind": "build", "status": "queued", "params": {},
-                      "workspace": "/w", "toolchain": "builtin", "created_at": now})
+        store.insert({"id": f"j{i}", "kind": ("build", "launch")[i % 2], "status": "queued",
+                      "params": {}, "workspace": "/w", "toolchain": "builtin",
+                      "created_at": now})
     assert store.counts() == store.count_rows() == {"queued": 30}
     for i in range(20):
         store.update(f"j{i}", status="running", started_at=now)
@@ -39,6 +40,9 @@ def test_kept_counts_match_the_table(tmp_path: Path) -> None:
     store.update("nope", status="failed")  # no such job
     assert store.counts() == store.count_rows() == {
         "queued": 10, "running": 10, "succeeded": 5, "failed": 5}
+    for status in (None, "queued", "running", "succeeded", "failed", "cancelled"):
+        for kind in (None, "build", "launch", "create"):
+            assert store.count(status, kind) == store.count_matching(status, kind)
     store.close()
     again = Store(tmp_path / "k.db")
     assert again.counts() == again.count_rows()
@@ -103,3 +107,35 @@ def test_status_counts_follow_jobs(tmp_path: Path) -> None:
         assert d.call("daemon.status")["toolchain"]["kind"] == "kit-app-template"
     finally:
         d.cleanup()
+
+
+def test_retention_reads_only_above_its_mark(tmp_path: Path) -> None:
+    store = Store(tmp_path / "k.db")
+    now = time.time()
+    store.insert({"id": "long", "kind": "launch", "status": "running", "params": {},
+                  "workspace": "/w", "toolchain": "builtin", "created_at": now})
+    for i in range(30):
+        store.insert({"id": f"j{i:02d}", "kind": "build", "status": "succeeded", "params": {},
+                      "workspace": "/w", "toolchain": "builtin", "created_at": now,
+                      "finished_at": now})
+
+    def retire(keep: int) -> list[str]:
+        ids, mark = store.finished_beyond(keep)
+        for job_id in ids:
+            store.update(job_id, extra={"log_removed": True})
+        store.set_retention_mark(mark)
+        return ids
+
+    assert retire(10) == [f"j{i:02d}" for i in range(20)]
+    assert store.retention_mark() == 0  # held below the job still running
+    assert retire(10) == []
+    store.update("long", status="succeeded", finished_at=now)  # ends, older than the rest
+    assert retire(10) == ["long"]
+    assert store.retention_mark() == 21  # the seq of j19: all at or below it are retired
+    assert retire(10) == []
+    for i in range(30, 35):  # five more end: five more age out, read from above the mark
+        store.insert({"id": f"j{i:02d}", "kind": "build", "status": "failed", "params": {},
+                      "workspace": "/w", "toolchain": "builtin", "created_at": now,
+                      "finished_at": now})
+    assert retire(10) == [f"j{i:02d}" for i in range(20, 25)]
+    store.close()

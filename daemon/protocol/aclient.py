@@ -47,6 +47,7 @@ from .errors import (
     error_for_code,
 )
 from .framing import MAX_LINE, request
+from .passthrough import split_output
 from .paths import check_peer, default_socket_path
 from .wire import framing_of
 
@@ -95,12 +96,17 @@ class Subscription:
 
     Iteration ends after the job's final ``jobs.state``; it raises DaemonUnreachable when the
     connection is lost before that.
+
+    With ``raw``, a ``jobs.output`` comes with ``data_json`` (bytes: the data's JSON string
+    literal as the daemon wrote it, quotes included) instead of ``data``: a relay places it in
+    its own JSON as it is, and the log is never decoded nor encoded again on the way.
     """
 
-    def __init__(self, client: AsyncClient, buffer: int) -> None:
+    def __init__(self, client: AsyncClient, buffer: int, raw: bool = False) -> None:
         self.client = client
         self.id: str | None = None
         self.final = False
+        self.raw = raw
         self._send, self._receive = trio.open_memory_channel[tuple[str, dict[str, Any]]](buffer)
 
     def __aiter__(self) -> Subscription:
@@ -177,13 +183,15 @@ class AsyncClient:
 
     @asynccontextmanager
     async def subscribe(self, job_id: str, offset: int = 0, buffer: int = 1,
-                        unsubscribe: bool = True) -> AsyncIterator[Subscription]:
+                        unsubscribe: bool = True,
+                        raw: bool = False) -> AsyncIterator[Subscription]:
         """Subscribe to a job from ``offset``; at most ``buffer`` notifications wait here.
 
         Leaving the block early unsubscribes (pass ``unsubscribe=False`` when the connection
         is closed right after anyway: the daemon drops a closed connection's subscriptions).
+        ``raw``: output data as its JSON literal (see ``Subscription``).
         """
-        sub = Subscription(self, buffer)
+        sub = Subscription(self, buffer, raw)
 
         def register(result: Any) -> None:
             # Runs in the reader, before it reads the first notification of this subscription.
@@ -252,7 +260,12 @@ class AsyncClient:
                     break
                 try:
                     for line in batch:
-                        await self._route(json.loads(line))
+                        # Log output is split, not decoded: its data goes on as it came.
+                        split = split_output(line) if self._subs else None
+                        if split is None:
+                            await self._route(json.loads(line))
+                        else:
+                            await self._output(*split)
                 except ValueError as e:
                     why = f"the daemon sent invalid JSON ({e})"
                     break
@@ -261,18 +274,30 @@ class AsyncClient:
             with trio.CancelScope(shield=True):
                 await self.stream.aclose()
 
+    async def _output(self, params: dict[str, Any], data_json: bytes) -> None:
+        sub = self._subs.get(params.get("subscription", ""))
+        if sub is None:
+            return
+        if sub.raw:
+            params["data_json"] = data_json
+        else:
+            params["data"] = json.loads(data_json)
+        await self._deliver(sub, "jobs.output", params)
+
+    async def _deliver(self, sub: Subscription, method: str, params: dict[str, Any]) -> None:
+        try:
+            await sub._send.send((method, params))
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            self._subs.pop(sub.id or "", None)  # its reader left
+
     async def _route(self, msg: Any) -> None:
         if not isinstance(msg, dict):
             return  # batches are never sent by this client
         if "id" not in msg and "method" in msg:
             params = msg.get("params") or {}
             sub = self._subs.get(params.get("subscription", ""))
-            if sub is None:
-                return
-            try:
-                await sub._send.send((msg["method"], params))
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                self._subs.pop(sub.id or "", None)  # its reader left
+            if sub is not None:
+                await self._deliver(sub, msg["method"], params)
             return
         pending = self._pending.get(msg.get("id"))  # type: ignore[arg-type]
         if pending is None:

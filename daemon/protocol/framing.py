@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MAX_LINE",
+    "Encoded",
     "LineBuffer",
     "dumps",
     "encode",
@@ -60,6 +61,18 @@ def _text(obj: Any) -> str:
     if _c_encode is not None and type(obj) is dict:
         return "".join(_c_encode(obj, 0))
     return _encoder.encode(obj)
+
+
+class Encoded:
+    """A result together with its JSON encoding (``encode(value)``), made once and kept by
+    whoever returns it often (``jobs.get`` of an ended job): an answer built around it costs
+    no encoding.  Anything that needs the object uses ``value``."""
+
+    __slots__ = ("json", "value")
+
+    def __init__(self, value: Any, json: bytes) -> None:
+        self.value = value
+        self.json = json
 
 
 def request(method: str, params: Any = None, id: int | str | None = None) -> dict[str, Any]:

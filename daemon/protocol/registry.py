@@ -59,8 +59,8 @@ class Param:
     the ``kitplay`` command more start-up time than the rest of this module.
     """
 
-    __slots__ = ("default", "doc", "enum", "items", "maximum", "minimum", "name", "pattern",
-                 "positional", "required", "type")
+    __slots__ = ("_match", "default", "doc", "enum", "items", "maximum", "minimum", "name",
+                 "pattern", "positional", "required", "type")
 
     def __init__(self, name: str, type: str, doc: str, *, required: bool = False,
                  default: Any = None, enum: tuple[str, ...] | None = None,
@@ -76,6 +76,8 @@ class Param:
         self.minimum = minimum
         self.maximum = maximum
         self.pattern = pattern
+        self._match: Any = None  # the compiled pattern's fullmatch, on first use (the CLI
+        # imports this module: compiling every pattern here would slow its start)
         self.items = items  # element type of an array
         self.positional = positional  # may be given positionally on the CLI
 
@@ -126,7 +128,7 @@ class Param:
                 f"parameter '{self.name}' must be at most {self.maximum:g}; got {value}",
                 {"param": self.name},
             )
-        if self.pattern is not None and not re.fullmatch(self.pattern, value):
+        if self.pattern is not None and not (self._match or self._compile())(value):
             raise InvalidParams(
                 f"parameter '{self.name}' has an invalid format: {value[:80]!r}",
                 {"param": self.name, "pattern": self.pattern},
@@ -142,6 +144,12 @@ class Param:
                 if isinstance(item, str):
                     _check_text(self.name, item)
         return value
+
+
+    def _compile(self) -> Any:
+        assert self.pattern is not None
+        self._match = re.compile(self.pattern).fullmatch
+        return self._match
 
 
 class Method:

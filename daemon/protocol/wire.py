@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from .errors import KitplayError
 from .framing import MAX_LINE, LineBuffer, dumps
-from .lsp import LspBuffer, lsp_dumps
+from .lsp import LspBuffer, lsp_dumps, lsp_frame
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing slows `kitplay` down
 if TYPE_CHECKING:
@@ -33,13 +33,15 @@ __all__ = ["FRAMINGS", "Framing", "FrameReader", "framing_of", "sniff"]
 class Framing:
     """One framing: its name, a reader of bodies, and a writer of frames."""
 
-    __slots__ = ("buffer", "chosen_when", "doc", "dumps", "name")
+    __slots__ = ("buffer", "chosen_when", "doc", "dumps", "frame", "name")
 
     def __init__(self, name: str, buffer: Callable[[int], LineBuffer | LspBuffer],
-                 dumps: Callable[[Any], bytes], doc: str, chosen_when: str) -> None:
+                 dumps: Callable[[Any], bytes], doc: str, chosen_when: str,
+                 frame: Callable[[bytes], bytes]) -> None:
         self.name = name
         self.buffer = buffer
         self.dumps = dumps
+        self.frame = frame  # a body already encoded as compact UTF-8 JSON -> one frame
         self.doc = doc
         self.chosen_when = chosen_when
 
@@ -54,12 +56,14 @@ class Framing:
 NDJSON = Framing(
     "ndjson", LineBuffer, dumps,
     "one UTF-8 JSON-RPC message (or batch) per line, ended by \\n",
-    "the connection's first bytes are anything but an LSP header field (a JSON value)")
+    "the connection's first bytes are anything but an LSP header field (a JSON value)",
+    lambda body: body + b"\n")
 LSP = Framing(
     "lsp", LspBuffer, lsp_dumps,
     "the LSP base protocol: `Content-Length: N\\r\\n` (an optional `Content-Type` with "
     "charset utf-8), an empty `\\r\\n` line, then N bytes of UTF-8 JSON",
-    "the connection starts with a `Content-Length:` or `Content-Type:` header field (any case)")
+    "the connection starts with a `Content-Length:` or `Content-Type:` header field (any case)",
+    lsp_frame)
 FRAMINGS: dict[str, Framing] = {"ndjson": NDJSON, "lsp": LSP}
 
 _LSP_STARTS = (b"content-length:", b"content-type:")
@@ -104,6 +108,10 @@ class FrameReader:
     def encode(self, obj: Any) -> bytes:
         """``obj`` framed for this connection (NDJSON while nothing chose another)."""
         return (self.framing or NDJSON).dumps(obj)
+
+    def frame(self, body: bytes) -> bytes:
+        """A body already encoded as compact UTF-8 JSON, framed for this connection."""
+        return (self.framing or NDJSON).frame(body)
 
     def feed(self, data: bytes) -> list[bytes]:
         """Complete message bodies; raises the framing's errors (ParseError, MessageTooLarge)."""

@@ -25,7 +25,7 @@ def is_kit_checkout(root: Path) -> bool:
 def detect(root: Path) -> Toolchain:
     if is_kit_checkout(root):
         for p in ("repo.sh", "repo.toml", "templates/templates.toml"):  # what decides what runs
-            check_trusted(root / p, root)
+            check_trusted(root / p, root, below_workspace=True)  # root: resolve_workspace
         from .kit import KitToolchain
 
         return KitToolchain(root)

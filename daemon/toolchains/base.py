@@ -101,17 +101,23 @@ def resolve_workspace(value: str | None, default: Path) -> Path:
         raise NotFound(
             f"workspace {path} does not exist or is not a directory; create it or pass "
             "another --workspace", {"workspace": str(path)})
-    check_workspace(path)
+    check_workspace(path, resolved=True)
     return path
 
 
 def inside(root: Path, *parts: str) -> Path:
-    """``root / parts``, refusing anything that would leave ``root`` (.., absolute, symlinks)."""
-    target = Path(os.path.realpath(root.joinpath(*parts)))
-    base = Path(os.path.realpath(root))
-    if target != base and base not in target.parents:
+    """``root / parts``, refusing anything that would leave ``root`` (.., absolute, symlinks).
+
+    ``root`` is a toolchain's root, already resolved by ``resolve_workspace``: were it not, the
+    resolved target could not start with it and the path would be refused, never let out.
+    """
+    # Strings, not pathlib: this runs on every build and launch call (bench: submissions/s).
+    base = os.fspath(root)
+    target = os.path.realpath(os.path.join(base, *parts))
+    if target != base and not target.startswith(base.rstrip("/") + "/"):
         raise InvalidParams(
             f"path {'/'.join(parts)!r} leaves the workspace {base}; use a name inside it",
-            {"workspace": str(base)})
-    check_trusted(target, base)
-    return target
+            {"workspace": base})
+    # ``root`` is a toolchain's root: resolve_workspace checked it and what is above it.
+    check_trusted(target, Path(base), resolved=True, below_workspace=True)
+    return Path(target)

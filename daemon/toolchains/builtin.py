@@ -14,6 +14,7 @@ import functools
 import os
 import re
 import shutil
+import stat
 import sys
 import tomllib
 import zipfile
@@ -117,9 +118,24 @@ def _public(t: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in t.items() if not k.startswith("_")}
 
 
+_parsed: dict[str, tuple[tuple[int, int, int], dict[str, Any]]] = {}
+
+
 def _read_app(app_dir: Path) -> dict[str, Any]:
-    with (app_dir / "kitapp.toml").open("rb") as f:
-        return tomllib.load(f)
+    """An app's ``kitapp.toml``, parsed again only when its stat changes (a submission reads
+    it on every ``build`` and ``launch`` call).  Callers treat the result as read-only."""
+    path = os.path.join(app_dir, "kitapp.toml")
+    with open(path, "rb") as f:
+        st = os.fstat(f.fileno())
+        key = (st.st_mtime_ns, st.st_size, st.st_ino)
+        hit = _parsed.get(path)
+        if hit is not None and hit[0] == key:
+            return hit[1]
+        data = tomllib.load(f)
+    if len(_parsed) > 256:
+        _parsed.clear()
+    _parsed[path] = (key, data)
+    return data
 
 
 class BuiltinToolchain:
@@ -245,7 +261,15 @@ class BuiltinToolchain:
         return d
 
     def _load(self, d: Path) -> dict[str, Any]:
-        check_trusted(d / "kitapp.toml", self.root, "app")  # its commands run as the user
+        # Its commands run as the user; the root and above were checked by resolve_workspace.
+        # ``d`` comes resolved from inside(): unless the file itself is a symlink, its path is
+        # already real (one lstat instead of a realpath's one per component).
+        toml = d / "kitapp.toml"
+        try:
+            link = stat.S_ISLNK(os.lstat(toml).st_mode)
+        except OSError:
+            link = True  # let check_trusted and the read say what is wrong
+        check_trusted(toml, self.root, "app", below_workspace=True, resolved=not link)
         try:
             return _read_app(d)
         except (OSError, tomllib.TOMLDecodeError) as e:

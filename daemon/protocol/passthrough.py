@@ -1,0 +1,86 @@
+"""``jobs.output`` notifications split without decoding their data, so it can be passed on.
+
+A ``jobs.output`` notification carries up to 256 KiB of log as a JSON string; decoding it and
+encoding it again is most of what a relay (the bridge's WebSocket stream) would spend.  The
+daemon writes these notifications with ``data`` as the last member of ``params``::
+
+    {"jsonrpc":"2.0","method":"jobs.output","params":{"subscription":"s1","job_id":"...",
+     "offset":0,"next_offset":4096,"data":"...escaped text..."}}
+
+``split_output`` parses the small part before ``data`` and returns the data's JSON string
+literal as it arrived (quotes and escapes included), ready to be placed in another JSON
+document.  A raw ``"`` never occurs inside a JSON string (it is always escaped), so the first
+``,"data":"`` of such a line is the key itself.  Any other line returns None: decode it whole.
+
+Standard library only, and pure (tested with plain unit tests).
+"""
+
+from __future__ import annotations
+
+import json
+
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing slows `kitplay` down
+if TYPE_CHECKING:
+    from typing import Any
+
+__all__ = ["OUTPUT_PREFIX", "json_literal", "output_body", "split_output"]
+
+OUTPUT_PREFIX = b'{"jsonrpc":"2.0","method":"jobs.output","params":{'
+_DATA_KEY = b',"data":"'
+
+# Bytes a log holds often and JSON escapes: replaced in place (a C pass each, when present).
+_REPLACE = ((b"\\", b"\\\\"), (b'"', b'\\"'), (b"\n", b"\\n"), (b"\r", b"\\r"),
+            (b"\t", b"\\t"), (b"\x1b", b"\\u001b"))
+# The other control characters: rare; a chunk holding one takes the encoder.
+_RARE = bytes(c for c in range(32) if c not in (9, 10, 13, 27))
+_ALL_BUT_RARE = bytes(c for c in range(256) if c not in _RARE)
+_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
+def json_literal(data: bytes) -> bytes:
+    """``data`` (UTF-8 text) as a JSON string literal: the bytes ``json.dumps(data.decode(
+    "utf-8", "replace"), ensure_ascii=False)`` would give, UTF-8 encoded.
+
+    A log chunk is escaped at the byte level, without a round trip through ``str`` and the
+    JSON encoder (about 8x faster on build output: the daemon's follower sends 256 KiB chunks
+    and this was most of its time).  Invalid UTF-8 and rare control characters take the
+    encoder's path, whose answer is the same by definition.
+    """
+    try:
+        data.decode("utf-8")  # strict: replacement characters need the encoder's path
+    except UnicodeDecodeError:
+        return _slow_literal(data)
+    if data.translate(None, _ALL_BUT_RARE):
+        return _slow_literal(data)
+    for old, new in _REPLACE:
+        if old in data:
+            data = data.replace(old, new)
+    return b'"' + data + b'"'
+
+
+def _slow_literal(data: bytes) -> bytes:
+    return _encoder.encode(data.decode("utf-8", "replace")).encode("utf-8")
+
+
+def output_body(subscription: str, job_id: str, offset: int, data: bytes) -> bytes:
+    """A ``jobs.output`` notification as compact JSON (no framing), ``data`` last."""
+    return b"".join((OUTPUT_PREFIX, b'"subscription":', _encoder.encode(subscription).encode(),
+                     b',"job_id":', _encoder.encode(job_id).encode(),
+                     b',"offset":%d,"next_offset":%d,"data":' % (offset, offset + len(data)),
+                     json_literal(data), b"}}"))
+
+
+def split_output(line: bytes) -> tuple[dict[str, Any], bytes] | None:
+    """(params without ``data``, ``data``'s JSON string literal), or None for other lines."""
+    if not line.startswith(OUTPUT_PREFIX) or not line.endswith(b'"}}'):
+        return None
+    at = line.find(_DATA_KEY, len(OUTPUT_PREFIX))
+    if at < 0:
+        return None
+    try:
+        head = json.loads(line[len(OUTPUT_PREFIX) - 1:at] + b"}")
+    except ValueError:
+        return None
+    if not isinstance(head, dict):
+        return None
+    return head, line[at + len(_DATA_KEY) - 1:-2]
