@@ -51,9 +51,12 @@ def test_token_is_required_and_checked(bridge: Bridge) -> None:
         assert r.status_code == 401
         # Near misses: the whole value is compared, not a prefix, and no other spelling.
         t = bridge.token
-        flip = "A" if t[-1] != "A" else "B"
-        for near in (t + "x", t + t, t[:-1], t[:-1] + flip, flip + t[1:], t.upper(),
-                     t + "%C3%A9", t + "%00", " " + t + " x"):
+
+        def other(c: str) -> str:
+            return "A" if c != "A" else "B"
+
+        for near in (t + "x", t + t, t[:-1], t[:-1] + other(t[-1]), other(t[0]) + t[1:],
+                     t.swapcase(), t + "%C3%A9", t + "%00", " " + t + " x"):
             r = c.get("/api/daemon/status", headers={"Authorization": f"Bearer {near}"})
             assert r.status_code == 401, near
         # Unknown routes are not revealed without the token either.
