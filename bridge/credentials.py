@@ -59,6 +59,9 @@ def load_master_token(runtime_dir: Path, *, rotate: bool = False) -> str:
             token = path.read_text().strip()
         except FileNotFoundError:
             token = ""
+        except PermissionError as e:  # others may have read it: never use it as it is
+            raise PermissionError(f"{e}; or replace the token with `kitplay-bridge "
+                                  "--rotate-token`") from None
         if len(token) >= MIN_TOKEN_CHARS:
             return token
     token = secrets.token_urlsafe(32)
