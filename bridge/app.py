@@ -33,8 +33,10 @@ __all__ = ["create_app"]
 
 STATIC = Path(__file__).resolve().parent / "static"
 PAGE_HEADERS = {
+    # frame-src: the display panel frames Xpra's HTML5 client of a session (loopback only).
     "Content-Security-Policy": "default-src 'self'; connect-src 'self'; img-src 'self' data:; "
-                               "frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+                               "frame-src http://127.0.0.1:*; frame-ancestors 'none'; "
+                               "base-uri 'none'; form-action 'self'",
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",

@@ -303,6 +303,11 @@ def render(method: str, result: Any) -> str:
         state = result.get("state") or {}
         if state.get("ok") is False:
             lines.append(f"state: NOT WRITABLE: {state.get('error')}")
+        for name, d in (result.get("displays") or {}).items():
+            missing = ", ".join(m.get("package") or m["what"] for m in d.get("missing") or [])
+            lines.append(f"display {name}: " + (
+                "checking" if d.get("available") is None else "available" if d["available"]
+                else f"missing {missing}"))
         return "\n".join(lines)
     if method == "jobs.logs":
         return str(result["data"]).rstrip("\n")

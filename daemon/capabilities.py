@@ -7,7 +7,10 @@ An Xpra session that answers ``GET /`` with 200 is not yet a session a browser c
 - the HTML5 client's files, which Xpra serves from ``<prefix>/share/xpra/www`` (Xpra 3.1.3's
   ``server_core.init_html_proxy`` looks in the resources dir, then ``/usr/share/xpra/www`` and
   ``/usr/local/share/xpra/www``); Debian bookworm's ``xpra`` 3.1.3 ships them, later Xpra
-  releases moved them to ``xpra-html5``;
+  releases moved them to ``xpra-html5``.  Debian links some of them to its shared
+  JavaScript packages (bookworm: ``www/js/lib/jquery.js`` -> ``/usr/share/javascript/jquery/``
+  of ``libjs-jquery``, which ``xpra`` does not even recommend): without it the page loads and
+  never connects, so every link must resolve;
 - Pillow importable by xpra's *own* Python (the interpreter on the first line of the ``xpra``
   script): without it every HTML5 connection fails with "error accepting new connection"
   while ``GET /`` still answers 200.  Debian's ``python3-pil`` is only a Recommends of ``xpra``,
@@ -81,6 +84,23 @@ def _www_dir(xpra: str) -> str | None:
     return None
 
 
+def _dangling_links(www: str) -> list[dict[str, str]]:
+    """The HTML5 client's symlinks that lead nowhere, each with the package that holds its
+    target (Debian installs shared JavaScript as ``libjs-<name>`` in /usr/share/javascript)."""
+    out = []
+    for parent, dirs, files in os.walk(www):
+        for name in sorted(dirs + files):
+            path = os.path.join(parent, name)
+            if os.path.islink(path) and not os.path.exists(path):
+                target = os.path.realpath(path)
+                lib = re.match(r"/usr/share/javascript/([^/]+)/", target)
+                package = f"libjs-{lib.group(1)}" if lib else "xpra"
+                rel = os.path.relpath(path, www)
+                out.append(_missing(f"the HTML5 client's {rel} (a link to {target[:120]})",
+                                    package))
+    return out
+
+
 def _imports_pillow(python: str) -> str | None:
     """None when ``python`` imports PIL.Image, else why not (one short line)."""
     try:
@@ -118,6 +138,8 @@ def check_xpra(python: str | None = None) -> dict[str, Any]:
             new = bool(version) and int(str(version).split(".")[0]) >= 4
             missing.append(_missing("the Xpra HTML5 client (share/xpra/www/index.html)",
                                     "xpra-html5" if new else "xpra"))
+        else:
+            missing += _dangling_links(report["www"])
         report["python"] = python or xpra_python(xpra)
         if report["python"] is None:
             missing.append(_missing(f"a Python interpreter on the first line of {xpra}",

@@ -23,14 +23,20 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 TIMEOUT_MS = 30_000
+XPRA_CLOSE_BUG = ("win is not defined", "at XpraClient.do_reconnect")
 
 needs_chromium = pytest.mark.skipif(not Path(CHROMIUM).exists(),
                                     reason="needs Debian's chromium (apt-get install chromium)")
 
 
 @contextmanager
-def chromium(width: int = 1400, height: int = 900) -> Iterator[Any]:
-    """A new page in a fresh headless chromium; page errors fail the test at the end."""
+def chromium(width: int = 1400, height: int = 900, origin: str | None = None) -> Iterator[Any]:
+    """A new page in a fresh headless chromium; page errors fail the test at the end.
+
+    With ``origin``, only errors thrown by that origin's scripts count (not a framed page's).
+    Xpra 3.1.3's HTML5 client throws "win is not defined" from ``do_reconnect`` whenever its
+    server goes away (its own bug, js/Client.js): that one never counts.
+    """
     from playwright.sync_api import expect, sync_playwright
 
     expect.set_options(timeout=TIMEOUT_MS)
@@ -39,10 +45,13 @@ def chromium(width: int = 1400, height: int = 900) -> Iterator[Any]:
         try:
             page = browser.new_context(viewport={"width": width, "height": height}).new_page()
             page.set_default_timeout(TIMEOUT_MS)
-            errors: list[str] = []
-            page.on("pageerror", lambda e: errors.append(str(e)))
+            errors: list[Any] = []
+            page.on("pageerror", lambda e: errors.append(e))
             yield page
-            assert not errors, errors
+            mine = [f"{e}\n{e.stack}" for e in errors
+                    if (origin is None or origin in (e.stack or origin))
+                    and not (str(e) == XPRA_CLOSE_BUG[0] and XPRA_CLOSE_BUG[1] in (e.stack or ""))]
+            assert not mine, mine
         finally:
             browser.close()
 

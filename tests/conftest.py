@@ -7,9 +7,17 @@ from collections.abc import Iterator
 import pytest
 
 from tests.helpers import Daemon
-from tests.require_all import pytest_make_collect_report, pytest_runtest_makereport
+from tests.require_all import (
+    pytest_make_collect_report,
+    pytest_runtest_makereport,
+    pytest_sessionfinish,
+    pytest_sessionstart,
+)
 
-__all__ = ["pytest_make_collect_report", "pytest_runtest_makereport"]  # hooks for pytest
+__all__ = [  # hooks for pytest
+    "pytest_make_collect_report", "pytest_runtest_makereport", "pytest_sessionfinish",
+    "pytest_sessionstart",
+]
 
 
 @pytest.fixture

@@ -44,6 +44,14 @@ def wait_for(cond: Callable[[], Any], timeout: float = 10.0, what: str = "condit
         delay = min(delay * 2, 0.1)
 
 
+def installed_command(name: str) -> str | None:
+    """A command installed beside the running Python (a venv's bin/, where pip put the
+    console scripts), else on PATH: the tests run as ``.venv/bin/python -m pytest`` with no
+    activated venv."""
+    here = os.path.dirname(sys.executable)
+    return shutil.which(name, path=os.pathsep.join([here, os.environ.get("PATH", "")]))
+
+
 def short_tmpdir(prefix: str = "kp") -> Path:
     """A temp dir short enough for a Unix socket path (107 bytes)."""
     return Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))

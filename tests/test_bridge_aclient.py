@@ -85,10 +85,13 @@ async def test_leaving_a_subscription_early_unsubscribes(daemon: Daemon) -> None
 
 
 async def test_unreachable_and_lost_connection(daemon: Daemon) -> None:
-    nowhere = short_tmpdir() / "none.sock"
-    with pytest.raises(DaemonUnreachable) as info:
-        async with open_client(nowhere):
-            pass
+    empty = short_tmpdir()
+    try:
+        with pytest.raises(DaemonUnreachable) as info:
+            async with open_client(empty / "none.sock"):
+                pass
+    finally:
+        empty.rmdir()
     assert "no kitplay daemon is listening" in info.value.message
     create_and_build(daemon, name=APP)
     job = daemon.call("launch", {"app": APP, "args": ["--forever"]})["job"]

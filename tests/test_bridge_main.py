@@ -20,6 +20,7 @@ from tests.helpers import (
     ROOT,
     Daemon,
     create_and_build,
+    installed_command,
     kill_session_leftovers,
     short_tmpdir,
     wait_for,
@@ -129,7 +130,7 @@ def test_daemon_flags_need_with_daemon(tmp_path: Path) -> None:
 
 
 def test_console_script_is_installed() -> None:
-    exe = shutil.which("kitplay-bridge")
+    exe = installed_command("kitplay-bridge")
     assert exe, "pip install -e . installs the kitplay-bridge command"
     r = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=30)
     assert r.returncode == 0 and "--with-daemon" in r.stdout and "--allow-remote" in r.stdout

@@ -21,7 +21,7 @@ from bridge.rest import rest_methods
 from daemon.protocol.errors import ERRORS
 from daemon.protocol.schemas import COMPONENTS
 from tests.bridge_helpers import Bridge, bridge_fixture, make_bridge_fixture  # noqa: F401
-from tests.helpers import Daemon, create_and_build, short_tmpdir
+from tests.helpers import Daemon, create_and_build, installed_command, short_tmpdir
 
 # Two checks assume what is not true here; everything else is schemathesis's default:
 # - the daemon checks more than JSON Schema can say (the app-name rule, version format, that a
@@ -102,7 +102,7 @@ def test_schemathesis_finds_nothing(daemon: Daemon, make_bridge: Any) -> None:
     work = short_tmpdir("st")  # schemathesis writes .hypothesis/ and reports here
     try:
         (work / "schemathesis.toml").write_text(SCHEMATHESIS_TOML)
-        exe = shutil.which("schemathesis") or shutil.which("st")
+        exe = installed_command("schemathesis") or installed_command("st")
         assert exe, "schemathesis is not installed (pip install -e .[test])"
         r = subprocess.run(
             [exe, "run", f"{b.url}/api/openapi.json", "--checks", "all",

@@ -171,14 +171,17 @@ def test_unknown_route_and_method(bridge: Bridge) -> None:
 
 
 def test_daemon_unreachable_is_503(make_bridge: Any) -> None:
-    base = short_tmpdir()
-    ghost = Daemon(base=base)  # never started: nothing listens on its socket
-    ghost.socket.parent.mkdir(parents=True, exist_ok=True)
-    b = make_bridge(ghost)
-    r = b.get("/api/daemon/status")
-    assert r.status_code == DaemonUnreachable.http_status == 503
-    err = r.json()["error"]
-    assert err["code"] == -32099 and "kitplayd" in err["message"]
+    ghost = Daemon(base=short_tmpdir())  # never started: nothing listens on its socket
+    try:
+        ghost.socket.parent.mkdir(parents=True, exist_ok=True)
+        b = make_bridge(ghost)
+        r = b.get("/api/daemon/status")
+        assert r.status_code == DaemonUnreachable.http_status == 503
+        err = r.json()["error"]
+        assert err["code"] == -32099 and "kitplayd" in err["message"]
+        b.stop()
+    finally:
+        ghost.cleanup()
 
 
 def test_bridge_survives_a_daemon_restart(daemon: Daemon, bridge: Bridge) -> None:

@@ -16,7 +16,7 @@ import pytest
 
 from daemon.protocol.version import __version__
 from tests.bridge_helpers import Bridge, bridge_fixture, make_bridge_fixture  # noqa: F401
-from tests.browser_helpers import chromium, needs_chromium
+from tests.browser_helpers import chromium, needs_chromium, xpra_window
 from tests.helpers import Daemon, create_and_build, wait_for, write_app
 
 pytestmark = [pytest.mark.browser, needs_chromium]
@@ -27,7 +27,7 @@ APP = "my_company.browser_app"
 
 @pytest.fixture
 def page(bridge: Bridge) -> Iterator[Any]:
-    with chromium() as p:
+    with chromium(1600, 900, origin=f"{bridge.url}/") as p:
         p.goto(bridge.login_url)
         yield p
 
@@ -99,7 +99,8 @@ def test_cancel_from_the_page(page: Any, bridge: Bridge, daemon: Daemon) -> None
 
 @pytest.mark.xpra
 @pytest.mark.skipif(shutil.which("xpra") is None, reason="needs xpra")
-def test_launch_in_xpra_links_to_the_session(page: Any, daemon: Daemon) -> None:
+def test_launch_in_xpra_shows_the_display_beside_the_log(page: Any, daemon: Daemon,
+                                                         tmp_path: Path) -> None:
     from playwright.sync_api import expect
 
     create_and_build(daemon, "gui_app", APP)
@@ -109,10 +110,35 @@ def test_launch_in_xpra_links_to_the_session(page: Any, daemon: Daemon) -> None:
     link = page.locator("#jobs a.session")
     expect(link).to_have_count(1, timeout=60_000)
     job = daemon.call("jobs.list", {"kind": "launch"})["jobs"][0]
-    assert link.get_attribute("href") == job["result"]["url"]
+    url = job["result"]["url"]
+    assert link.get_attribute("href") == url
     assert link.get_attribute("target") == "_blank"
+
+    # The launch is the followed job: its display is framed beside its log...
+    expect(page.locator("#log-title")).to_have_text(job["id"])
+    panel = page.locator("#display-panel")
+    expect(panel).to_be_visible()
+    assert page.locator("#display-frame").get_attribute("src") == url
+    log_box, panel_box = page.locator("#log").bounding_box(), panel.bounding_box()
+    assert panel_box["x"] >= log_box["x"] + log_box["width"]  # beside it, not under it
+    frame = page.locator("#display-frame").element_handle().content_frame()
+    window = xpra_window(frame, "Tk GUI App", bands=2)  # the app's window, drawn in the frame
+    r = window["rect"]  # ...and nothing of Xpra's own page covers it
+    assert frame.evaluate("([x, y]) => document.elementFromPoint(x, y).tagName",
+                          [r["x"] + r["w"] / 2, r["y"] + r["h"] / 2]) == "CANVAS"
+    page.screenshot(path=str(tmp_path / "playground-display.png"))
+    # ...and opens full size in a tab of its own.
+    with page.context.expect_page() as opened:
+        page.click("#display-full")
+    full = opened.value
+    full.wait_for_load_state()
+    assert full.url == url
+    full.close()
+
     page.locator(f'#jobs tr[data-job="{job["id"]}"] button.cancel').click()
     expect(job_row(page, job["id"])).to_contain_text("cancelled")
+    expect(panel).to_be_hidden()  # the session ended with the job
+    assert page.locator("#display-frame").get_attribute("src") == "about:blank"
 
 
 def test_log_rides_through_daemon_restarts(page: Any, bridge: Bridge, daemon: Daemon,

@@ -85,13 +85,13 @@ def test_daemon_status_takes_workspace(daemon: Daemon, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
-def test_completion_scripts_load_in_their_shell(shell: str) -> None:
+def test_completion_scripts_load_in_their_shell(shell: str, tmp_path: Path) -> None:
     r = kitplay(None, "completion", shell)
     assert r.returncode == 0, r.stderr
     if shutil.which(shell) is None:
         pytest.skip(f"{shell} is not installed")
     check = {"bash": ["bash", "-n"], "zsh": ["zsh", "-n"], "fish": ["fish", "--no-execute"]}
-    script = Path(short_tmpdir()) / f"kitplay.{shell}"
+    script = tmp_path / f"kitplay.{shell}"
     script.write_text(r.stdout)
     p = subprocess.run([*check[shell], str(script)], capture_output=True, text=True)
     assert p.returncode == 0, p.stderr

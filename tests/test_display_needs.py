@@ -116,3 +116,18 @@ def test_refusal_lists_every_missing_package_once() -> None:
     assert "`sudo apt-get install python3-pil xpra xvfb`" in err.message
     assert re.search(r"Xvfb.*\(package xvfb\)", err.message)
     assert err.data["packages"] == ["python3-pil", "xpra", "xvfb"]
+
+
+def test_a_dangling_link_in_the_html5_client_names_its_package(tmp_path: Path) -> None:
+    from daemon.capabilities import _dangling_links
+
+    www = tmp_path / "www"
+    (www / "js" / "lib").mkdir(parents=True)
+    (www / "index.html").write_text("<html></html>")
+    (www / "js" / "lib" / "ok.js").write_text("")
+    (www / "js" / "lib" / "same.js").symlink_to("ok.js")
+    (www / "js" / "lib" / "gone.js").symlink_to("/usr/share/javascript/kitplay-none/gone.js")
+    (www / "js" / "other.js").symlink_to(tmp_path / "nowhere.js")
+    missing = _dangling_links(str(www))
+    assert [m["package"] for m in missing] == ["xpra", "libjs-kitplay-none"]
+    assert "js/lib/gone.js" in missing[1]["what"]

@@ -1,4 +1,5 @@
-"""KITPLAY_REQUIRE_ALL=1 (set by .ci/run) turns every skip into a failure; unset, skips skip."""
+"""KITPLAY_REQUIRE_ALL=1 (set by .ci/run) turns every skip into a failure and fails a run that
+leaves files of ours in /tmp; unset, skips skip."""
 
 from __future__ import annotations
 
@@ -28,15 +29,16 @@ def test_expected_failure():
 '''
 
 
-def run_sample(tmp_path: Path, require_all: str | None) -> subprocess.CompletedProcess[str]:
-    (tmp_path / "test_sample.py").write_text(SAMPLE)
+def run_sample(tmp_path: Path, require_all: str | None,
+               sample: str = SAMPLE) -> subprocess.CompletedProcess[str]:
+    (tmp_path / "test_sample.py").write_text(sample)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("KITPLAY_REQUIRE_ALL", None)
     if require_all is not None:
         env["KITPLAY_REQUIRE_ALL"] = require_all
     return subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "tests.require_all", "-p", "no:cacheprovider",
-         "-q", "-rA", "test_sample.py"],
+         "-q", "-rA", "-s", "test_sample.py"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
 
 
@@ -54,3 +56,21 @@ def test_skips_skip_otherwise(tmp_path: Path) -> None:
         r = run_sample(tmp_path, value)
         assert r.returncode == 0, r.stdout
         assert "1 passed, 2 skipped, 1 xfailed" in r.stdout
+
+
+LEAKY = """
+import tempfile
+
+def test_leaves_a_directory():
+    print("LEFT", tempfile.mkdtemp(prefix="kp-leak-", dir="/tmp"))
+"""
+
+
+def test_a_run_that_leaves_files_in_tmp_fails(tmp_path: Path) -> None:
+    r = run_sample(tmp_path, "1", LEAKY)
+    left = [line.split()[-1] for line in r.stdout.splitlines() if line.startswith("LEFT ")]
+    for path in left:
+        os.rmdir(path)
+    assert len(left) == 1
+    assert r.returncode == 1, r.stdout
+    assert f"the tests left 1 entries in temporary directories: {left[0]}" in r.stdout

@@ -246,10 +246,12 @@ function follow(jobId) {
     tr.classList.toggle("selected", tr.dataset.job === jobId);
   }
   if (jobs.has(jobId)) renderLogHeader(jobs.get(jobId));
+  else kitplayDisplay.show(null);
   connect();
 }
 
 function renderLogHeader(job) {
+  kitplayDisplay.show(job); // display.js: the session beside the log
   const url = sessionUrl(job);
   const status = $("log-status");
   status.replaceChildren(badge(job.status));
