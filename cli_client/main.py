@@ -392,6 +392,9 @@ def follow(client: Client, job_id: str, offset: int, log_out: Any, reconnect_s: 
                     shown = text
             if params.get("final"):
                 clear()
+                if not tty and shown is None and prog:
+                    # Ended before we saw it run: piped output still says how far it got.
+                    sys.stderr.write(f"kitplay: progress {progress_text(prog, False)}\n")
                 shown = None
                 final = job
     return final

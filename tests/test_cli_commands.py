@@ -122,36 +122,66 @@ def test_bash_completion_comes_from_the_registry() -> None:
     assert "--timeout-s" in complete("jobs", "wait", "--")
 
 
-def _run_on_pty(d: Daemon, *args: str) -> tuple[int, str]:
-    """Run kitplay with stderr on a real terminal; its exit code and what the terminal got."""
-    master, slave = pty.openpty()
-    env = {**os.environ, "KITPLAY_SOCKET": str(d.socket),
+def _held_build(d: Daemon, tmp: Path, name: str) -> Path:
+    """A two-step build whose first step waits for the returned file: while it waits, the
+    follower sees step 1 running, however fast it subscribes."""
+    release = tmp / f"{name}.release"
+    wait = (f"import os, time\nprint('step 1 waiting', flush=True)\n"
+            f"while not os.path.exists({str(release)!r}):\n    time.sleep(0.02)\n")
+    write_app(d.workspace, f"my_company.{name}", build=[["{python}", "-c", wait],
+                                                        ["{python}", "-c", "pass"]])
+    return release
+
+
+def test_progress_bar_on_a_terminal_plain_lines_when_piped(daemon: Daemon,
+                                                           tmp_path: Path) -> None:
+    env = {**os.environ, "KITPLAY_SOCKET": str(daemon.socket),
            "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    proc = subprocess.Popen([sys.executable, "-m", "cli_client", *args], env=env,
-                            stdout=subprocess.DEVNULL, stderr=slave, stdin=subprocess.DEVNULL)
+    release = _held_build(daemon, tmp_path, "tty")
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "cli_client", "build", "my_company.tty",
+                             "--follow"], env=env, stdout=subprocess.DEVNULL, stderr=slave,
+                            stdin=subprocess.DEVNULL)
     os.close(slave)
     got = b""
-    while True:
-        try:
+    try:
+        while b"1/2 " not in got:  # the bar for step 1 (the step waits for us)
             data = os.read(master, 65536)
-        except OSError:  # EIO: the other end closed
-            break
-        if not data:
-            break
-        got += data
-    os.close(master)
-    return proc.wait(60), got.decode(errors="replace")
-
-
-def test_progress_bar_on_a_terminal_plain_lines_when_piped(daemon: Daemon) -> None:
-    code, screen = _run_on_pty(daemon, "templates", "create", "console_app", "my_company.bar",
-                               "--follow")
-    assert code == 0, screen
-    assert re.search(r"\[#+-*\] 1/3 ", screen) and "\r\x1b[K" in screen
+            assert data, got
+            got += data
+        release.touch()
+        while True:
+            try:
+                data = os.read(master, 65536)
+            except OSError:  # EIO: the terminal's other end closed
+                break
+            if not data:
+                break
+            got += data
+    finally:
+        release.touch()
+        os.close(master)
+    assert proc.wait(60) == 0, got
+    screen = got.decode(errors="replace")
+    assert re.search(r"\[#{10}-{10}\] 1/2 ", screen) and "\r\x1b[K" in screen, screen
     assert "kitplay: progress" not in screen
-    piped = kitplay(daemon, "build", "--follow")
-    assert piped.returncode == 0, piped.stderr
-    assert "kitplay: progress [1/2]" in piped.stderr and "\x1b[" not in piped.stderr
+
+    release = _held_build(daemon, tmp_path, "piped")
+    piped = subprocess.Popen([sys.executable, "-m", "cli_client", "build", "my_company.piped",
+                              "--follow"], env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    assert piped.stderr is not None
+    first = ""
+    try:
+        while "kitplay: progress [1/2]" not in first:  # step 1 waits until we have seen it
+            line = piped.stderr.readline()
+            assert line, first
+            first += line
+    finally:
+        release.touch()
+    _, err = piped.communicate(timeout=60)
+    assert piped.returncode == 0, first + err
+    assert "\x1b[" not in first + err and "[#" not in first + err
 
 
 def test_catalogue_errors_show_as_warnings(daemon: Daemon, tmp_path: Path) -> None:

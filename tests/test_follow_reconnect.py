@@ -76,6 +76,8 @@ def test_cli_follower_and_waiter_survive_sigterm_and_sigkill(daemon: Daemon,
     follower, out, err = _spawn(daemon, tmp_path, "follow", "jobs", "logs", job_id, "--follow")
     waiter, wout, werr = _spawn(daemon, tmp_path, "wait", "jobs", "wait", job_id,
                                 "--timeout-s", "300", "--json")
+    ps = psutil.Process(waiter.pid)
+    wait_for(lambda: ps.net_connections(kind="unix"), 30, "the waiter to connect")
     _restart_twice(daemon, out, job_id)
     grows(out, 5, "the follower to resume")
     stop.touch()
