@@ -21,7 +21,7 @@ from .handlers import Handlers
 from .jobs import JobManager
 from .protocol.paths import ensure_private_dir
 from .protocol.process import harden_process
-from .rpc import Dispatcher
+from .rpc import Dispatcher, load_jsonrpcserver
 from .server import AlreadyRunning, bind_socket, serve, socket_from_systemd
 from .store import Store
 
@@ -102,6 +102,8 @@ async def run_daemon(cfg: Config, *, task_status: Any = trio.TASK_STATUS_IGNORED
                 log.info("kitplayd %s ready on %s (state %s)", __version__, bound, cfg.state_dir)
                 task_status.started(Path(bound))
                 notify_ready()
+                # What only the task path needs, loaded now that the socket serves.
+                nursery.start_soon(trio.to_thread.run_sync, load_jsonrpcserver)
                 async for signum in signals:
                     log.info("received %s; shutting down", signal.Signals(signum).name)
                     break

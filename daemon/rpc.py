@@ -32,11 +32,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import trio
-from jsonrpcserver import Success
-from jsonrpcserver.async_dispatcher import call as call_method
-from jsonrpcserver.dispatcher import create_request, to_response
-from jsonrpcserver.exceptions import JsonRpcError
-from jsonrpcserver.response import to_serializable
 
 from .protocol.errors import (
     InvalidParams,
@@ -49,7 +44,7 @@ from .protocol.errors import (
 from .protocol.framing import Encoded, encode, error_response
 from .protocol.registry import METHODS, named_params, validate_params
 
-__all__ = ["Dispatcher", "Handler"]
+__all__ = ["Dispatcher", "Handler", "load_jsonrpcserver"]
 
 log = logging.getLogger("kitplayd.rpc")
 
@@ -58,22 +53,56 @@ Handler = Callable[[Any, dict[str, Any]], Any]
 _VALID_ID = (str, int, float, type(None))
 
 
+class _Jsonrpcserver:
+    """The pieces of jsonrpcserver the task path uses, imported on first use.
+
+    Importing jsonrpcserver costs about 50 ms (it imports jsonschema and http.server), a sixth
+    of the daemon's start, and no inline call needs it: ``main`` loads it in a worker thread
+    once the socket is ready, and the first call that needs it earlier waits for the import.
+    """
+
+    def __init__(self) -> None:
+        from jsonrpcserver import Success
+        from jsonrpcserver.async_dispatcher import call
+        from jsonrpcserver.dispatcher import create_request, to_response
+        from jsonrpcserver.exceptions import JsonRpcError
+        from jsonrpcserver.response import to_serializable
+
+        self.Success = Success
+        self.JsonRpcError = JsonRpcError
+        self.call = call
+        self.create_request = create_request
+        self.to_response = to_response
+        self.to_serializable = to_serializable
+
+
+_lib: _Jsonrpcserver | None = None
+
+
+def load_jsonrpcserver() -> _Jsonrpcserver:
+    global _lib
+    if _lib is None:
+        _lib = _Jsonrpcserver()
+    return _lib
+
+
 def _wrap(name: str, handler: Handler) -> Callable[..., Awaitable[Any]]:
     method = METHODS[name]
     waits = inspect.iscoroutinefunction(handler)
 
     async def call(context: Any, /, **params: Any) -> Any:
+        lib = _lib or load_jsonrpcserver()
         try:
             checked = validate_params(method, params)
             result = await handler(context, checked) if waits else handler(context, checked)
-            return Success(result.value if type(result) is Encoded else result)
+            return lib.Success(result.value if type(result) is Encoded else result)
         except KitplayError as e:
-            raise JsonRpcError(e.code, e.message, e.data) from None
+            raise lib.JsonRpcError(e.code, e.message, e.data) from None
         except trio.Cancelled:
             raise
         except Exception as e:
             log.exception("method %s failed", name)
-            raise JsonRpcError(KitplayError.code, _bug_message(name, e), None) from None
+            raise lib.JsonRpcError(KitplayError.code, _bug_message(name, e), None) from None
 
     call.__name__ = name
     return call
@@ -226,11 +255,12 @@ class Dispatcher:
         # jsonrpcserver's dispatch_request would re-bind inspect.signature(method) on every
         # call (~15 us): the method is known here and ``call`` takes any names, so its
         # lower-level ``call`` runs it directly; names and types are checked from the registry.
-        request = create_request(msg)
-        result = await call_method(request, context, self.methods[name])
+        lib = _lib or load_jsonrpcserver()
+        request = lib.create_request(msg)
+        result = await lib.call(request, context, self.methods[name])
         if is_notification:
             return None
-        out: dict[str, Any] = to_serializable(to_response(request, result))  # type: ignore[assignment]
+        out: dict[str, Any] = lib.to_serializable(lib.to_response(request, result))  # type: ignore[assignment]
         return out
 
 
