@@ -139,3 +139,25 @@ def test_retention_reads_only_above_its_mark(tmp_path: Path) -> None:
                       "finished_at": now})
     assert retire(10) == [f"j{i:02d}" for i in range(20, 25)]
     store.close()
+
+
+def test_real_path_is_realpath(tmp_path: Path) -> None:
+    """The kernel's answer (O_PATH + /proc/self/fd) equals os.path.realpath's, and paths that
+    do not resolve fall back to it."""
+    import os
+
+    from daemon.trust import real_path
+
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / "a" / "b" / "f").write_text("")
+    (tmp_path / "link").symlink_to(tmp_path / "a")
+    (tmp_path / "a" / "up").symlink_to("..")
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    os.mkfifo(tmp_path / "fifo")  # opened with O_PATH: never blocks
+    cases = ["link/b/f", "link/b/../b/f", "a/up/a/b", "link/up/link", "dangling", "missing/x",
+             "link/missing", "a/b/f/", "fifo", ".", "loop", "a//b", "a/./b/"]
+    for rel in cases:
+        p = str(tmp_path / rel)
+        assert real_path(p) == os.path.realpath(p), rel
+    assert real_path(tmp_path / "link") == str(tmp_path / "a")

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..protocol.errors import InvalidParams, NotFound
-from ..trust import check_trusted, check_workspace
+from ..trust import check_trusted, check_workspace, real_path
 
 __all__ = ["Plan", "Step", "StepLog", "Toolchain", "inside", "resolve_workspace"]
 
@@ -96,7 +96,7 @@ def resolve_workspace(value: str | None, default: Path) -> Path:
             raise InvalidParams(
                 f"parameter 'workspace' must be an absolute path, got {value!r}; the kitplay "
                 "command resolves relative paths for you", {"param": "workspace"})
-    path = Path(os.path.realpath(path))
+    path = Path(real_path(path))
     if not path.is_dir():
         raise NotFound(
             f"workspace {path} does not exist or is not a directory; create it or pass "
@@ -113,7 +113,7 @@ def inside(root: Path, *parts: str) -> Path:
     """
     # Strings, not pathlib: this runs on every build and launch call (bench: submissions/s).
     base = os.fspath(root)
-    target = os.path.realpath(os.path.join(base, *parts))
+    target = real_path(os.path.join(base, *parts))
     if target != base and not target.startswith(base.rstrip("/") + "/"):
         raise InvalidParams(
             f"path {'/'.join(parts)!r} leaves the workspace {base}; use a name inside it",
