@@ -160,7 +160,8 @@ async def test_200_clients_and_followers(daemon: Daemon, bridge_for: Any) -> Non
               files={"ticker.py": TICKER})
     assert daemon.proc is not None
     pid = daemon.proc.pid
-    daemon.call("daemon.status")
+    daemon.call("daemon.status")  # answered inline
+    daemon.call("templates.list")  # a task: loads what the task path needs (jsonrpcserver)
     start_rss = rss_mb(pid)
     bridge = bridge_for(daemon)
     jobs = [daemon.call("launch", {"app": "t.ticker", "display": "headless",
