@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -137,7 +139,12 @@ def test_anonymous_flood_of_another_user_leaves_the_user_served(make_bridge: Any
 
 def _in_private_tmp(code: str, *args: str) -> subprocess.CompletedProcess[str]:
     """Run ``code`` (Python, as root) with a fresh tmpfs as /tmp in a mount namespace of its
-    own, so the fallback runtime directory /tmp/kitplay-<uid> is not the machine's."""
+    own, so the fallback runtime directory /tmp/kitplay-<uid> is not the machine's.
+
+    The test tree and the interpreter's prefix stay reachable when they live in /tmp (CI may
+    clone there): the new tmpfs is mounted on a staging directory, they are bound into it,
+    and then it is moved over /tmp.
+    """
     from tests.helpers import ROOT
 
     if shutil.which("unshare") is None:
@@ -145,11 +152,23 @@ def _in_private_tmp(code: str, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items()
            if k not in ("XDG_RUNTIME_DIR", "KITPLAY_SOCKET", "KITPLAY_STATE_DIR")}
     env["PYTHONPATH"] = str(ROOT)
-    return subprocess.run(
-        ["unshare", "--mount", "--propagation", "private", "sh", "-c",
-         'mount -t tmpfs -o mode=1777,size=16m tmpfs /tmp && exec "$0" "$@"',
-         sys.executable, "-c", code, *args],
-        env=env, capture_output=True, text=True, timeout=120)
+    stage = tempfile.mkdtemp(prefix="kpns", dir="/tmp")
+    keep: list[str] = []
+    for p in sorted({str(ROOT), sys.prefix}):
+        if p.startswith("/tmp/") and not any(p.startswith(k + "/") for k in keep):
+            keep.append(p)
+    script = f"mount -t tmpfs -o mode=1777,size=16m tmpfs {shlex.quote(stage)}"
+    for p in keep:
+        inner = shlex.quote(stage + p[len("/tmp"):])
+        script += f" && mkdir -p {inner} && mount --bind {shlex.quote(p)} {inner}"
+    script += f' && mount --move {shlex.quote(stage)} /tmp && exec "$0" "$@"'
+    try:
+        return subprocess.run(
+            ["unshare", "--mount", "--propagation", "private", "sh", "-c", script,
+             sys.executable, "-c", code, *args],
+            env=env, capture_output=True, text=True, timeout=120)
+    finally:
+        os.rmdir(stage)
 
 
 HIJACK = """
