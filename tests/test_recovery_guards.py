@@ -101,15 +101,20 @@ def main_alive():
             return f.read().rsplit(")", 1)[1].split()[0] not in "ZX"
     except OSError:
         return False
+def mark(name, text):  # whole or not at all: the test reads it as soon as it exists
+    tmp = os.path.join(marks, name + ".tmp")
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, os.path.join(marks, name))
 def on_term(signum, frame):
     # Cleanup that takes as long as the test says: SIGKILL before it ends loses "clean".
-    open(os.path.join(marks, "term"), "w").write(f"main_alive={main_alive()}")
+    mark("term", f"main_alive={main_alive()}")
     while not os.path.exists(os.path.join(marks, "release")):
         time.sleep(0.02)
-    open(os.path.join(marks, "clean"), "w").write("done")
+    mark("clean", "done")
     os._exit(0)
 signal.signal(signal.SIGTERM, on_term)
-open(os.path.join(marks, "escaped"), "w").write(str(os.getpid()))
+mark("escaped", str(os.getpid()))
 while True:
     time.sleep(1)
 '''
