@@ -27,6 +27,7 @@ from .config import Config
 from .logs import tail_lines
 from .procs import DEVNULL, alive, package_root, signal_tree
 from .protocol.errors import KitplayError
+from .protocol.process import user_umask
 from .toolchains.base import Plan, Step
 
 __all__ = ["INTERRUPTED", "Active", "JobRecords", "LogWriter", "StepInterrupted", "StepRunner",
@@ -317,7 +318,7 @@ class StepRunner:
         shim_env = {**env, "PYTHONPATH": package_root() + os.pathsep + env.get("PYTHONPATH", "")}
         return await trio.lowlevel.open_process(
             cmd, env=shim_env, start_new_session=True, stdin=DEVNULL,
-            stdout=DEVNULL, stderr=DEVNULL)
+            stdout=DEVNULL, stderr=DEVNULL, umask=user_umask())
 
     def read_exit(self, job_id: str) -> dict[str, Any] | None:
         return read_exit(self.exit_path(job_id))

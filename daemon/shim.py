@@ -117,7 +117,8 @@ def _reap_zombies() -> None:
 
 def _write_exit(path: str, status: dict[str, object]) -> None:
     tmp = path + ".tmp"
-    with open(tmp, "w") as f:
+    # 0600 whatever the umask: the monitor runs with the user's (its child inherits it).
+    with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
         json.dump(status, f)
         f.flush()
         os.fsync(f.fileno())
