@@ -125,6 +125,20 @@ def _write_exit(path: str, status: dict[str, object]) -> None:
     os.replace(tmp, path)
 
 
+def _restore_nofile() -> None:
+    """The fd soft limit the daemon started with (it raised its own), for the job."""
+    value = os.environ.pop("KITPLAY_JOB_NOFILE", "")  # daemon.protocol.process.NOFILE_ENV
+    if not value.isdigit():
+        return
+    import resource
+
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(int(value), soft), hard))
+    except (ValueError, OSError):
+        pass
+
+
 def main(argv: list[str]) -> int:
     if len(argv) < 8 or argv[6] != "--":
         sys.stderr.write(__doc__ or "")
@@ -146,6 +160,7 @@ def main(argv: list[str]) -> int:
     except OSError:
         pass
     stdin_fd = os.open(stdin_path or os.devnull, os.O_RDONLY)
+    _restore_nofile()
 
     terminated = []
     for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
