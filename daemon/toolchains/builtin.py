@@ -389,8 +389,7 @@ class BuiltinToolchain:
                         if not f.is_file() or "__pycache__" in f.parts:
                             continue
                         rel = (Path(d.name) / f.relative_to(d)).as_posix()
-                        if f.is_symlink() and not os.path.realpath(f).startswith(
-                                os.path.realpath(d) + "/"):
+                        if not os.path.realpath(f).startswith(os.path.realpath(d) + "/"):
                             # An archive is handed to others: never a file from outside
                             # the app (a cloned app's link to ~/.ssh/id_rsa).
                             log.write(f"left out {rel}: a symlink to {os.path.realpath(f)}, "
