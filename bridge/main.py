@@ -77,6 +77,10 @@ def build_settings(ns: argparse.Namespace, socket_path: Path) -> BridgeSettings:
     s.apply({k: v for k, v in overrides.items() if v is not None})
     s.allow_remote = ns.allow_remote
     s.rotate_token = ns.rotate_token
+    if s.rotate_token and s.token:  # the token is KITPLAY_BRIDGE_TOKEN's: bridge.token unused
+        raise ValueError("--rotate-token replaces bridge.token, but the master token comes "
+                         "from KITPLAY_BRIDGE_TOKEN: set that to a new value (or unset it) "
+                         "instead")
     if not s.is_loopback and not s.allow_remote:
         raise ValueError(f"refusing to listen on {s.bind}, which is not a loopback address: "
                          "anyone who can reach it could try to drive your daemon. Pass "

@@ -106,7 +106,17 @@ def start(ns: argparse.Namespace) -> int:
             if code is not None or time.monotonic() > deadline:
                 if code is None:
                     proc.terminate()
-                _say(f"kitplayd did not start (exit {code}); the end of {log_path}:")
+                    _say(f"kitplayd did not report ready within {READY_TIMEOUT_S:g} s (stopped "
+                         f"it); the end of {log_path}:")
+                else:
+                    # Another start won the socket meanwhile (an editor, a second terminal):
+                    # a daemon serves, which is what was asked for.
+                    status = _running(sock)
+                    if status is not None:
+                        _say(f"kitplayd is already running (pid {status['pid']}, socket "
+                             f"{sock}; started meanwhile by another command)")
+                        return 0
+                    _say(f"kitplayd did not start (exit {code}); the end of {log_path}:")
                 lines = log_path.read_text(errors="replace").splitlines()[-10:]
                 print("\n".join(lines), file=sys.stderr)
                 return 3

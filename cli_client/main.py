@@ -25,7 +25,12 @@ from pathlib import Path
 
 from daemon.protocol.client import RECONNECT_S, Client
 from daemon.protocol.errors import DaemonUnreachable, KitplayError
-from daemon.protocol.paths import bridge_info_path, check_private_file, default_socket_path
+from daemon.protocol.paths import (
+    bridge_info_path,
+    check_private_file,
+    default_socket_path,
+    tcp_listener_uids,
+)
 from daemon.protocol.registry import METHODS, Method, Param
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing slows `kitplay` down
@@ -416,6 +421,21 @@ def open_url(ns: argparse.Namespace) -> int:
     except (OSError, ValueError):
         print(f"kitplay: no bridge is running ({path} not found); start it with "
               "`kitplay-bridge --with-daemon` (or `kitplay-bridge` beside a running kitplayd)",
+              file=sys.stderr)
+        return 3
+    # The master token goes only to a port this user listens on: a bridge that was killed
+    # left bridge.json behind, and another user may listen on its port now.
+    owners = tcp_listener_uids(int(info.get("port") or 0))
+    if not owners:
+        print(f"kitplay: no bridge is running (nothing listens on port {info.get('port')}; "
+              f"{path} is left from one that stopped); start it with `kitplay-bridge "
+              "--with-daemon` (or `kitplay-bridge` beside a running kitplayd)", file=sys.stderr)
+        return 3
+    others = sorted(owners - {os.getuid()})
+    if others:
+        print(f"kitplay: refusing to send the bridge token to port {info['port']}: it is held "
+              f"by uid {others[0]}, not by you (uid {os.getuid()}); the bridge that wrote "
+              f"{path} has stopped. Start the bridge again (on another port: --bind)",
               file=sys.stderr)
         return 3
     req = urllib.request.Request(

@@ -401,6 +401,11 @@ class JobManager:
             f"[kitplay] job {status}"
             + (f": {outcome['error']['message']}" if status != "succeeded" else "") + "\n")
         self.set_fields(job_id, status=status, finished_at=time.time(), pid=None, **outcome)
+        # A step's stdin file (runner._spawn) is read by then; retention removes logs only.
+        try:
+            (self.cfg.logs_dir / f"{job_id}.stdin").unlink(missing_ok=True)
+        except OSError as e:  # never in the way of recording the end
+            log.warning("cannot remove the stdin file of job %s: %s", job_id, e)
         self._events.pop(job_id, None)
         act.done.set()
         self.active.pop(job_id, None)

@@ -27,6 +27,7 @@ from .config import Config
 from .logs import tail_lines
 from .procs import DEVNULL, alive, package_root, signal_tree
 from .protocol.errors import KitplayError
+from .protocol.process import NOFILE_ENV, user_nofile, user_umask
 from .toolchains.base import Plan, Step
 
 __all__ = ["INTERRUPTED", "Active", "JobRecords", "LogWriter", "StepInterrupted", "StepRunner",
@@ -315,9 +316,11 @@ class StepRunner:
                str(self.exit_path(job_id)), str(self.cfg.log_cap_bytes),
                str(step.cwd or ""), stdin_path, "2", "--", *argv]
         shim_env = {**env, "PYTHONPATH": package_root() + os.pathsep + env.get("PYTHONPATH", "")}
+        if user_nofile() > 0:
+            shim_env[NOFILE_ENV] = str(user_nofile())
         return await trio.lowlevel.open_process(
             cmd, env=shim_env, start_new_session=True, stdin=DEVNULL,
-            stdout=DEVNULL, stderr=DEVNULL)
+            stdout=DEVNULL, stderr=DEVNULL, umask=user_umask())
 
     def read_exit(self, job_id: str) -> dict[str, Any] | None:
         return read_exit(self.exit_path(job_id))

@@ -117,11 +117,26 @@ def _reap_zombies() -> None:
 
 def _write_exit(path: str, status: dict[str, object]) -> None:
     tmp = path + ".tmp"
-    with open(tmp, "w") as f:
+    # 0600 whatever the umask: the monitor runs with the user's (its child inherits it).
+    with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
         json.dump(status, f)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+def _restore_nofile() -> None:
+    """The fd soft limit the daemon started with (it raised its own), for the job."""
+    value = os.environ.pop("KITPLAY_JOB_NOFILE", "")  # daemon.protocol.process.NOFILE_ENV
+    if not value.isdigit():
+        return
+    import resource
+
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(int(value), soft), hard))
+    except (ValueError, OSError):
+        pass
 
 
 def main(argv: list[str]) -> int:
@@ -145,6 +160,7 @@ def main(argv: list[str]) -> int:
     except OSError:
         pass
     stdin_fd = os.open(stdin_path or os.devnull, os.O_RDONLY)
+    _restore_nofile()
 
     terminated = []
     for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):

@@ -26,6 +26,7 @@ __all__ = [
     "default_state_dir",
     "ensure_private_dir",
     "runtime_dir",
+    "tcp_listener_uids",
     "write_private",
 ]
 
@@ -149,6 +150,29 @@ def ensure_private_dir(path: Path, what: str = "directory") -> bool:
     if stat.S_IMODE(st.st_mode) != 0o700:
         os.chmod(path, 0o700)
     return False
+
+
+def tcp_listener_uids(port: int) -> set[int]:
+    """The uids of the sockets listening on TCP ``port`` (any address, IPv4 and IPv6).
+
+    Read from ``/proc/net/tcp{,6}``, which show every user's sockets with their owner: a
+    loopback TCP peer has no SO_PEERCRED, and a port a stopped bridge left is anyone's to take.
+    Empty when nothing listens there.
+    """
+    uids: set[int] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                next(f, None)  # the header line
+                for line in f:
+                    # sl local_address rem_address st ... uid: "0100007F:1F90 ... 0A ..."
+                    fields = line.split()
+                    if len(fields) > 7 and fields[3] == "0A" and \
+                            int(fields[1].rsplit(":", 1)[1], 16) == port:
+                        uids.add(int(fields[7]))
+        except (OSError, ValueError):
+            continue
+    return uids
 
 
 def check_peer(sock: Any, path: Path) -> None:

@@ -5,15 +5,38 @@ from __future__ import annotations
 import os
 import resource
 
-__all__ = ["harden_process"]
+__all__ = ["NOFILE_ENV", "harden_process", "user_nofile", "user_umask"]
+
+# What the process started with, before harden_process (-1: unknown): jobs get them back.
+_user_umask = -1
+_user_nofile = -1
+NOFILE_ENV = "KITPLAY_JOB_NOFILE"  # tells a job's monitor (daemon.shim) the fd soft limit
+
+
+def user_umask() -> int:
+    """The umask this process had before ``harden_process`` (-1 when it was not called): the
+    processes of jobs get it back, so a build's or an app's files come out as the user's
+    umask says, not as the daemon keeps its own."""
+    return _user_umask
+
+
+def user_nofile() -> int:
+    """The fd soft limit this process had before ``harden_process`` (-1 when not called).
+
+    Jobs get it back, as systemd gives its services' children 1024: a program that uses
+    select(), or closes every fd up to the limit, breaks or crawls with a raised one."""
+    return _user_nofile
 
 
 def harden_process() -> int:
     """umask 077 (nothing we create is readable by others unless chmod says so) and the fd
     soft limit raised to the hard limit (the default 1024 made 2,000 connections deafen the
     bridge). Returns the fd limit now in force."""
-    os.umask(0o077)
+    global _user_umask, _user_nofile
+    old = os.umask(0o077)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if _user_umask < 0:  # bridge --with-daemon hardens twice: keep the user's
+        _user_umask, _user_nofile = old, soft
     if hard == resource.RLIM_INFINITY or soft < hard:
         target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
         try:

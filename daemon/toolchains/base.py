@@ -8,7 +8,9 @@ resumes at the recorded step.
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,10 +19,30 @@ from typing import Any, Protocol
 from ..protocol.errors import InvalidParams, NotFound
 from ..trust import check_trusted, check_workspace, real_path
 
-__all__ = ["Plan", "Step", "StepLog", "Toolchain", "inside", "resolve_workspace"]
+__all__ = ["Plan", "Step", "StepLog", "Toolchain", "inside", "read_regular",
+           "resolve_workspace"]
 
 PATH_MAX = 4096  # Linux: longer paths cannot be opened at all
 NAME_MAX = 255
+
+
+def read_regular(path: Path | str) -> bytes:
+    """The bytes of ``path`` if it is a regular file; OSError otherwise.
+
+    A workspace may be someone else's clone, and git keeps symlinks: a file the daemon reads
+    for a report (versions, catalogue, records) may point at a named pipe, whose open would
+    block the daemon, or at a device such as /dev/zero, whose read never ends.  Opened without
+    blocking, checked with fstat, then read.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file (a pipe, device or directory)",
+                          str(path))
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            return f.read()
+    finally:
+        os.close(fd)
 
 
 class StepLog(Protocol):

@@ -27,6 +27,7 @@ from ..protocol.errors import (
     NotFound,
     ToolchainError,
 )
+from ..protocol.process import user_umask
 from ..protocol.registry import APP_NAME_RE
 from ..trust import check_trusted
 from .base import Plan, Step, StepLog, inside
@@ -97,6 +98,28 @@ def _declared_files(value: Any, meta: Path) -> list[str]:
                                  "must be a relative path inside files/")
         out.append(Path(rel).as_posix())
     return sorted(out)
+
+
+def _as_user(path: Path, mode: int) -> None:
+    """Give ``path`` ``mode`` less the user's umask: the daemon runs with umask 077, and what
+    a job makes in the workspace is the user's, made as their terminal would make it."""
+    um = user_umask()
+    if um >= 0:
+        os.chmod(path, mode & ~um)
+
+
+def _mkdirs_as_user(path: Path) -> None:
+    """``mkdir -p`` whose new directories get the user's umask (``_as_user``)."""
+    missing = []
+    while not path.is_dir():
+        missing.append(path)
+        path = path.parent
+    for d in reversed(missing):
+        try:
+            os.mkdir(d)
+        except FileExistsError:
+            continue
+        _as_user(d, 0o777)
 
 
 def _render_text(path: Path, rel: str, template: str) -> str:
@@ -222,11 +245,12 @@ class BuiltinToolchain:
                 path = src / rel
                 text = _render_text(path, rel, template["name"])
                 out = staging / rel
-                out.parent.mkdir(parents=True, exist_ok=True)
+                _mkdirs_as_user(out.parent)
                 for k, v in values.items():
                     text = text.replace(k, v)
                 out.write_text(text)
                 out.chmod(path.stat().st_mode & 0o777)
+                _as_user(out, path.stat().st_mode & 0o777)
                 created.append(str(Path("source/apps") / name / rel))
                 log.write(f"  wrote {created[-1]}\n")
 
@@ -239,7 +263,7 @@ class BuiltinToolchain:
             log.write(f"created {name} ({display_name} {version}) in {target}\n")
 
         def check(log: StepLog) -> None:
-            self.apps_dir.mkdir(parents=True, exist_ok=True)
+            _mkdirs_as_user(self.apps_dir)
             log.write(f"creating {name} from template {template['name']}\n")
 
         return Plan(
@@ -356,14 +380,27 @@ class BuiltinToolchain:
             app = self._load(d).get("app", {})
             base = name or d.name
             version = str(app.get("version") or "0.0.0")
-            out_dir.mkdir(parents=True, exist_ok=True)
+            _mkdirs_as_user(out_dir)
             dest = out_dir / f"{base}-{version}.zip"
             tmp = dest.with_name(dest.name + ".tmp")
-            with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
-                for f in sorted(d.rglob("*")):
-                    if f.is_file() and "__pycache__" not in f.parts:
-                        z.write(f, (Path(d.name) / f.relative_to(d)).as_posix())
-            os.replace(tmp, dest)
+            try:
+                with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
+                    for f in sorted(d.rglob("*")):
+                        if not f.is_file() or "__pycache__" in f.parts:
+                            continue
+                        rel = (Path(d.name) / f.relative_to(d)).as_posix()
+                        if not os.path.realpath(f).startswith(os.path.realpath(d) + "/"):
+                            # An archive is handed to others: never a file from outside
+                            # the app (a cloned app's link to ~/.ssh/id_rsa).
+                            log.write(f"left out {rel}: a symlink to {os.path.realpath(f)}, "
+                                      "outside the app\n")
+                            continue
+                        z.write(f, rel)
+                _as_user(tmp, 0o666)
+                os.replace(tmp, dest)
+            except BaseException:  # a full disk, a file that cannot be read: no partial zip
+                tmp.unlink(missing_ok=True)
+                raise
             archives.append(str(dest))
             log.write(f"packaged {d.name} into {dest}\n")
 

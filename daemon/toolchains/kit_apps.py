@@ -27,6 +27,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from .base import read_regular
 from .kit_catalogue import Catalogue
 
 __all__ = ["kit_version", "list_apps", "metadata", "project_version", "read_kit_file",
@@ -37,7 +38,7 @@ _KERNEL = re.compile(r'<package\s+name="kit-kernel"\s+version="([^"+$]+)')
 
 def _first_line(path: Path) -> str | None:
     try:
-        lines = path.read_text(errors="replace").splitlines()
+        lines = read_regular(path).decode(errors="replace").splitlines()
     except OSError:
         return None
     for line in lines:
@@ -52,7 +53,8 @@ def kit_version(root: Path) -> str | None:
     if found:
         return found
     try:
-        m = _KERNEL.search((root / "tools" / "deps" / "kit-sdk.packman.xml").read_text())
+        m = _KERNEL.search(read_regular(root / "tools" / "deps" / "kit-sdk.packman.xml")
+                           .decode(errors="replace"))
     except OSError:
         return None
     return m.group(1) if m else None
@@ -61,9 +63,9 @@ def kit_version(root: Path) -> str | None:
 def project_version(root: Path) -> str | None:
     """The project's own version: the file ``[repo.folders] version_file`` names (110.1.2+)."""
     try:
-        with (root / "repo.toml").open("rb") as f:
-            value = tomllib.load(f).get("repo", {}).get("folders", {}).get("version_file")
-    except (OSError, tomllib.TOMLDecodeError, AttributeError):
+        value = tomllib.loads(read_regular(root / "repo.toml").decode()).get(
+            "repo", {}).get("folders", {}).get("version_file")
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, AttributeError):
         return None
     if not isinstance(value, str) or not value.startswith("${root}/"):
         return None
@@ -88,7 +90,7 @@ def read_kit(text: str) -> dict[str, Any]:
 
 def read_kit_file(kit: Path) -> dict[str, Any]:
     try:
-        data = read_kit(kit.read_text())
+        data = read_kit(read_regular(kit).decode())
     except (OSError, UnicodeDecodeError):
         return {}
     return data
@@ -97,7 +99,7 @@ def read_kit_file(kit: Path) -> dict[str, Any]:
 def metadata(root: Path) -> dict[str, Any]:
     """``source/rendered_template_metadata.json``, or {} when missing or not an object."""
     try:
-        data = json.loads((root / "source" / "rendered_template_metadata.json").read_text())
+        data = json.loads(read_regular(root / "source" / "rendered_template_metadata.json"))
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .base import read_regular
+
 __all__ = ["CLASS_TYPES", "EXTENSION_TYPES", "Catalogue", "load_catalogue", "replay_tables",
            "replay_toml", "toml_string"]
 
@@ -139,19 +141,18 @@ def _add(cat: Catalogue, tid: str, entry: dict[str, Any], collection: str) -> No
 def _config_path(root: Path) -> Path:
     rel = DEFAULT_CONFIG
     try:
-        with (root / "repo.toml").open("rb") as f:
-            value = tomllib.load(f).get("repo_kit_template", {}).get("extension_templates_config")
+        value = tomllib.loads(read_regular(root / "repo.toml").decode()).get(
+            "repo_kit_template", {}).get("extension_templates_config")
         if isinstance(value, str) and value:
             rel = value
-    except (OSError, tomllib.TOMLDecodeError, AttributeError):
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, AttributeError):
         pass
     return root / rel.replace("${root}/", "")
 
 
 def _read_toml(path: Path, what: str, errors: list[str]) -> dict[str, Any] | None:
     try:
-        with path.open("rb") as f:
-            return tomllib.load(f)
+        return tomllib.loads(read_regular(path).decode())
     except FileNotFoundError:
         errors.append(f"{what}: {path} does not exist")
     except (OSError, UnicodeDecodeError) as e:
