@@ -27,7 +27,7 @@ from .config import Config
 from .logs import tail_lines
 from .procs import DEVNULL, alive, package_root, signal_tree
 from .protocol.errors import KitplayError
-from .protocol.process import NOFILE_ENV, user_nofile, user_umask
+from .protocol.process import NOFILE_ENV, PYTHONPATH_ENV, user_nofile, user_umask
 from .toolchains.base import Plan, Step
 
 __all__ = ["INTERRUPTED", "Active", "JobRecords", "LogWriter", "StepInterrupted", "StepRunner",
@@ -315,7 +315,8 @@ class StepRunner:
         cmd = [sys.executable, "-m", "daemon.shim", str(self.log_path(job_id)),
                str(self.exit_path(job_id)), str(self.cfg.log_cap_bytes),
                str(step.cwd or ""), stdin_path, "2", "--", *argv]
-        shim_env = {**env, "PYTHONPATH": package_root() + os.pathsep + env.get("PYTHONPATH", "")}
+        shim_env = {**env, "PYTHONPATH": package_root() + os.pathsep + env.get("PYTHONPATH", ""),
+                    PYTHONPATH_ENV: "=" + env["PYTHONPATH"] if "PYTHONPATH" in env else ""}
         if user_nofile() > 0:
             shim_env[NOFILE_ENV] = str(user_nofile())
         return await trio.lowlevel.open_process(

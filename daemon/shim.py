@@ -139,6 +139,17 @@ def _restore_nofile() -> None:
         pass
 
 
+def _restore_pythonpath() -> None:
+    """The job's own PYTHONPATH: the daemon put kitplay's package first for this monitor."""
+    value = os.environ.pop("KITPLAY_JOB_PYTHONPATH", None)  # process.PYTHONPATH_ENV
+    if value is None:
+        return  # started by an older daemon: leave it as it is
+    if value.startswith("="):
+        os.environ["PYTHONPATH"] = value[1:]
+    else:
+        os.environ.pop("PYTHONPATH", None)
+
+
 def main(argv: list[str]) -> int:
     if len(argv) < 8 or argv[6] != "--":
         sys.stderr.write(__doc__ or "")
@@ -161,6 +172,7 @@ def main(argv: list[str]) -> int:
         pass
     stdin_fd = os.open(stdin_path or os.devnull, os.O_RDONLY)
     _restore_nofile()
+    _restore_pythonpath()
 
     terminated = []
     for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):

@@ -1,4 +1,4 @@
-"""Job processes run with the user's umask and fd limit, not the daemon's own.
+"""Job processes run with the user's umask, fd limit and environment, not the daemon's own.
 
 kitplayd (and kitplay-bridge) set umask 077 for the files they keep; the builds, tests,
 packages and apps they start make the user's files (``_build/``, archives, created sources),
@@ -63,3 +63,19 @@ def test_a_job_gets_the_fd_limit_the_daemon_started_with(make_daemon: type[Daemo
     job = d.call("launch", {"app": "t.nofile", "display": "headless"})["job"]
     assert d.wait_job(job["id"])["status"] == "succeeded", d.job_log(job["id"])
     assert "nofile=1024\n" in d.job_log(job["id"]), d.job_log(job["id"])
+
+
+def test_a_job_gets_the_daemons_environment_without_the_monitors_additions(
+        make_daemon: type[Daemon]) -> None:
+    """The job monitor (``python -m daemon.shim``) needs kitplay's package on PYTHONPATH; the
+    job does not: a Kit app's Python, or an app's own venv, would import kitplay's venv's
+    packages first (built for another Python, other versions)."""
+    d = make_daemon().start()
+    code = ("import os; print('PP=' + repr(os.environ.get('PYTHONPATH'))); "
+            "print('KP=' + ','.join(sorted(k for k in os.environ if k.startswith('KITPLAY_JOB'))))")
+    write_app(d.workspace, "t.env", launch=["{python}", "-c", code])
+    job = d.call("launch", {"app": "t.env", "display": "headless"})["job"]
+    assert d.wait_job(job["id"])["status"] == "succeeded", d.job_log(job["id"])
+    log = d.job_log(job["id"])
+    assert f"PP={d.env['PYTHONPATH']!r}\n" in log, log
+    assert "KP=\n" in log, log
