@@ -6,6 +6,7 @@
 // body); kitplayd serves that framing beside NDJSON on the same socket, chosen by a
 // connection's first bytes (docs/api.md, "The Unix socket").
 
+import * as fs from 'fs';
 import * as net from 'net';
 import * as os from 'os';
 import * as path from 'path';
@@ -76,18 +77,79 @@ export function socketPath(configured?: string, env: NodeJS.ProcessEnv = process
   return `/tmp/kitplay-${os.userInfo().uid}/kitplayd.sock`;
 }
 
+/** `data.reason` of the KitplayError for a socket another user may have put in our path. */
+export const UNTRUSTED = 'untrusted';
+
+function refuse(socket: string, why: string): KitplayError {
+  return new KitplayError(
+    `refusing to connect to ${socket}: ${why}. Another user may have put it there to catch ` +
+    "kitplay's requests: remove it (as root or that user), or set XDG_RUNTIME_DIR or " +
+    '`kitplay.socket` to a path of your own', UNREACHABLE, { socket, reason: UNTRUSTED });
+}
+
+function noDaemon(socket: string, e: NodeJS.ErrnoException): KitplayError {
+  return new KitplayError(
+    `no kitplay daemon is listening on ${socket} (${e.code ?? e.message}); start it with ` +
+    '`kitplayd`', UNREACHABLE, { socket });
+}
+
+/**
+ * Throw unless `socket` can only have been made by this user; called before connecting.
+ *
+ * The Python clients ask the kernel who serves the socket (SO_PEERCRED, in
+ * daemon/protocol/paths.py check_peer); node has no API for that, so this checks what `lstat`
+ * can tell, by the rules paths.py's ensure_private_dir applies to the socket's directory:
+ * the directory is a real directory (not a symlink) that is either root's and sticky (/tmp
+ * itself, where nobody can replace another's file) or ours and closed to others (0700, as
+ * kitplayd leaves it), and the socket itself is a socket that belongs to us. In such a
+ * directory nobody else can swap the socket between this check and the connect.
+ */
+export function checkSocket(socket: string, uid: number = os.userInfo().uid): void {
+  const dir = path.dirname(socket);
+  let st: fs.Stats;
+  try {
+    st = fs.lstatSync(dir);
+  } catch (e) {
+    throw noDaemon(socket, e as NodeJS.ErrnoException);
+  }
+  if (st.isSymbolicLink() || !st.isDirectory()) {
+    throw refuse(socket, `its directory ${dir} is ` +
+                 (st.isSymbolicLink() ? 'a symlink' : 'not a directory'));
+  }
+  const sharedSticky = st.uid === 0 && (st.mode & 0o1000) !== 0; // S_ISVTX: sticky
+  if (!sharedSticky) {
+    if (st.uid !== uid) {
+      throw refuse(socket, `its directory ${dir} belongs to another user (uid ${st.uid}), ` +
+                   `not to you (uid ${uid})`);
+    }
+    if ((st.mode & 0o077) !== 0) {
+      throw refuse(socket, `its directory ${dir} is open to others (mode ` +
+                   `${(st.mode & 0o7777).toString(8)}, not 700)`);
+    }
+  }
+  let ss: fs.Stats;
+  try {
+    ss = fs.lstatSync(socket);
+  } catch (e) {
+    throw noDaemon(socket, e as NodeJS.ErrnoException);
+  }
+  if (!ss.isSocket()) {
+    throw refuse(socket, ss.isSymbolicLink() ? 'it is a symlink' : 'it is not a socket');
+  }
+  if (ss.uid !== uid) {
+    throw refuse(socket, `it belongs to another user (uid ${ss.uid}), not to you (uid ${uid})`);
+  }
+}
+
 function openSocket(socket: string): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
+    checkSocket(socket); // throws before anything is connected or sent (rejects the promise)
     const s = net.createConnection(socket);
     s.once('connect', () => {
       s.removeAllListeners('error');
       resolve(s);
     });
-    s.once('error', (e: NodeJS.ErrnoException) => {
-      reject(new KitplayError(
-        `no kitplay daemon is listening on ${socket} (${e.code ?? e.message}); start it with ` +
-        '`kitplayd`', UNREACHABLE));
-    });
+    s.once('error', (e: NodeJS.ErrnoException) => reject(noDaemon(socket, e)));
   });
 }
 
@@ -278,8 +340,9 @@ export async function followLog(
         options.signal?.removeEventListener('abort', onAbort);
       }
     } catch (e) {
-      if (!(e instanceof KitplayError) || e.code !== UNREACHABLE) {
-        throw e; // a real answer, e.g. no such job
+      if (!(e instanceof KitplayError) || e.code !== UNREACHABLE ||
+          (e.data as { reason?: string } | undefined)?.reason === UNTRUSTED) {
+        throw e; // a real answer (e.g. no such job), or a socket we must not use
       }
     } finally {
       client?.dispose();

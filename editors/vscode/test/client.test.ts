@@ -12,7 +12,9 @@ import {
   SocketMessageReader,
   SocketMessageWriter,
 } from 'vscode-jsonrpc/node';
-import { followLog, KitplayClient, KitplayError, StateNote, socketPath } from '../src/client';
+import {
+  checkSocket, followLog, KitplayClient, KitplayError, StateNote, socketPath, UNTRUSTED,
+} from '../src/client';
 import { Daemon, waitFor } from './daemon';
 
 const LINES = 'import sys\nfor i in range(int(sys.argv[1])):\n    print(f"line {i}")\n';
@@ -165,4 +167,41 @@ test('errors: no daemon, and the socket path rules', T, async () => {
   assert.equal(socketPath(undefined, { XDG_RUNTIME_DIR: '/run/user/5' }),
                '/run/user/5/kitplay/kitplayd.sock');
   assert.match(socketPath(undefined, {}), /^\/tmp\/kitplay-\d+\/kitplayd\.sock$/);
+});
+
+test('a socket another user could have placed is refused before connecting', T, async () => {
+  // The same user's mistakes here; another user's traps are tests/test_editor_sockets.py.
+  const untrusted = (what: RegExp) => (e: unknown) =>
+    e instanceof KitplayError && e.code === -32099 &&
+    (e.data as { reason?: string }).reason === UNTRUSTED && what.test(e.message);
+  checkSocket(daemon.socket); // the daemon's own: a 0700 directory of ours, our socket
+  const run = path.dirname(daemon.socket);
+  const open = path.join(daemon.base, 'open');
+  fs.mkdirSync(open, { mode: 0o700 });
+  fs.chmodSync(open, 0o755);
+  const link = path.join(daemon.base, 'link');
+  fs.symlinkSync(run, link);
+  const notSock = path.join(run, 'plain.sock');
+  fs.writeFileSync(notSock, '');
+  const sockLink = path.join(run, 'link.sock');
+  fs.symlinkSync(daemon.socket, sockLink);
+  try {
+    await assert.rejects(KitplayClient.connect(path.join(open, 'kitplayd.sock')),
+                         untrusted(/directory .*open is open to others \(mode 755, not 700\)/));
+    await assert.rejects(KitplayClient.connect(path.join(link, 'kitplayd.sock')),
+                         untrusted(/directory .*link is a symlink/));
+    await assert.rejects(KitplayClient.connect(notSock), untrusted(/it is not a socket/));
+    await assert.rejects(KitplayClient.connect(sockLink), untrusted(/it is a symlink/));
+    // followLog stops at once on such a socket: it is not a daemon restarting.
+    await assert.rejects(followLog('j', () => undefined, { socket: sockLink, retryMs: 10 }),
+                         untrusted(/symlink/));
+    // Another user's directory or socket, as lstat shows them (uid 12345 is not us).
+    assert.throws(() => checkSocket(daemon.socket, 12345),
+                  untrusted(/belongs to another user \(uid \d+\), not to you \(uid 12345\)/));
+  } finally {
+    fs.rmSync(open, { recursive: true });
+    fs.rmSync(link);
+    fs.rmSync(notSock);
+    fs.rmSync(sockLink);
+  }
 });
