@@ -32,11 +32,22 @@ def run(argv: list[str], env: dict[str, str] | None = None,
     return p
 
 
-def test_extension_installs_compiles_passes_its_client_tests_and_packs(tmp_path: Path) -> None:
+_built: list[bool] = []
+
+
+def build_extension() -> None:
+    """``npm ci`` and ``tsc``, once per test session (tests/test_editor_sockets.py uses it too)."""
     need("node", "nodejs")
     npm = need("npm", "npm")
+    if _built:
+        return
     run([npm, "ci", "--no-audit", "--no-fund"])
     run([str(VSCODE_DIR / "node_modules" / ".bin" / "tsc"), "-p", "."])
+    _built.append(True)
+
+
+def test_extension_installs_compiles_passes_its_client_tests_and_packs(tmp_path: Path) -> None:
+    build_extension()
     env = {**os.environ, "KITPLAY_TEST_PYTHON": sys.executable, "KITPLAY_TEST_ROOT": str(ROOT)}
     p = run(["node", "--test", "out/test/client.test.js"], env=env)
     assert "# fail 0" in p.stdout and "# pass 6" in p.stdout, p.stdout

@@ -39,8 +39,7 @@ local function call(method, params, cb)
   end
   rpc.connect(socket(), {}, function(err, conn)
     if err then
-      cb({ code = rpc.UNREACHABLE, message = 'no kitplay daemon is listening on ' .. socket()
-        .. ' (' .. err .. '); start it with `kitplayd`' })
+      cb(err)
       return
     end
     shared = conn
@@ -195,6 +194,12 @@ follow = function(st)
     on_close = function() retry(st) end,
   }, function(err, conn)
     if err then
+      if err.data and err.data.reason == rpc.UNTRUSTED then -- not a restart: stop, say why
+        st.final = true
+        vim.b[st.buf].kitplay_status = 'error'
+        notify(err.message, vim.log.levels.ERROR)
+        return
+      end
       retry(st)
       return
     end

@@ -54,12 +54,89 @@ function M.split(buf)
   return bodies, buf, nil
 end
 
+-- `data.reason` of the error for a socket another user may have put in our path.
+M.UNTRUSTED = 'untrusted'
+
+local function no_daemon(path, why)
+  return { code = M.UNREACHABLE, data = { socket = path },
+           message = 'no kitplay daemon is listening on ' .. path .. ' (' .. tostring(why)
+             .. '); start it with `kitplayd`' }
+end
+
+local function refuse(path, why)
+  return { code = M.UNREACHABLE, data = { socket = path, reason = M.UNTRUSTED },
+           message = 'refusing to connect to ' .. path .. ': ' .. why .. '. Another user may '
+             .. "have put it there to catch kitplay's requests: remove it (as root or that "
+             .. 'user), or set XDG_RUNTIME_DIR or the `socket` option to a path of your own' }
+end
+
+-- `n` bits of a stat mode from bit `shift` (Lua 5.1 has no bit operators; LuaJIT's `bit` is
+-- not everywhere Neovim is).
+local function bits(mode, shift, n)
+  return math.floor(mode / 2 ^ shift) % 2 ^ n
+end
+
+--- nil when `path` can only have been made by this user, else an error object (as `request`'s).
+---
+--- The Python clients ask the kernel who serves the socket (SO_PEERCRED, in
+--- daemon/protocol/paths.py check_peer); Neovim has no API for that, so this checks what
+--- `lstat` can tell, by the rules paths.py's ensure_private_dir applies to the socket's
+--- directory: a real directory (not a symlink) that is either root's and sticky (/tmp itself,
+--- where nobody can replace another's file) or ours and closed to others (0700, as kitplayd
+--- leaves it); and the socket itself is a socket that belongs to us. In such a directory
+--- nobody else can swap the socket between this check and the connect.
+function M.check_socket(path, uid)
+  uid = uid or uv.getuid()
+  local dir = path:match('^(.*)/') -- plain Lua, no vim.fn: safe in any callback
+  dir = (dir == nil and '.') or (dir == '' and '/') or dir
+  local st, err = uv.fs_lstat(dir)
+  if not st then
+    return no_daemon(path, err)
+  end
+  if st.type ~= 'directory' then
+    return refuse(path, 'its directory ' .. dir .. ' is '
+      .. (st.type == 'link' and 'a symlink' or 'not a directory'))
+  end
+  local shared_sticky = st.uid == 0 and bits(st.mode, 9, 1) == 1 -- S_ISVTX: /tmp itself
+  if not shared_sticky then
+    if st.uid ~= uid then
+      return refuse(path, string.format(
+        'its directory %s belongs to another user (uid %d), not to you (uid %d)',
+        dir, st.uid, uid))
+    end
+    if bits(st.mode, 0, 6) ~= 0 then
+      return refuse(path, string.format('its directory %s is open to others (mode %o, not 700)',
+        dir, bits(st.mode, 0, 12)))
+    end
+  end
+  local ss
+  ss, err = uv.fs_lstat(path)
+  if not ss then
+    return no_daemon(path, err)
+  end
+  if ss.type ~= 'socket' then
+    return refuse(path, ss.type == 'link' and 'it is a symlink' or 'it is not a socket')
+  end
+  if ss.uid ~= uid then
+    return refuse(path, string.format('it belongs to another user (uid %d), not to you (uid %d)',
+      ss.uid, uid))
+  end
+  return nil
+end
+
 local Conn = {}
 Conn.__index = Conn
 
 --- Connect to `path`. `handlers.on_notification(method, params)` and
---- `handlers.on_close(reason)` run on the main loop; `cb(err, conn)` once connected or not.
+--- `handlers.on_close(reason)` run on the main loop; `cb(err, conn)` once connected or not,
+--- `err` an error object as `request`'s (code M.UNREACHABLE; `data.reason` M.UNTRUSTED for a
+--- socket check_socket refused, which is never connected to).
 function M.connect(path, handlers, cb)
+  local bad = M.check_socket(path)
+  if bad then
+    vim.schedule(function() cb(bad) end)
+    return
+  end
   local pipe = uv.new_pipe(false)
   local conn = setmetatable({
     pipe = pipe, path = path, next_id = 0, pending = {}, buf = '', closed = false,
@@ -68,7 +145,7 @@ function M.connect(path, handlers, cb)
   pipe:connect(path, function(err)
     if err then
       pipe:close()
-      vim.schedule(function() cb(err) end)
+      vim.schedule(function() cb(no_daemon(path, err)) end)
       return
     end
     pipe:read_start(function(rerr, data)
