@@ -48,6 +48,10 @@ def build_extension() -> None:
 
 def test_extension_installs_compiles_passes_its_client_tests_and_packs(tmp_path: Path) -> None:
     build_extension()
+    # package.json overrides vsce's cheerio to 1.0.0-rc.12: cheerio 1.x brings undici 6/7,
+    # which fails to load on node 18 (Debian bookworm's nodejs): "File is not defined".
+    assert not (VSCODE_DIR / "node_modules" / "undici").exists(), \
+        "undici is back in the tree: `vsce package` fails on node 18 (README, Editors)"
     env = {**os.environ, "KITPLAY_TEST_PYTHON": sys.executable, "KITPLAY_TEST_ROOT": str(ROOT)}
     p = run(["node", "--test", "out/test/client.test.js"], env=env)
     assert "# fail 0" in p.stdout and "# pass 6" in p.stdout, p.stdout
