@@ -373,7 +373,8 @@ class JobManager:
         except StepInterrupted as e:
             outcome = {"status": "interrupted", "error": {"message": INTERRUPTED, "step": e.step}}
         except KitplayError as e:
-            outcome = {"status": "failed", "error": {"message": e.message, "step": None}}
+            step = e.data.get("step") if isinstance(e.data, dict) else None
+            outcome = {"status": "failed", "error": {"message": e.message, "step": step}}
         except Exception as e:  # a bug: record it, keep serving
             log.exception("job %s failed inside the daemon", job_id)
             outcome = {"status": "failed",

@@ -177,14 +177,6 @@ class Dispatcher:
             raise ParseError(
                 f"invalid JSON: {_short(e)}. Send one JSON-RPC 2.0 message per line.") from None
 
-    async def handle(self, line: bytes | str, context: Any) -> Any:
-        """One frame in; the response object (dict, list) or None (notifications only)."""
-        try:
-            msg = self.parse(line)
-        except ParseError as e:
-            return error_response(e)
-        return await self.handle_message(msg, context)
-
     def completes_nowait(self, msg: Any) -> bool:
         """Whether answering ``msg`` never waits: a single request (or notification) of an
         inline method, or one answered by an error (not a request, unknown method).  Batches

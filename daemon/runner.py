@@ -26,7 +26,7 @@ import trio
 from .config import Config
 from .logs import tail_lines
 from .procs import DEVNULL, alive, package_root, signal_tree
-from .protocol.errors import KitplayError
+from .protocol.errors import KitplayError, ToolchainError
 from .protocol.process import NOFILE_ENV, PYTHONPATH_ENV, user_nofile, user_umask
 from .toolchains.base import Plan, Step
 
@@ -217,9 +217,21 @@ class StepRunner:
             assert step.argv is not None
             exit_path.unlink(missing_ok=True)
             argv, env, ready = list(step.argv), dict(step.env), None
-            if act.plan is not None and act.plan.display == "xpra" and self.displays:
-                argv, env, ready = await self.displays.wrap(job_id, act.plan, argv, env)
-            proc = await self._spawn(job_id, step, argv, env)
+            xpra = act.plan is not None and act.plan.display == "xpra" and self.displays
+            try:
+                if xpra:
+                    argv, env, ready = await self.displays.wrap(job_id, act.plan, argv, env)
+                proc = await self._spawn(job_id, step, argv, env)
+            except BaseException as e:
+                # No process holds the session: release its display, port and directory
+                # now, not at the next daemon start.
+                if xpra:
+                    with trio.CancelScope(shield=True):
+                        await self.displays.cleanup(job_id)
+                if isinstance(e, OSError):  # E2BIG, ENOSPC, EAGAIN: the job's failure, no bug
+                    raise ToolchainError(f"step '{step.name}' could not be started: {e}",
+                                         {"step": step.name}) from None
+                raise
             act.proc, act.shim_pid = proc, proc.pid
             act.exited = trio.Event()
             try:

@@ -39,6 +39,10 @@ log = logging.getLogger("kitplayd.server")
 
 _sub_ids = itertools.count(1)
 
+# How long a frame cut short by a cancel (the daemon stopping) may take to finish going out
+# before its connection is closed instead.
+FINISH_FRAME_S = 5.0
+
 
 class AlreadyRunning(RuntimeError):
     pass
@@ -124,12 +128,46 @@ class Connection:
             if self.closed:
                 return
             try:
-                await self.stream.send_all(data)
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                self.closed = True
-                self.nursery.cancel_scope.cancel()
+                await self._send_whole(data)
+            except (OSError, trio.BrokenResourceError, trio.ClosedResourceError):
+                self._close()
         finally:
             self._send_lock.release()
+
+    async def _send_whole(self, data: bytes) -> None:
+        """Send one frame whole, or nothing of it.
+
+        A cancel (the daemon stopping, a caller's timeout) before the first byte raises
+        ``Cancelled`` with nothing sent, so the caller may send another frame instead (the
+        -32800).  A cancel after the first byte must not cut the frame: the client would read
+        half a message followed by the next one.  The rest goes out shielded, bounded by
+        ``FINISH_FRAME_S``, and the call returns normally: the frame is out, and the cancel
+        still stops the caller at its next checkpoint.  A client too slow to take the rest in
+        time loses the connection instead of reading a broken frame.
+        """
+        sock = self.stream.socket
+        sent = 0
+        with memoryview(data) as view:
+            try:
+                while sent < len(view):  # trio.socket.send: either sends, or is cancelled
+                    sent += await sock.send(view[sent:])
+                if not view:
+                    await trio.lowlevel.checkpoint()
+            except trio.Cancelled:
+                if sent == 0:
+                    raise
+                with trio.CancelScope(shield=True) as finish:
+                    finish.deadline = trio.current_time() + FINISH_FRAME_S
+                    while sent < len(view):
+                        sent += await sock.send(view[sent:])
+                if sent < len(view):
+                    log.warning("closing a connection: a client took more than %s s to read "
+                                "the rest of a frame", FINISH_FRAME_S)
+                    self._close()
+
+    def _close(self) -> None:
+        self.closed = True  # nothing more is written, not even the rest of a cut frame
+        self.nursery.cancel_scope.cancel()
 
     async def subscribe(self, jobs: Followable, job_id: str, offset: int) -> str:
         jobs.get_record(job_id)  # NotFound before a subscription exists
@@ -239,6 +277,8 @@ async def _serve_connection(stream: trio.SocketStream, dispatcher: Dispatcher, m
             except trio.Cancelled:
                 # The daemon is stopping (or the client left) with this request in flight:
                 # answer it with -32800 rather than silence, if the client still listens.
+                # (An answer whose send had begun was finished by ``_send_whole``, which then
+                # returned normally: no -32800 follows a frame.)
                 if isinstance(msg, dict) and "id" in msg and not conn.closed:
                     with trio.CancelScope(shield=True), trio.move_on_after(0.5):
                         await conn.send(error_response(RequestCancelled(
@@ -296,7 +336,8 @@ async def _serve_connection(stream: trio.SocketStream, dispatcher: Dispatcher, m
 async def _send_answer(conn: Connection, response: Any) -> None:
     """Send an answer computed inline (a message, or its JSON body as bytes); if the daemon
     stops at this very moment, the answer (already made, its effects done) still goes out, as
-    a task's -32800 would."""
+    a task's -32800 would.  A cancelled send sent nothing of the frame (``_send_whole``), so
+    sending it again cannot repeat part of it."""
     send = conn.send_json if type(response) is bytes else conn.send
     try:
         await send(response)

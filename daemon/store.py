@@ -129,12 +129,6 @@ class Store:
         row = self.db.execute(self._select + " WHERE id=?", (job_id,)).fetchone()
         return _dec(row) if row else None
 
-    def list_jobs(self, status: str | None = None, kind: str | None = None,
-                  limit: int = 100) -> list[dict[str, Any]]:
-        where, args = _where(status, kind)
-        sql = self._select + where + " ORDER BY seq DESC LIMIT ?"
-        return [_dec(r) for r in self.db.execute(sql, [*args, limit])]
-
     def count(self, status: str | None = None, kind: str | None = None) -> int:
         """Jobs with this status and kind (either may be None: any), from the kept counts."""
         return sum(n for (st, k), n in self._counts.items()
@@ -147,7 +141,8 @@ class Store:
 
     def list_ids(self, status: str | None = None, kind: str | None = None,
                  limit: int = 100) -> list[tuple[str, str]]:
-        """(id, status) of the jobs ``list_jobs`` would return, in the same order."""
+        """(id, status) of the jobs with this status and kind (either may be None: any),
+        newest first."""
         where, args = _where(status, kind)
         sql = "SELECT id, status FROM jobs" + where + " ORDER BY seq DESC LIMIT ?"
         return self.db.execute(sql, [*args, limit]).fetchall()

@@ -155,10 +155,59 @@ def _read_app(app_dir: Path) -> dict[str, Any]:
         if hit is not None and hit[0] == key:
             return hit[1]
         data = tomllib.load(f)
+    _check_app_file(path, data)
     if len(_parsed) > 256:
         _parsed.clear()
     _parsed[path] = (key, data)
     return data
+
+
+def _check_app_file(path: str, data: dict[str, Any]) -> None:
+    """The shape every reader of a ``kitapp.toml`` relies on (the builtin templates' files
+    show it); a file that parses but has another shape is the file's fault, said with its
+    key, never a daemon bug."""
+    def bad(key: str, what: str, value: Any) -> ToolchainError:
+        return ToolchainError(
+            f"{path}: '{key}' must be {what}, not {_toml_type(value)}; fix the file",
+            {"file": path, "key": key})
+
+    def table(key: str, value: Any) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise bad(key, "a table", value)
+        return value
+
+    def argv(key: str, value: Any) -> None:
+        if not (isinstance(value, list) and value and all(isinstance(a, str) for a in value)):
+            raise bad(key, "a non-empty array of strings", value)
+
+    for key in ("name", "display_name", "version", "template"):
+        value = table("app", data.get("app", {})).get(key)
+        if value is not None and not isinstance(value, str):
+            raise bad(f"app.{key}", "a string", value)
+    steps = table("build", data.get("build", {})).get("steps", [])
+    if not isinstance(steps, list):
+        raise bad("build.steps", "an array of tables ([[build.steps]])", steps)
+    for i, step in enumerate(steps):
+        table(f"build.steps[{i}]", step)
+        if not isinstance(step.get("name"), str):
+            raise bad(f"build.steps[{i}].name", "a string", step.get("name"))
+        argv(f"build.steps[{i}].argv", step.get("argv"))
+    launch = table("launch", data.get("launch", {}))
+    for key in ("argv", "headless_argv"):
+        if key in launch:
+            argv(f"launch.{key}", launch[key])
+    if not isinstance(launch.get("needs_display", False), bool):
+        raise bad("launch.needs_display", "true or false", launch["needs_display"])
+    test = table("test", data.get("test", {}))
+    if "argv" in test:
+        argv("test.argv", test["argv"])
+
+
+def _toml_type(value: Any) -> str:
+    if value is None:
+        return "missing"
+    return {bool: "a boolean", int: "an integer", float: "a float", str: "a string",
+            list: "an array", dict: "a table"}.get(type(value), type(value).__name__)
 
 
 class BuiltinToolchain:
@@ -196,7 +245,7 @@ class BuiltinToolchain:
                     continue
                 try:
                     app = _read_app(d)["app"]
-                except (OSError, tomllib.TOMLDecodeError, KeyError):
+                except (OSError, tomllib.TOMLDecodeError, KeyError, ToolchainError):
                     app = {"name": d.name}
                 apps.append({
                     "name": d.name, "display_name": app.get("display_name"),
@@ -327,6 +376,11 @@ class BuiltinToolchain:
         spec = self._load(d).get("launch", {})
         display = params.get("display", "native")
         key = "headless_argv" if display == "headless" and "headless_argv" in spec else "argv"
+        if key not in spec:
+            toml = d / "kitapp.toml"
+            raise ToolchainError(f"{toml}: 'launch.argv' is missing: add a [launch] table with "
+                                 "the app's command, e.g. argv = [\"{python}\", \"app.py\"]",
+                                 {"file": str(toml), "key": "launch.argv"})
         argv = _argv(spec[key]) + list(params.get("args") or [])
         return Plan(kind="launch", workspace=self.root, toolchain=self.kind,
                     steps=[Step(f"{d.name}: run", argv=argv, cwd=d)], app=d.name,
