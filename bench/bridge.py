@@ -104,39 +104,57 @@ async def _follow_ws(url: str, token: str, job_id: str) -> tuple[int, float]:
     return expect, time.perf_counter() - t
 
 
+def _start_bare(args: list[str]) -> tuple[subprocess.Popen[bytes], int]:
+    proc = subprocess.Popen([sys.executable, "-m", "bench.bare_quart", *args],
+                            env=child_env(), cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    assert proc.stdout is not None
+    line = proc.stdout.readline().decode()
+    if not line.startswith("port "):
+        _stop(proc)
+        raise RuntimeError(f"the bare quart-trio app did not start: {line!r}")
+    return proc, int(line.split()[1])
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def _rest_rounds(ctx: Ctx, d: DaemonProc, b: _Bridge, job_id: str,
-                 base: Path) -> tuple[list[float], list[float]]:
+                 base: Path) -> tuple[list[float], list[float], list[float]]:
+    """The bridge, the bare app, and the bare app relaying one daemon round trip: interleaved."""
     record = d.call("jobs.get", {"job_id": job_id})["job"]
     rec_file = base / "record.json"
     rec_file.write_text(json.dumps(record))
-    bare = subprocess.Popen([sys.executable, "-m", "bench.bare_quart", str(rec_file)],
-                            env=child_env(), cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    procs: list[subprocess.Popen[bytes]] = []
     try:
-        assert bare.stdout is not None
-        line = bare.stdout.readline().decode()
-        if not line.startswith("port "):
-            raise RuntimeError(f"the bare quart-trio app did not start: {line!r}")
-        port = int(line.split()[1])
+        bare, port = _start_bare([str(rec_file)])
+        procs.append(bare)
+        relay, relay_port = _start_bare([str(rec_file), "--daemon", str(d.socket)])
+        procs.append(relay)
         n, rounds = ctx.pick(1000, 4000), ctx.pick(5, 10)
         rest: list[float] = []
         flat: list[float] = []
+        hop: list[float] = []
         path = f"/api/jobs/{job_id}"
-        with RawHttp(b.port, {"Authorization": f"Bearer {b.token}"}) as kc, \
-                RawHttp(port, {"Authorization": f"Bearer {b.token}"}) as bc:
-            time_http(kc, path, 200)
-            time_http(bc, path, 200)
+        auth = {"Authorization": f"Bearer {b.token}"}
+        with RawHttp(b.port, auth) as kc, RawHttp(port, auth) as bc, \
+                RawHttp(relay_port, auth) as rc:
+            for c in (kc, bc, rc):
+                time_http(c, path, 200)
             for _ in range(rounds):
                 rest += time_http(kc, path, n // rounds)
                 flat += time_http(bc, path, n // rounds)
-        return rest, flat
+                hop += time_http(rc, path, n // rounds)
+        return rest, flat, hop
     finally:
-        bare.terminate()
-        try:
-            bare.wait(10)
-        except subprocess.TimeoutExpired:
-            bare.kill()
-            bare.wait()
+        for p in procs:
+            _stop(p)
 
 
 def run(ctx: Ctx) -> list[Figure]:
@@ -165,7 +183,7 @@ def run(ctx: Ctx) -> list[Figure]:
         rss = b.rss_mb()
         _, job_id = _job_run(d, 100, "blocks")
         size = (d.state / "logs" / f"{job_id}.log").stat().st_size
-        rest, bare = _rest_rounds(ctx, d, b, job_id, base)
+        rest, bare, hop = _rest_rounds(ctx, d, b, job_id, base)
         ws_rates, sock_rates = [], []
         for _ in range(runs):  # alternating WebSocket and socket followers
             n, secs = trio.run(_follow_ws, b.url, b.token, job_id)
@@ -179,11 +197,22 @@ def run(ctx: Ctx) -> list[Figure]:
             b.stop()
         d.cleanup()
     med = statistics.median
+    rest_us, bare_us, hop_us = (pct(x, 50) * 1e6 for x in (rest, bare, hop))
     return [
-        ratio_at_most("bridge.rest", "REST `GET /api/jobs/<id>` p50", pct(rest, 50) * 1e6, "us",
-                      "bare quart-trio app on Hypercorn", pct(bare, 50) * 1e6, 1.2,
+        ratio_at_most("bridge.rest", "REST `GET /api/jobs/<id>` p50", rest_us, "us",
+                      "bare quart-trio app on Hypercorn", bare_us, 1.2,
                       note=f"{len(rest)} requests each, interleaved rounds, one keep-alive "
-                           "connection, minimal HTTP/1.1 client"),
+                           "connection, minimal HTTP/1.1 client",
+                      floor=hop_us),
+        info("bridge.rest_hop", "REST `GET /api/jobs/<id>` p50 vs one daemon round trip",
+             rest_us, "us", "bare app relaying kitplayd's answer", hop_us,
+             note="the bridge's own cost: the baseline is the bare app sending the request's "
+                  "`jobs.get` line to kitplayd on one open connection and returning its answer "
+                  "line untouched (`bench.bare_quart --daemon`), the floor of any REST route "
+                  "that asks a separate daemon process"),
+        info("bridge.hop", "the bare app relaying one daemon round trip", hop_us, "us",
+             "the bare app", bare_us,
+             note="what the second process alone costs on this machine"),
         at_least("bridge.follow_ws", "log following: 100 MB through the bridge WebSocket",
                  med(ws_rates), "MB/s", 200, "the same over the daemon socket", med(sock_rates),
                  note=f"median of {runs}; from the upgrade to the 'end' message, offsets "

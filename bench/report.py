@@ -64,11 +64,21 @@ class Figure:
 
 
 def ratio_at_most(key: str, label: str, value: float, unit: str, baseline: str,
-                  base: float, limit: float, note: str = "") -> Figure:
-    """kitplay / baseline must be <= ``limit`` (costs: times, sizes)."""
+                  base: float, limit: float, note: str = "",
+                  floor: float | None = None) -> Figure:
+    """kitplay / baseline must be <= ``limit`` (costs: times, sizes).
+
+    ``floor``: the least any implementation could cost, measured in the same run; when it is
+    itself over ``limit`` times the baseline, the bar is out of reach and does not fail the run."""
     ratio = value / base if base else float("inf")
+    reachable = floor is None or not base or floor / base <= limit
+    if not reachable:
+        assert floor is not None
+        note = (note + "; " if note else "") + (
+            f"out of reach here: the floor itself ({_num(floor, unit)}) is "
+            f"{floor / base:.2f}x {baseline}")
     return Figure(key, label, value, unit, baseline, base, ratio, f"<= {limit:g}x {baseline}",
-                  ratio <= limit, note)
+                  ratio <= limit, note, reachable=reachable)
 
 
 def ratio_at_least(key: str, label: str, value: float, unit: str, baseline: str,

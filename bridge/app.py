@@ -74,8 +74,11 @@ def create_app(settings: BridgeSettings) -> QuartTrio:
     async def stop_link() -> None:
         await link["daemon"].aclose()
 
-    async def call(method: Method, params: dict[str, Any]) -> Any:
-        return await link["daemon"].call(method.name, params, idempotent=not method.mutates)
+    async def call(method: Method, params: dict[str, Any]) -> bytes:
+        # The result's JSON as the daemon wrote it: the REST body, never decoded here.
+        result: bytes = await link["daemon"].call(method.name, params, raw=True,
+                                                  idempotent=not method.mutates)
+        return result
 
     def too_large() -> MessageTooLarge:
         return MessageTooLarge(

@@ -16,7 +16,6 @@ from typing import Any
 from quart import Quart, Response, request
 
 from daemon.protocol.errors import InvalidParams, KitplayError, ParseError
-from daemon.protocol.framing import dumps
 from daemon.protocol.registry import METHODS, Method, Param, validate_params
 
 from .errors import error_response
@@ -29,7 +28,8 @@ _INT = re.compile(r"^[+-]?[0-9]{1,18}$")
 _NUM = re.compile(r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$")
 _BOOLS = {"true": True, "1": True, "false": False, "0": False}
 
-Caller = Callable[[Method, dict[str, Any]], Awaitable[Any]]
+# The result's compact JSON, as the daemon wrote it (``DaemonLink.call(..., raw=True)``).
+Caller = Callable[[Method, dict[str, Any]], Awaitable[bytes]]
 
 
 def rest_methods() -> list[Method]:
@@ -124,6 +124,9 @@ async def collect_params(method: Method, verb: str, view_args: dict[str, Any]) -
     return validate_params(method, params)
 
 
+_NO_STORE = {"Cache-Control": "no-store"}
+
+
 def make_view(method: Method, call: Caller) -> Callable[..., Awaitable[Response]]:
     assert method.http is not None
     verb = method.http[0]
@@ -134,9 +137,8 @@ def make_view(method: Method, call: Caller) -> Callable[..., Awaitable[Response]
             result = await call(method, params)
         except KitplayError as e:
             return error_response(e)
-        resp = Response(dumps(result), status=200, content_type="application/json")
-        resp.headers["Cache-Control"] = "no-store"
-        return resp
+        return Response(result + b"\n", status=200, content_type="application/json",
+                        headers=_NO_STORE)
 
     view.__name__ = method.name.replace(".", "_")
     return view

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
 
 from daemon.protocol.aclient import DaemonLink, open_client
 from daemon.protocol.errors import DaemonUnreachable, InvalidParams, NotFound
+from daemon.protocol.framing import encode
 from tests.helpers import Daemon, create_and_build, short_tmpdir
 
 APP = "my_company.aclient_app"
@@ -51,6 +53,35 @@ async def test_errors_are_the_protocol_classes(daemon: Daemon) -> None:
         with pytest.raises(InvalidParams):  # not JSON at all: refused before sending
             await c.call("jobs.list", {"limit": float("nan")})
         assert (await c.call("jobs.list", {"limit": 1})) == {"jobs": []}
+
+
+async def test_raw_calls_answer_the_daemons_json(daemon: Daemon) -> None:
+    """``call_raw`` (the bridge's REST path): the result's JSON as written, never decoded;
+    errors are still the protocol's classes; plain calls in flight beside it are unaffected."""
+    create_and_build(daemon, name=APP)
+    job = daemon.call("jobs.list", {"limit": 1})["jobs"][0]
+    with trio.fail_after(30):
+        async with open_client(daemon.socket) as c:
+            raw = await c.call_raw("jobs.get", {"job_id": job["id"]})
+            plain = await c.call("jobs.get", {"job_id": job["id"]})
+            assert type(raw) is bytes and raw == encode(plain)
+            assert not raw.endswith(b"\n") and raw.startswith(b'{"job":')
+            with pytest.raises(NotFound):
+                await c.call_raw("jobs.get", {"job_id": "0nosuchjob"})
+            async with trio.open_nursery() as n:
+                got: list[Any] = []
+
+                async def both(i: int) -> None:
+                    got.append(await c.call_raw("sessions.list"))
+                    got.append(await c.call("sessions.list"))
+
+                for i in range(10):
+                    n.start_soon(both, i)
+            assert sorted(map(type, got), key=str) == [bytes] * 10 + [dict] * 10
+            async with trio.open_nursery() as n:
+                link = DaemonLink(n, Path(daemon.socket))
+                assert await link.call("jobs.get", {"job_id": job["id"]}, raw=True) == raw
+                await link.aclose()
 
 
 async def test_subscription_delivers_until_final(daemon: Daemon) -> None:

@@ -2,7 +2,8 @@
 
 - unit: ``json_literal`` gives the bytes the JSON encoder gives, for any bytes (invalid UTF-8,
   every control character, quotes, backslashes, multibyte text); ``split_output`` returns a
-  notification's head and its data literal, and None for anything else;
+  notification's head and its data literal, and None for anything else; ``split_result``
+  returns a success answer's id and its result's JSON as written, and None for anything else;
 - real daemon and bridge: a log holding every awkward byte arrives through the socket (as
   notifications) and through the bridge's WebSocket (as output messages) exactly as the file
   holds it, with contiguous offsets.
@@ -19,7 +20,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from daemon.protocol.client import Client
-from daemon.protocol.passthrough import json_literal, output_body, split_output
+from daemon.protocol.passthrough import json_literal, output_body, split_output, split_result
 from tests.bridge_helpers import (  # noqa: F401
     Bridge,
     bridge_fixture,
@@ -78,6 +79,34 @@ AWKWARD = (
     "              b'\\xf0\\x9f\\x98\\x80 \\r\\n' % i)\n"
     "out.write(b'bad utf-8: \\xff\\xfe end\\n')\n"
 )
+
+
+@given(st.recursive(st.none() | st.booleans() | st.integers() | st.text(),
+                    lambda inner: st.lists(inner, max_size=4)
+                    | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=20),
+       st.integers(min_value=0, max_value=10**17))
+def test_split_result_round_trip(result: Any, rid: int) -> None:
+    """Any result (strings holding ',"id":5}' too) comes back as the JSON the daemon wrote."""
+    body = json.dumps(result, separators=(",", ":"), ensure_ascii=False).encode()
+    line = b'{"jsonrpc":"2.0","result":%s,"id":%d}' % (body, rid)
+    split = split_result(line)
+    assert split is not None
+    assert split[0] == rid and split[1] == body and json.loads(split[1]) == result
+
+
+def test_split_result_refuses_other_lines() -> None:
+    for line in (
+        b'{"jsonrpc":"2.0","error":{"code":-32001,"message":"x","data":null},"id":3}',
+        b'{"jsonrpc":"2.0","method":"jobs.state","params":{"id":"1"}}',
+        b'{"jsonrpc":"2.0","result":{"a":1},"id":"abc"}',   # not this client's integer ids
+        b'{"jsonrpc":"2.0","result":{"a":1},"id":null}',
+        b'{"jsonrpc":"2.0","result":{"a":1},"id":-1}',
+        b'{"jsonrpc":"2.0","result":,"id":1}',
+        b'{"jsonrpc":"2.0","result":{"a":1},"id":1} ',
+        b'{"jsonrpc":"2.0","result":{"a":1},"id":\xd9\xa3}',  # an Arabic-Indic digit
+        b'{"id":1,"jsonrpc":"2.0","result":{"a":1}}',
+    ):
+        assert split_result(line) is None, line
 
 
 def _awkward_job(d: Daemon) -> tuple[str, bytes]:

@@ -46,8 +46,8 @@ from .errors import (
     RequestCancelled,
     error_for_code,
 )
-from .framing import MAX_LINE, request
-from .passthrough import split_output
+from .framing import MAX_LINE, encode, request
+from .passthrough import split_output, split_result
 from .paths import check_peer, default_socket_path
 from .wire import framing_of
 
@@ -82,13 +82,15 @@ async def connect_stream(path: Path | str | None = None) -> trio.SocketStream:
 
 
 class _Pending:
-    __slots__ = ("done", "error", "on_result", "result")
+    __slots__ = ("done", "error", "on_result", "raw", "result")
 
-    def __init__(self, on_result: Callable[[Any], None] | None = None) -> None:
+    def __init__(self, on_result: Callable[[Any], None] | None = None,
+                 raw: bool = False) -> None:
         self.done = trio.Event()
         self.result: Any = None
         self.error: KitplayError | None = None
         self.on_result = on_result
+        self.raw = raw  # the result as the JSON bytes the daemon wrote, not decoded
 
 
 class Subscription:
@@ -160,12 +162,18 @@ class AsyncClient:
         """Call a method; return its result or raise the error class it answered."""
         return await self._call(method, params, None)
 
+    async def call_raw(self, method: str, params: Any = None) -> bytes:
+        """As ``call``, but the result as compact JSON bytes, passed on as the daemon wrote
+        them without a decode (for a relay: the bridge's REST answers)."""
+        result = await self._call(method, params, None, raw=True)
+        return result if type(result) is bytes else encode(result)
+
     async def _call(self, method: str, params: Any,
-                    on_result: Callable[[Any], None] | None) -> Any:
+                    on_result: Callable[[Any], None] | None, raw: bool = False) -> Any:
         if self.closed:
             raise self.lost_error()
         rid = next(self._ids)
-        pending = _Pending(on_result)
+        pending = _Pending(on_result, raw)
         self._pending[rid] = pending
         try:
             try:
@@ -218,15 +226,22 @@ class AsyncClient:
         await self.stream.aclose()
 
     async def _send_frame(self, frame: bytes) -> None:
-        async with self._send_lock:
-            try:
-                # Shielded: a frame cut in half by a cancelled caller would break the
-                # connection for every other call on it.
-                with trio.CancelScope(shield=True):
-                    await self.stream.send_all(frame)
-            except (trio.BrokenResourceError, trio.ClosedResourceError) as e:
-                self._close(f"send failed ({e})")
-                raise self.lost_error() from None
+        # Taken without a checkpoint of its own when free (the usual case): send_all has its
+        # own, and each extra one is a pass of the scheduler on the bridge's REST hot path.
+        try:
+            self._send_lock.acquire_nowait()
+        except trio.WouldBlock:
+            await self._send_lock.acquire()
+        try:
+            # Shielded: a frame cut in half by a cancelled caller would break the
+            # connection for every other call on it.
+            with trio.CancelScope(shield=True):
+                await self.stream.send_all(frame)
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as e:
+            self._close(f"send failed ({e})")
+            raise self.lost_error() from None
+        finally:
+            self._send_lock.release()
 
     def _close(self, why: str) -> None:
         if self.closed:
@@ -260,6 +275,8 @@ class AsyncClient:
                     break
                 try:
                     for line in batch:
+                        if self._answer_raw(line):
+                            continue
                         # Log output is split, not decoded: its data goes on as it came.
                         split = split_output(line) if self._subs else None
                         if split is None:
@@ -273,6 +290,18 @@ class AsyncClient:
             self._close(why)
             with trio.CancelScope(shield=True):
                 await self.stream.aclose()
+
+    def _answer_raw(self, line: bytes) -> bool:
+        """Hand a success answer to a ``call_raw`` caller undecoded; False for other lines."""
+        split = split_result(line)
+        if split is None:
+            return False
+        pending = self._pending.get(split[0])
+        if pending is None or not pending.raw:
+            return False
+        pending.result = split[1]
+        pending.done.set()
+        return True
 
     async def _output(self, params: dict[str, Any], data_json: bytes) -> None:
         sub = self._subs.get(params.get("subscription", ""))
@@ -355,15 +384,22 @@ class DaemonLink:
         self._lock = trio.Lock()
 
     async def client(self) -> AsyncClient:
+        client = self._client
+        if client is not None and not client.closed:
+            return client  # no lock (and no checkpoint) while the connection is up
         async with self._lock:
             if self._client is None or self._client.closed:
                 self._client = await AsyncClient.start(self.nursery, self.path)
             return self._client
 
-    async def call(self, method: str, params: Any = None, *, idempotent: bool = False) -> Any:
+    async def call(self, method: str, params: Any = None, *, idempotent: bool = False,
+                   raw: bool = False) -> Any:
+        """The method's result; with ``raw``, as JSON bytes (``AsyncClient.call_raw``)."""
         for attempt in (1, 2):
             client = await self.client()
             try:
+                if raw:
+                    return await client.call_raw(method, params)
                 return await client.call(method, params)
             except DaemonUnreachable:
                 if attempt == 2 or not idempotent:

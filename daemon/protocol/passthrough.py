@@ -23,9 +23,13 @@ TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing slows `kitpl
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["OUTPUT_PREFIX", "json_literal", "output_body", "split_output"]
+__all__ = ["OUTPUT_PREFIX", "RESULT_PREFIX", "json_literal", "output_body", "split_output",
+           "split_result"]
 
 OUTPUT_PREFIX = b'{"jsonrpc":"2.0","method":"jobs.output","params":{'
+# A success answer as the daemon writes it (daemon/rpc.py): result, then the id, last.
+RESULT_PREFIX = b'{"jsonrpc":"2.0","result":'
+_ID_KEY = b',"id":'
 _DATA_KEY = b',"data":"'
 
 # Bytes a log holds often and JSON escapes: replaced in place (a C pass each, when present).
@@ -84,3 +88,22 @@ def split_output(line: bytes) -> tuple[dict[str, Any], bytes] | None:
     if not isinstance(head, dict):
         return None
     return head, line[at + len(_DATA_KEY) - 1:-2]
+
+
+def split_result(line: bytes) -> tuple[int, bytes] | None:
+    """(id, the result's JSON as the daemon wrote it) for a success answer with an integer id,
+    or None for any other line (decode it whole).
+
+    The daemon writes ``{"jsonrpc":"2.0","result":<result>,"id":<id>}``: the id comes last, so
+    the last ``,"id":`` of the line is the key itself (anything before it is inside the result)
+    when what follows it is ASCII digits and the closing brace.
+    """
+    if not line.startswith(RESULT_PREFIX) or not line.endswith(b"}"):
+        return None
+    at = line.rfind(_ID_KEY)
+    if at <= len(RESULT_PREFIX):
+        return None
+    rid = line[at + len(_ID_KEY):-1]
+    if not (rid.isdigit() and rid.isascii()) or len(rid) > 18:
+        return None
+    return int(rid), line[len(RESULT_PREFIX):at]
