@@ -375,7 +375,14 @@ class DaemonLink:
 
     Calls of methods that change nothing are retried once on a fresh connection when the old
     one turns out to be dead; calls that change state are never retried (they might have run).
+
+    Calls that may wait long (``OWN_CONNECTION``: ``jobs.wait``, up to a day) go over a
+    short-lived connection of their own: the daemon serves at most
+    ``max_inflight_per_connection`` (64) waiting calls per connection, and that many waits on
+    the shared one would leave every other call waiting behind them.
     """
+
+    OWN_CONNECTION = frozenset({"jobs.wait"})
 
     def __init__(self, nursery: trio.Nursery, path: Path | str | None = None) -> None:
         self.nursery = nursery
@@ -395,6 +402,11 @@ class DaemonLink:
     async def call(self, method: str, params: Any = None, *, idempotent: bool = False,
                    raw: bool = False) -> Any:
         """The method's result; with ``raw``, as JSON bytes (``AsyncClient.call_raw``)."""
+        if method in self.OWN_CONNECTION:  # a fresh connection: none to find dead
+            async with open_client(self.path) as own:
+                if raw:
+                    return await own.call_raw(method, params)
+                return await own.call(method, params)
         for attempt in (1, 2):
             client = await self.client()
             try:
