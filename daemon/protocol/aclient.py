@@ -39,11 +39,11 @@ from typing import Any
 
 import trio
 
+from .client import BACKOFF_FIRST_S, BACKOFF_MAX_S, LOST, RECONNECT_S, lost_notice
 from .errors import (
     DaemonUnreachable,
     InvalidParams,
     KitplayError,
-    RequestCancelled,
     error_for_code,
 )
 from .framing import MAX_LINE, encode, request
@@ -57,9 +57,6 @@ __all__ = ["AsyncClient", "DaemonLink", "Follower", "Subscription", "connect_str
 START_HINT = "start it with `kitplayd` (or `kitplay-bridge --with-daemon`)"
 # A notification carries at most a 256 KiB chunk, escaped: leave plenty of room.
 MAX_FRAME = 64 * MAX_LINE
-RECONNECT_S = 60.0  # as daemon.protocol.client
-BACKOFF_FIRST_S, BACKOFF_MAX_S = 0.05, 2.0
-LOST = (DaemonUnreachable, RequestCancelled)  # the daemon went away (or is stopping)
 
 
 async def connect_stream(path: Path | str | None = None) -> trio.SocketStream:
@@ -465,9 +462,8 @@ class Follower:
                     if self.reconnect_s <= 0 or not self._opened:
                         raise
                     if self.notice:
-                        self.notice(f"lost the daemon ({e.message}); reconnecting for up to "
-                                    f"{self.reconnect_s:g} s to resume job {self.job_id} at "
-                                    f"byte {self.offset}")
+                        self.notice(lost_notice(e, self.reconnect_s,
+                                                f"resume job {self.job_id} at byte {self.offset}"))
                 elif now + delay > self._lost_at + self.reconnect_s:
                     raise DaemonUnreachable(f"the daemon did not come back: {e.message}",
                                             e.data) from None

@@ -171,6 +171,20 @@ class Client:
             self.notifications.clear()  # notifications of the old connection's subscriptions
             return
 
+    def _ride_through(self, e: KitplayError, lost_at: float | None, reconnect_s: float,
+                      notice: Callable[[str], None] | None, goal: str) -> float:
+        """The connection was lost (``e``) while ``follow`` or ``wait`` worked towards
+        ``goal``: at the first loss, raise ``e`` when ``reconnect_s`` is 0, else say so; then
+        reconnect until ``reconnect_s`` after the first loss.  Returns when that was."""
+        if lost_at is None:
+            lost_at = time.monotonic()
+            if reconnect_s <= 0:
+                raise e
+            if notice:
+                notice(lost_notice(e, reconnect_s, goal))
+        self.reconnect(lost_at + reconnect_s)
+        return lost_at
+
     def follow(self, job_id: str, offset: int = 0, *, reconnect_s: float = RECONNECT_S,
                notice: Callable[[str], None] | None = stderr_notice,
                ) -> Iterator[dict[str, Any]]:
@@ -198,14 +212,8 @@ class Client:
                     if note["method"] == "jobs.state" and params.get("final"):
                         return
             except LOST as e:
-                if lost_at is None:
-                    lost_at = time.monotonic()
-                    if reconnect_s <= 0:
-                        raise
-                    if notice:
-                        notice(f"lost the daemon ({e.message}); reconnecting for up to "
-                               f"{reconnect_s:g} s to resume job {job_id} at byte {offset}")
-                self.reconnect(lost_at + reconnect_s)
+                lost_at = self._ride_through(e, lost_at, reconnect_s, notice,
+                                             f"resume job {job_id} at byte {offset}")
 
     def wait(self, job_id: str, timeout_s: float = 30, *, reconnect_s: float = RECONNECT_S,
              notice: Callable[[str], None] | None = stderr_notice) -> dict[str, Any]:
@@ -224,14 +232,13 @@ class Client:
                     notice(f"reconnected; waiting for job {job_id}")
                 return res
             except LOST as e:
-                if lost_at is None:
-                    lost_at = time.monotonic()
-                    if reconnect_s <= 0:
-                        raise
-                    if notice:
-                        notice(f"lost the daemon ({e.message}); reconnecting for up to "
-                               f"{reconnect_s:g} s to keep waiting for job {job_id}")
-                self.reconnect(lost_at + reconnect_s)
+                lost_at = self._ride_through(e, lost_at, reconnect_s, notice,
+                                             f"keep waiting for job {job_id}")
+
+
+def lost_notice(e: KitplayError, reconnect_s: float, goal: str) -> str:
+    """What a client says when it starts to ride through a lost daemon (sync and trio)."""
+    return f"lost the daemon ({e.message}); reconnecting for up to {reconnect_s:g} s to {goal}"
 
 
 def _framing(name: str) -> tuple[Callable[[Any], bytes], LineBuffer | LspBuffer]:
