@@ -1,3 +1,5 @@
-"""kitplay's benchmarks: every figure of DESIGN.md's table beside its bar and a baseline measured
-in the same run.  Run ``python -m bench [--quick] [--json PATH] [--only SECTION ...]``.
+"""kitplay's benchmarks: every figure kitplay must reach (docs/bench.md) beside its bar and a
+baseline measured in the same run.
+
+Run ``python -m bench [--quick] [--json PATH] [--only SECTION ...]``.
 """

@@ -41,7 +41,7 @@ class Figure:
     baseline: str = ""            # what it is compared with
     baseline_value: float | None = None
     ratio: float | None = None    # as the bar reads it (see the constructors)
-    bar: str = ""                 # the bar in words, from DESIGN.md
+    bar: str = ""                 # the bar in words (docs/bench.md lists them)
     ok: bool | None = None        # None: no bar, or skipped
     note: str = ""
     skipped: str | None = None    # why it was not measured

@@ -107,20 +107,24 @@ def create_app(settings: BridgeSettings) -> QuartTrio:
             refused.headers["Connection"] = "close"
         return refused
 
+    def admit(headers: Any) -> Response | None:
+        """Authenticate first, then rate-limit by credential: a request without a valid
+        credential is refused from the anonymous budget and never touches the user's."""
+        who, err = guard.authenticate(headers)
+        if err is not None:
+            return refuse_anonymous(err)
+        assert who is not None
+        return rate_limited(limiter, who)
+
     def refuse_http() -> Response | None:
         err = guard.check_host(request.headers)
         if err is not None:
             return error_response(err)
         if not request.path.startswith("/api"):
             return None  # the page and its static files hold no secret
-        if request.path in login_paths and request.method == "POST":
-            who = "login"  # the code in the body is the credential: checked by the view
-        else:
-            who, err = guard.authenticate(request.headers)  # type: ignore[assignment]
-            if err is not None:
-                return refuse_anonymous(err)
-            assert who is not None
-            refused = rate_limited(limiter, who)
+        # A login's credential is the code in its body, checked by the view.
+        if not (request.path in login_paths and request.method == "POST"):
+            refused = admit(request.headers)
             if refused is not None:
                 return refused
         exc = request.routing_exception
@@ -156,13 +160,9 @@ def create_app(settings: BridgeSettings) -> QuartTrio:
                 return refuse_anonymous(Unauthorized(
                     "this stream ticket is used up, expired or wrong: ask for a new one with "
                     "POST /api/v1/stream-tickets", refusal_data("ticket")))
-            who = "session"
+            refused = rate_limited(limiter, "session")
         else:
-            who, err = guard.authenticate(websocket.headers)  # type: ignore[assignment]
-            if err is not None:
-                return refuse_anonymous(err)
-        assert who is not None
-        refused = rate_limited(limiter, who)
+            refused = admit(websocket.headers)
         if refused is not None:
             return refused
         err = guard.check_origin(websocket.headers)

@@ -1,7 +1,7 @@
 """JSON-RPC 2.0 dispatch: framing in, jsonrpcserver for the call, trio for concurrency.
 
 jsonrpcserver 5.0.9 is used for what it does well (method lookup, argument binding, response
-envelopes) and bypassed where it does not fit (see DESIGN.md):
+envelopes) and bypassed where it does not fit:
 
 - batches: its ``asyncio.gather`` fails under trio, and it answers a batch with one invalid
   member with one error; here each member is dispatched on its own in a trio nursery;

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -45,3 +46,13 @@ def make_daemon() -> Iterator[type[Daemon]]:
     finally:
         for d in made:
             d.cleanup()
+
+
+@pytest.fixture
+def umask_022() -> Iterator[None]:
+    """The test process runs under umask 022, as a login shell leaves it."""
+    old = os.umask(0o022)
+    try:
+        yield
+    finally:
+        os.umask(old)

@@ -12,6 +12,8 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +34,34 @@ def example(name: str) -> str:
     m = re.search(rf"<!-- example: {name} -->\n```\w+\n(.*?)```", DOC, re.DOTALL)
     assert m, f"no example {name!r} in docs/api.md"
     return m.group(1)
+
+
+@contextmanager
+def ticker_example(d: Daemon, tmp: Path, name: str) -> Iterator[tuple[str, Path, Path, Path]]:
+    """Run the docs example ``name`` on a launched ticker app: yield (job id, the job's log,
+    the example's stdout and stderr files) once it prints; on leaving, let the app end and
+    require the example to exit 0."""
+    stop = tmp / "stop"
+    write_app(d.workspace, "my_company.ticker", launch=[*TICKER, str(stop)])
+    job_id = d.call("launch", {"app": "my_company.ticker", "display": "headless"})["job"]["id"]
+    (tmp / "example.py").write_text(example(name))
+    out, err = tmp / "out", tmp / "err"
+    env = {**os.environ, "KITPLAY_SOCKET": str(d.socket), "PYTHONPATH": str(ROOT),
+           "PYTHONUNBUFFERED": "1"}
+    with open(out, "wb") as o, open(err, "wb") as e:
+        proc = subprocess.Popen([sys.executable, "example.py", job_id], env=env, cwd=tmp,
+                                stdout=o, stderr=e)
+    log = d.state / "logs" / f"{job_id}.log"
+    try:
+        grows(out, 5, "the example to print lines")
+        yield job_id, log, out, err
+        stop.touch()
+        assert proc.wait(60) == 0, err.read_text()
+    finally:
+        stop.touch()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def run(d: Daemon, argv: list[str], tmp: Path) -> subprocess.CompletedProcess[str]:
@@ -117,18 +147,7 @@ def test_websocket_example(daemon: Daemon, bridge: Bridge, tmp_path: Path) -> No
 def test_websocket_example_rides_through_bridge_and_daemon_restarts(
         daemon: Daemon, bridge: Bridge, tmp_path: Path) -> None:
     """Every line once, across a bridge restart (new port) and a daemon SIGKILL + start."""
-    stop = tmp_path / "stop"
-    write_app(daemon.workspace, "my_company.ticker", launch=[*TICKER, str(stop)])
-    job = daemon.call("launch", {"app": "my_company.ticker", "display": "headless"})["job"]
-    (tmp_path / "follow.py").write_text(example("websocket"))
-    out, err = tmp_path / "out", tmp_path / "err"
-    env = {**os.environ, "KITPLAY_SOCKET": str(daemon.socket), "PYTHONPATH": str(ROOT)}
-    with open(out, "wb") as o, open(err, "wb") as e:
-        proc = subprocess.Popen([sys.executable, "follow.py", job["id"]], env=env, cwd=tmp_path,
-                                stdout=o, stderr=e)
-    log = daemon.state / "logs" / f"{job['id']}.log"
-    try:
-        grows(out, 5, "the example to print lines")
+    with ticker_example(daemon, tmp_path, "websocket") as (job_id, log, out, err):
         bridge.stop()
         grows(log, 10, "the app to print while no bridge runs")
         bridge.start()
@@ -137,44 +156,18 @@ def test_websocket_example_rides_through_bridge_and_daemon_restarts(
         grows(log, 10, "the app to print while no daemon runs")
         daemon.start()
         grows(out, 5, "the example to resume after the daemon restart")
-        stop.touch()
-        assert proc.wait(60) == 0, err.read_text()
-    finally:
-        stop.touch()
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert out.read_bytes() == log.read_bytes() + f"job {job['id']}: succeeded\n".encode()
+    assert out.read_bytes() == log.read_bytes() + f"job {job_id}: succeeded\n".encode()
     said = err.read_text()
     assert "Traceback" not in said and said.count("reconnected at byte") >= 2, said
 
 
 def test_python_client_example_rides_through_a_daemon_restart(daemon: Daemon,
                                                               tmp_path: Path) -> None:
-    stop = tmp_path / "stop"
-    write_app(daemon.workspace, "my_company.ticker", launch=[*TICKER, str(stop)])
-    job = daemon.call("launch", {"app": "my_company.ticker", "display": "headless"})["job"]
-    (tmp_path / "client.py").write_text(example("python-client"))
-    out, err = tmp_path / "out", tmp_path / "err"
-    env = {**os.environ, "KITPLAY_SOCKET": str(daemon.socket), "PYTHONPATH": str(ROOT),
-           "PYTHONUNBUFFERED": "1"}
-    with open(out, "wb") as o, open(err, "wb") as e:
-        proc = subprocess.Popen([sys.executable, "client.py", job["id"]], env=env,
-                                cwd=tmp_path, stdout=o, stderr=e)
-    log = daemon.state / "logs" / f"{job['id']}.log"
-    try:
-        grows(out, 5, "the example to print lines")
+    with ticker_example(daemon, tmp_path, "python-client") as (job_id, log, out, err):
         daemon.kill9()
         grows(log, 10, "the app to print while no daemon runs")
         daemon.start()
         grows(out, 5, "the example to resume")
-        stop.touch()
-        assert proc.wait(60) == 0, err.read_text()
-    finally:
-        stop.touch()
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert out.read_text() == (f"kitplayd {__version__}\n" + log.read_text()
-                               + f"job {job['id']}: succeeded\n")
+                               + f"job {job_id}: succeeded\n")
     assert "reconnected at byte" in err.read_text()

@@ -13,22 +13,10 @@ from __future__ import annotations
 import os
 import stat
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from tests.helpers import Daemon
 from tests.tmpfs import small_tmpfs
-
-
-@pytest.fixture
-def umask_022() -> Iterator[None]:
-    old = os.umask(0o022)
-    try:
-        yield
-    finally:
-        os.umask(old)
 
 
 def _create(d: Daemon, name: str, workspace: Path | None = None) -> Path:

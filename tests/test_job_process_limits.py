@@ -7,7 +7,6 @@ which must come out as the user's umask says, as they would from a terminal.
 
 from __future__ import annotations
 
-import os
 import resource
 import stat
 from collections.abc import Iterator
@@ -15,15 +14,6 @@ from collections.abc import Iterator
 import pytest
 
 from tests.helpers import Daemon, write_app
-
-
-@pytest.fixture
-def umask_022() -> Iterator[None]:
-    old = os.umask(0o022)
-    try:
-        yield
-    finally:
-        os.umask(old)
 
 
 def test_a_job_gets_the_umask_the_daemon_started_with(make_daemon: type[Daemon],

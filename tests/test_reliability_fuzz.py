@@ -209,13 +209,12 @@ def _check_response(obj: Any, where: str) -> list[Any]:
     return ids
 
 
-def exchange(sock_path: Path, frames: list[bytes], timeout: float = 60.0) -> tuple[
-        list[bytes], bool]:
-    """Send the frames (a thread writes, then half-closes); read until the daemon closes."""
+def _send_all_read_all(sock_path: Path, payload: bytes, timeout: float) -> tuple[bytes, bool]:
+    """Send ``payload`` (a thread writes, then half-closes) and read until the daemon closes;
+    the bytes read, and whether the send failed (the daemon closed first)."""
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.settimeout(timeout)
     s.connect(str(sock_path))
-    payload = b"".join(f + b"\n" for f in frames)
     send_error: list[BaseException] = []
 
     def send() -> None:
@@ -240,8 +239,16 @@ def exchange(sock_path: Path, frames: list[bytes], timeout: float = 60.0) -> tup
     finally:
         t.join(timeout)
         s.close()
+    return buf, bool(send_error)
+
+
+def exchange(sock_path: Path, frames: list[bytes], timeout: float = 60.0) -> tuple[
+        list[bytes], bool]:
+    """Send the frames (a thread writes, then half-closes); read until the daemon closes."""
+    buf, send_failed = _send_all_read_all(
+        sock_path, b"".join(f + b"\n" for f in frames), timeout)
     assert buf == b"" or buf.endswith(b"\n"), "the daemon sent half a message"
-    return [line for line in buf.split(b"\n") if line], bool(send_error)
+    return [line for line in buf.split(b"\n") if line], send_failed
 
 
 def _alive(d: Daemon) -> None:
@@ -346,32 +353,7 @@ def test_structured_messages_always_get_a_well_formed_answer(shared_daemon: Daem
 
 def lsp_exchange(sock_path: Path, payload: bytes, timeout: float = 60.0) -> list[bytes]:
     """Send ``payload`` (then half-close); read LSP frames strictly until the daemon closes."""
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(timeout)
-    s.connect(str(sock_path))
-
-    def send() -> None:
-        try:
-            s.sendall(payload)
-            s.shutdown(socket.SHUT_WR)
-        except OSError:  # the daemon closed first (after a framing error)
-            pass
-
-    t = threading.Thread(target=send)
-    t.start()
-    buf = b""
-    try:
-        while True:
-            try:
-                data = s.recv(1 << 20)
-            except ConnectionResetError:
-                break
-            if not data:
-                break
-            buf += data
-    finally:
-        t.join(timeout)
-        s.close()
+    buf, _ = _send_all_read_all(sock_path, payload, timeout)
     bodies = []
     while buf:
         header, sep, rest = buf.partition(b"\r\n\r\n")

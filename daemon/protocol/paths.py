@@ -1,4 +1,4 @@
-"""Where kitplay keeps its socket, runtime files and state (DESIGN.md: names, paths).
+"""Where kitplay keeps its socket, runtime files and state (the paths the README states).
 
 Standard library only: the CLI imports it.
 """
