@@ -38,7 +38,8 @@ class _Bridge:
     def __init__(self, socket: Path, config: Path) -> None:
         t0 = time.perf_counter()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bridge", "--socket", str(socket), "--bind", "127.0.0.1:0",
+            [sys.executable, "-m", "kitplay.bridge",
+             "--socket", str(socket), "--bind", "127.0.0.1:0",
              "--config", str(config), "--log-level", "warning",
              "--rate-limit", "1000000", "--rate-burst", "1000000"],
             env=child_env(), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,

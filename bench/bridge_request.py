@@ -76,7 +76,7 @@ async def follow_ws(b: Bridge, job_id: str) -> tuple[int, float]:
 
 
 async def follow_socket(d: Daemon, job_id: str) -> tuple[int, float]:
-    from daemon.protocol.aclient import open_client
+    from kitplay.daemon.protocol.aclient import open_client
 
     expect = 0
     t = time.perf_counter()

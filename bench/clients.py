@@ -24,9 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import trio
-
-from daemon.protocol.client import Client
-from daemon.protocol.framing import LineBuffer, dumps, request
+from kitplay.daemon.protocol.client import Client
+from kitplay.daemon.protocol.framing import LineBuffer, dumps, request
 
 __all__ = ["RawClient", "RawHttp", "XmlRpcUnix", "pct", "throughput", "time_calls", "time_http",
            "time_raw"]

@@ -16,8 +16,7 @@ import sys
 from pathlib import Path
 
 import trio
-
-from daemon.protocol.framing import MAX_LINE, LineBuffer
+from kitplay.daemon.protocol.framing import MAX_LINE, LineBuffer
 
 __all__ = ["bind", "main", "serve_echo"]
 

@@ -46,8 +46,8 @@ def _add(d: DaemonProc, n: int) -> list[float]:
 
 def _prefill(db: Path, upto: int) -> int:
     """Insert finished build records until the database holds ``upto`` jobs."""
-    from daemon.jobs import new_job_id
-    from daemon.store import Store
+    from kitplay.daemon.jobs import new_job_id
+    from kitplay.daemon.store import Store
 
     store = Store(db)
     try:

@@ -19,8 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-
-from daemon.protocol.client import Client
+from kitplay.daemon.protocol.client import Client
 
 __all__ = ["ROOT", "DaemonProc", "Proc", "make_app", "short_tmpdir", "start_notify"]
 
@@ -113,7 +112,7 @@ class DaemonProc:
         self.connect_s: float | None = None
 
     def argv(self) -> list[str]:
-        return [sys.executable, "-m", "daemon", "--socket", str(self.socket), "--state-dir",
+        return [sys.executable, "-m", "kitplay.daemon", "--socket", str(self.socket), "--state-dir",
                 str(self.state), "--workspace", str(self.workspace), "--config",
                 str(self.config)]
 

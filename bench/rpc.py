@@ -29,7 +29,7 @@ METHOD = "sessions.list"
 
 
 def run(ctx: Ctx) -> list[Figure]:
-    from daemon.protocol.client import Client
+    from kitplay.daemon.protocol.client import Client
 
     base = ctx.tmp("rpc")
     echo_sock = base / "echo.sock"

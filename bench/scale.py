@@ -52,7 +52,7 @@ for i in range(n):
 
 def build_store(db: Path, jobs: int) -> float:
     """Write ``jobs`` finished build/launch records; return the seconds it took."""
-    from daemon.store import Store
+    from kitplay.daemon.store import Store
 
     t0 = time.perf_counter()
     store = Store(db)
@@ -81,7 +81,7 @@ def build_store(db: Path, jobs: int) -> float:
 
 async def _follow(sock: Path, job_ids: list[str], lags: list[float],
                   ready: trio.Event, waiting: list[int]) -> None:
-    from daemon.protocol.aclient import open_client
+    from kitplay.daemon.protocol.aclient import open_client
 
     async with open_client(sock) as client, trio.open_nursery() as nursery:
 

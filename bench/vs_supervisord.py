@@ -129,7 +129,7 @@ def _kitplay_argv() -> list[str] | None:
     if not (ROOT / "cli_client" / "main.py").exists():
         return None
     exe = _tool("kitplay")
-    return [exe] if exe else [sys.executable, "-m", "cli_client"]
+    return [exe] if exe else [sys.executable, "-m", "kitplay.cli_client"]
 
 
 def run(ctx: Ctx) -> list[Figure]:

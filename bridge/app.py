@@ -6,14 +6,18 @@ import json
 from pathlib import Path
 from typing import Any
 
+from kitplay.daemon.protocol.aclient import DaemonLink
+from kitplay.daemon.protocol.errors import (
+    InvalidRequest,
+    KitplayError,
+    MessageTooLarge,
+    MethodNotFound,
+)
+from kitplay.daemon.protocol.registry import Method
 from quart import Response, request, websocket
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import MethodNotAllowed as RouteMethodNotAllowed
-
-from daemon.protocol.aclient import DaemonLink
-from daemon.protocol.errors import InvalidRequest, KitplayError, MessageTooLarge, MethodNotFound
-from daemon.protocol.registry import Method
 
 from .credentials import CODE_TTL_S, TICKET_TTL_S, Credentials
 from .errors import (

@@ -26,7 +26,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 
-from daemon.protocol.paths import check_private_file, write_private
+from kitplay.daemon.protocol.paths import check_private_file, write_private
 
 __all__ = ["CODE_TTL_S", "TICKET_TTL_S", "TOKEN_ENV", "Credentials", "load_master_token"]
 

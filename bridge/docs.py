@@ -13,8 +13,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from daemon.protocol.errors import ERRORS, KitplayError
-from daemon.protocol.registry import METHODS, Method, Param
+from kitplay.daemon.protocol.errors import ERRORS, KitplayError
+from kitplay.daemon.protocol.registry import METHODS, Method, Param
 
 from .errors import REFUSALS
 

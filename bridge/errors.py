@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from kitplay.daemon.protocol.errors import InvalidRequest, KitplayError
+from kitplay.daemon.protocol.framing import dumps
 from quart import Response
-
-from daemon.protocol.errors import InvalidRequest, KitplayError
-from daemon.protocol.framing import dumps
 
 __all__ = [
     "REFUSALS",

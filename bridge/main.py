@@ -15,10 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import trio
-
-from daemon.protocol.paths import config_path
-from daemon.protocol.process import harden_process
-from daemon.protocol.version import __version__
+from kitplay.daemon.protocol.paths import config_path
+from kitplay.daemon.protocol.process import harden_process
+from kitplay.daemon.protocol.version import __version__
 
 from .server import serve_bridge
 from .settings import DEFAULT_BIND, BridgeSettings, load_bridge_config, parse_bind
@@ -108,7 +107,7 @@ async def run(settings: BridgeSettings, daemon_cfg: Any = None) -> None:
         else:
             # kitplayd handles SIGTERM/SIGINT itself (it stops its jobs gracefully); the bridge
             # stops when the daemon has.
-            from daemon.main import run_daemon
+            from kitplay.daemon.main import run_daemon
 
             daemon_done = trio.Event()
 
@@ -136,7 +135,7 @@ def main(argv: list[str] | None = None) -> None:
     daemon_cfg = None
     try:
         if ns.with_daemon:
-            from daemon.main import build_config
+            from kitplay.daemon.main import build_config
 
             daemon_cfg = build_config(argparse.Namespace(
                 config=ns.config, socket=ns.socket, state_dir=ns.state_dir,
@@ -147,7 +146,7 @@ def main(argv: list[str] | None = None) -> None:
                 if getattr(ns, flag) is not None:
                     raise ValueError(f"--{flag.replace('_', '-')} is a daemon setting: use it "
                                      "with --with-daemon (or pass it to kitplayd)")
-            from daemon.protocol.paths import default_socket_path
+            from kitplay.daemon.protocol.paths import default_socket_path
 
             socket_path = Path(os.path.abspath(ns.socket or default_socket_path()))
         settings = build_settings(ns, socket_path)

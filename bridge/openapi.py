@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from daemon.protocol.errors import ERRORS, KitplayError
-from daemon.protocol.registry import METHODS, Method
-from daemon.protocol.schemas import COMPONENTS
-from daemon.protocol.version import API_VERSION, __version__
+from kitplay.daemon.protocol.errors import ERRORS, KitplayError
+from kitplay.daemon.protocol.registry import METHODS, Method
+from kitplay.daemon.protocol.schemas import COMPONENTS
+from kitplay.daemon.protocol.version import API_VERSION, __version__
 
 from .errors import REFUSALS
 from .rest import path_params, rest_methods

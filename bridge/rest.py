@@ -13,10 +13,9 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from kitplay.daemon.protocol.errors import InvalidParams, KitplayError, ParseError
+from kitplay.daemon.protocol.registry import METHODS, Method, Param, validate_params
 from quart import Quart, Response, request
-
-from daemon.protocol.errors import InvalidParams, KitplayError, ParseError
-from daemon.protocol.registry import METHODS, Method, Param, validate_params
 
 from .errors import error_response
 

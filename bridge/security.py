@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from daemon.protocol.errors import KitplayError
+from kitplay.daemon.protocol.errors import KitplayError
 
 from .credentials import Credentials
 from .errors import Forbidden, TooManyRequests, Unauthorized, refusal_data

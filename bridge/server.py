@@ -17,8 +17,7 @@ from typing import Any
 
 import trio
 from hypercorn.config import Config as HyperConfig
-
-from daemon.protocol.paths import (
+from kitplay.daemon.protocol.paths import (
     bridge_info_path,
     ensure_private_dir,
     runtime_dir,

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from daemon.protocol.paths import default_socket_path
+from kitplay.daemon.protocol.paths import default_socket_path
 
 from .credentials import env_token
 

@@ -27,11 +27,10 @@ import json
 from typing import Any
 
 import trio
+from kitplay.daemon.protocol.aclient import open_client
+from kitplay.daemon.protocol.errors import InvalidParams, KitplayError
+from kitplay.daemon.protocol.registry import METHODS, validate_params
 from quart import Response, websocket
-
-from daemon.protocol.aclient import open_client
-from daemon.protocol.errors import InvalidParams, KitplayError
-from daemon.protocol.registry import METHODS, validate_params
 
 from .errors import error_response
 

@@ -24,9 +24,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from daemon.protocol.client import Client
-from daemon.protocol.errors import DaemonUnreachable, KitplayError
-from daemon.protocol.paths import default_socket_path, default_state_dir
+from kitplay.daemon.protocol.client import Client
+from kitplay.daemon.protocol.errors import DaemonUnreachable, KitplayError
+from kitplay.daemon.protocol.paths import default_socket_path, default_state_dir
 
 __all__ = ["start", "stop"]
 
@@ -77,7 +77,7 @@ def start(ns: argparse.Namespace) -> int:
     state = Path(ns.state_dir) if ns.state_dir else default_state_dir()
     state.mkdir(parents=True, exist_ok=True, mode=0o700)
     log_path = state / "kitplayd.log"
-    argv = [sys.executable, "-m", "daemon"]
+    argv = [sys.executable, "-m", "kitplay.daemon"]
     if ns.socket:
         argv += ["--socket", str(ns.socket)]
     if ns.state_dir:

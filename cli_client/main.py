@@ -23,15 +23,15 @@ import os
 import sys
 from pathlib import Path
 
-from daemon.protocol.client import RECONNECT_S, Client
-from daemon.protocol.errors import DaemonUnreachable, KitplayError
-from daemon.protocol.paths import (
+from kitplay.daemon.protocol.client import RECONNECT_S, Client
+from kitplay.daemon.protocol.errors import DaemonUnreachable, KitplayError
+from kitplay.daemon.protocol.paths import (
     bridge_info_path,
     check_private_file,
     default_socket_path,
     tcp_listener_uids,
 )
-from daemon.protocol.registry import METHODS, Method, Param
+from kitplay.daemon.protocol.registry import METHODS, Method, Param
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing slows `kitplay` down
 if TYPE_CHECKING:
@@ -98,7 +98,7 @@ def _reconnect_default() -> float:
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The whole command line, or (``only``) just one command group: building all sixteen
     subcommands costs more start-up time than a call to the daemon."""
-    from daemon.protocol.errors import ERRORS
+    from kitplay.daemon.protocol.errors import ERRORS
 
     codes = sorted({(c.exit_code, c.title) for c in ERRORS if 2 < c.exit_code < 70})
     parser = argparse.ArgumentParser(
@@ -471,7 +471,7 @@ def run(argv: list[str] | None = None) -> int:
     parser = build_parser(word if known else None)
     ns = parser.parse_args(args)
     if ns._version:
-        from daemon.protocol.version import API_VERSION, __version__
+        from kitplay.daemon.protocol.version import API_VERSION, __version__
 
         print(f"kitplay {__version__} (API {API_VERSION})")
         return EXIT_OK

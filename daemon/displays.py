@@ -44,6 +44,7 @@ import trio
 
 from .capabilities import check_headless, check_native, check_xpra, refusal
 from .config import Config
+from .procs import is_shim
 from .protocol.errors import Unsupported
 from .protocol.paths import ensure_private_dir, write_private
 from .toolchains.base import Plan
@@ -424,7 +425,7 @@ def _stop_strays(sdir: Path) -> None:
     for p in psutil.process_iter(["cmdline"]):
         with contextlib.suppress(psutil.Error):
             cmdline = p.info["cmdline"] or ()
-            if any(mark in a for a in cmdline) and "daemon.shim" not in cmdline:
+            if any(mark in a for a in cmdline) and not is_shim(list(cmdline)):
                 found.append(p)
     if not found:
         return

@@ -13,13 +13,25 @@ from pathlib import Path
 
 import psutil
 
-__all__ = ["alive", "find_shim", "package_root", "same_process", "signal_tree", "DEVNULL"]
+__all__ = ["alive", "find_shim", "is_shim", "same_process", "signal_tree", "DEVNULL", "SHIM_MODULE"]
+
+# A job's monitor runs as `python -P -m kitplay.daemon.shim LOG ...`; monitors started by
+# kitplay before its imports moved under `kitplay` ran `python -m daemon.shim LOG ...` and are
+# still recognised, so a daemon upgraded under running apps re-adopts them.
+SHIM_MODULE = "kitplay.daemon.shim"
+_SHIM_MODULES = (SHIM_MODULE, "daemon.shim")
 
 DEVNULL = subprocess.DEVNULL
 
 
-def package_root() -> str:
-    return str(Path(__file__).resolve().parent.parent)
+def is_shim(cmdline: list[str], log_path: str | None = None) -> bool:
+    """True when ``cmdline`` is a job monitor's (of the job logging to ``log_path``, if given)."""
+    head = cmdline[1:4]
+    if "-m" not in head:
+        return False
+    i = head.index("-m") + 1
+    return (len(cmdline) > i + 1 and cmdline[i] in _SHIM_MODULES
+            and (log_path is None or cmdline[i + 1] == log_path))
 
 
 def alive(pid: int) -> bool:
@@ -48,8 +60,7 @@ def find_shim(log_path: Path) -> tuple[int, float] | None:
     target = str(log_path)
     for p in psutil.process_iter(["cmdline", "create_time", "status"]):
         cmd = p.info["cmdline"] or []
-        if (len(cmd) > 3 and cmd[1:4] == ["-m", "daemon.shim", target]
-                and p.info["status"] != psutil.STATUS_ZOMBIE):
+        if is_shim(cmd, target) and p.info["status"] != psutil.STATUS_ZOMBIE:
             return p.pid, p.info["create_time"]
     return None
 

@@ -25,9 +25,9 @@ import trio
 
 from .config import Config
 from .logs import tail_lines
-from .procs import DEVNULL, alive, package_root, signal_tree
+from .procs import DEVNULL, SHIM_MODULE, alive, signal_tree
 from .protocol.errors import KitplayError, ToolchainError
-from .protocol.process import NOFILE_ENV, PYTHONPATH_ENV, user_nofile, user_umask
+from .protocol.process import NOFILE_ENV, user_nofile, user_umask
 from .toolchains.base import Plan, Step
 
 __all__ = ["INTERRUPTED", "Active", "JobRecords", "LogWriter", "StepInterrupted", "StepRunner",
@@ -324,11 +324,11 @@ class StepRunner:
             stdin_path = str(p)
         env = {**os.environ, **env_extra}
         env.setdefault("PYTHONUNBUFFERED", "1")
-        cmd = [sys.executable, "-m", "daemon.shim", str(self.log_path(job_id)),
+        # -P: the job's cwd (a workspace) is not put on the monitor's import path.
+        cmd = [sys.executable, "-P", "-m", SHIM_MODULE, str(self.log_path(job_id)),
                str(self.exit_path(job_id)), str(self.cfg.log_cap_bytes),
                str(step.cwd or ""), stdin_path, "2", "--", *argv]
-        shim_env = {**env, "PYTHONPATH": package_root() + os.pathsep + env.get("PYTHONPATH", ""),
-                    PYTHONPATH_ENV: "=" + env["PYTHONPATH"] if "PYTHONPATH" in env else ""}
+        shim_env = dict(env)
         if user_nofile() > 0:
             shim_env[NOFILE_ENV] = str(user_nofile())
         return await trio.lowlevel.open_process(

@@ -13,7 +13,7 @@ It exists so that a job outlives the daemon and still leaves a record:
   ``logs/<job>.exit`` (JSON: returncode, signal, exit_code, finished_at) atomically and exits
   with the command's exit code.  A restarted daemon reads that file for jobs it adopted.
 
-Usage: python -m daemon.shim LOG EXIT_FILE CAP CWD STDIN GRACE -- ARGV...
+Usage: python -P -m kitplay.daemon.shim LOG EXIT_FILE CAP CWD STDIN GRACE -- ARGV...
 Standard library only, plus psutil for the clean-up (imported late).
 """
 
@@ -139,17 +139,6 @@ def _restore_nofile() -> None:
         pass
 
 
-def _restore_pythonpath() -> None:
-    """The job's own PYTHONPATH: the daemon put kitplay's package first for this monitor."""
-    value = os.environ.pop("KITPLAY_JOB_PYTHONPATH", None)  # process.PYTHONPATH_ENV
-    if value is None:
-        return  # started by an older daemon: leave it as it is
-    if value.startswith("="):
-        os.environ["PYTHONPATH"] = value[1:]
-    else:
-        os.environ.pop("PYTHONPATH", None)
-
-
 def main(argv: list[str]) -> int:
     if len(argv) < 8 or argv[6] != "--":
         sys.stderr.write(__doc__ or "")
@@ -172,7 +161,6 @@ def main(argv: list[str]) -> int:
         pass
     stdin_fd = os.open(stdin_path or os.devnull, os.O_RDONLY)
     _restore_nofile()
-    _restore_pythonpath()
 
     terminated = []
     for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):

@@ -61,7 +61,7 @@ class Bridge:
         self._http: httpx.Client | None = None
 
     def argv(self) -> list[str]:
-        return [sys.executable, "-m", "bridge", "--socket", str(self.socket),
+        return [sys.executable, "-m", "kitplay.bridge", "--socket", str(self.socket),
                 "--bind", self.bind, "--config", str(self.config), *self.args]
 
     def start(self, timeout: float = 20.0) -> Bridge:

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from daemon.protocol.client import Client
+from kitplay.daemon.protocol.client import Client
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -77,7 +77,7 @@ class Daemon:
         self.stderr_path = self.base / "kitplayd.log"
 
     def argv(self) -> list[str]:
-        return [sys.executable, "-m", "daemon", "--socket", str(self.socket), "--state-dir",
+        return [sys.executable, "-m", "kitplay.daemon", "--socket", str(self.socket), "--state-dir",
                 str(self.state), "--workspace", str(self.workspace), "--config",
                 str(self.config)]
 

@@ -18,10 +18,10 @@ import sys
 from typing import Any
 
 import trio
+from kitplay.daemon.protocol.client import Client
+from kitplay.daemon.protocol.errors import KitplayError, NotFound
+from kitplay.daemon.protocol.registry import METHODS, Method
 
-from daemon.protocol.client import Client
-from daemon.protocol.errors import KitplayError, NotFound
-from daemon.protocol.registry import METHODS, Method
 from tests.bridge_helpers import (  # noqa: F401
     Bridge,
     bridge_fixture,
@@ -53,7 +53,8 @@ def cli_args(m: Method, params: dict[str, Any]) -> list[str]:
 
 def cli(d: Daemon, m: Method, params: dict[str, Any]) -> tuple[int, Any, str]:
     r = subprocess.run(
-        [sys.executable, "-m", "cli_client", "--socket", str(d.socket), *cli_args(m, params)],
+        [sys.executable, "-m", "kitplay.cli_client",
+         "--socket", str(d.socket), *cli_args(m, params)],
         env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
         timeout=120)
     out = json.loads(r.stdout) if r.stdout.strip() else None

@@ -5,8 +5,7 @@ the daemon serves on and still lists the app."""
 from __future__ import annotations
 
 import pytest
-
-from daemon.protocol.errors import ToolchainError
+from kitplay.daemon.protocol.errors import ToolchainError
 
 from .helpers import Daemon
 

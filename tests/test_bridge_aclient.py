@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 import trio
+from kitplay.daemon.protocol.aclient import DaemonLink, open_client
+from kitplay.daemon.protocol.errors import DaemonUnreachable, InvalidParams, NotFound
+from kitplay.daemon.protocol.framing import encode
 
-from daemon.protocol.aclient import DaemonLink, open_client
-from daemon.protocol.errors import DaemonUnreachable, InvalidParams, NotFound
-from daemon.protocol.framing import encode
 from tests.helpers import Daemon, create_and_build, short_tmpdir
 
 APP = "my_company.aclient_app"

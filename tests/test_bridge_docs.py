@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kitplay.bridge.docs import DOC_PATH, errors_table, render, routes_table
+from kitplay.daemon.protocol.errors import ERRORS
+from kitplay.daemon.protocol.registry import METHODS
+from kitplay.daemon.protocol.version import __version__
 
-from bridge.docs import DOC_PATH, errors_table, render, routes_table
-from daemon.protocol.errors import ERRORS
-from daemon.protocol.registry import METHODS
-from daemon.protocol.version import __version__
 from tests.bridge_helpers import Bridge, bridge_fixture, make_bridge_fixture  # noqa: F401
 from tests.helpers import ROOT, Daemon, create_and_build, write_app
 from tests.test_follow_reconnect import TICKER, grows
@@ -71,7 +71,7 @@ def run(d: Daemon, argv: list[str], tmp: Path) -> subprocess.CompletedProcess[st
 
 def test_generated_tables_are_current() -> None:
     assert render(DOC) == DOC, "docs/api.md is out of date: run `python -m bridge.docs`"
-    r = subprocess.run([sys.executable, "-m", "bridge.docs", "--check", str(DOC_PATH)],
+    r = subprocess.run([sys.executable, "-m", "kitplay.bridge.docs", "--check", str(DOC_PATH)],
                        cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
 
@@ -79,7 +79,7 @@ def test_generated_tables_are_current() -> None:
 def test_check_fails_on_drift(tmp_path: Path) -> None:
     stale = tmp_path / "api.md"
     stale.write_text(DOC.replace("| `jobs.get` |", "| `jobs.fetch` |"))
-    r = subprocess.run([sys.executable, "-m", "bridge.docs", "--check", str(stale)],
+    r = subprocess.run([sys.executable, "-m", "kitplay.bridge.docs", "--check", str(stale)],
                        cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 1 and "out of date" in r.stderr
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from kitplay.daemon.protocol.client import Client
 
-from daemon.protocol.client import Client
 from tests.bridge_helpers import Bridge
 from tests.helpers import (
     ROOT,
@@ -38,7 +38,8 @@ class AllInOne(Bridge):
         self.workspace = base / "ws"
 
     def argv(self) -> list[str]:
-        return [sys.executable, "-m", "bridge", "--with-daemon", "--socket", str(self.socket),
+        return [sys.executable, "-m", "kitplay.bridge",
+                "--with-daemon", "--socket", str(self.socket),
                 "--state-dir", str(self.state), "--workspace", str(self.workspace),
                 "--bind", "127.0.0.1:0", "--config", str(self.config)]
 
@@ -64,7 +65,8 @@ def test_one_command_starts_daemon_and_bridge(allinone: AllInOne) -> None:
     assert status["pid"] == a.proc.pid  # type: ignore[union-attr]  # one process
     assert status["workspace"] == str(a.workspace)
     # The printed URL signs a page in; `kitplay open` mints another one-time URL.
-    r = subprocess.run([sys.executable, "-m", "cli_client", "--socket", str(a.socket), "open"],
+    r = subprocess.run([sys.executable, "-m", "kitplay.cli_client",
+                        "--socket", str(a.socket), "open"],
                        env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True,
                        text=True, timeout=30)
     assert r.returncode == 0 and r.stdout.strip().startswith(f"{a.url}/#code=")
@@ -123,7 +125,7 @@ def test_bridge_alone_beside_a_daemon(daemon: Daemon) -> None:
 
 
 def test_daemon_flags_need_with_daemon(tmp_path: Path) -> None:
-    r = subprocess.run([sys.executable, "-m", "bridge", "--state-dir", str(tmp_path)],
+    r = subprocess.run([sys.executable, "-m", "kitplay.bridge", "--state-dir", str(tmp_path)],
                        env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True,
                        text=True, timeout=30)
     assert r.returncode == 2 and "--with-daemon" in r.stderr

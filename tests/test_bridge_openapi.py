@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+from kitplay.bridge.openapi import openapi_document
+from kitplay.bridge.rest import rest_methods
+from kitplay.daemon.protocol.errors import ERRORS
+from kitplay.daemon.protocol.schemas import COMPONENTS
 from openapi_spec_validator import validate
 
-from bridge.openapi import openapi_document
-from bridge.rest import rest_methods
-from daemon.protocol.errors import ERRORS
-from daemon.protocol.schemas import COMPONENTS
 from tests.bridge_helpers import Bridge, bridge_fixture, make_bridge_fixture  # noqa: F401
 from tests.helpers import Daemon, create_and_build, installed_command, short_tmpdir
 

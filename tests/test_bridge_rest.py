@@ -7,11 +7,11 @@ import socket
 from typing import Any
 
 import httpx
+from kitplay.bridge.rest import PREFIXES, convert, quart_rule, rest_methods
+from kitplay.daemon.protocol.errors import DaemonUnreachable, InvalidParams
+from kitplay.daemon.protocol.framing import dumps, request
+from kitplay.daemon.protocol.registry import METHODS
 
-from bridge.rest import PREFIXES, convert, quart_rule, rest_methods
-from daemon.protocol.errors import DaemonUnreachable, InvalidParams
-from daemon.protocol.framing import dumps, request
-from daemon.protocol.registry import METHODS
 from tests.bridge_helpers import Bridge, bridge_fixture, make_bridge_fixture  # noqa: F401
 from tests.helpers import Daemon, create_and_build, short_tmpdir
 

@@ -20,7 +20,7 @@ def test_rotate_token_with_the_token_in_the_environment_is_refused() -> None:
     try:
         env = {**os.environ, "PYTHONPATH": str(ROOT),
                "KITPLAY_BRIDGE_TOKEN": secrets.token_urlsafe(32)}
-        r = subprocess.run([sys.executable, "-m", "bridge", "--rotate-token", "--socket",
+        r = subprocess.run([sys.executable, "-m", "kitplay.bridge", "--rotate-token", "--socket",
                             str(base / "run" / "kitplayd.sock"), "--bind", "127.0.0.1:0"],
                            env=env, capture_output=True, text=True, timeout=60,
                            stdin=subprocess.DEVNULL)

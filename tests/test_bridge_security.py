@@ -18,8 +18,8 @@ from typing import Any
 import httpx
 import pytest
 import trio
+from kitplay.bridge.security import RateLimiter
 
-from bridge.security import RateLimiter
 from tests.bridge_helpers import (  # noqa: F401
     Bridge,
     bridge_fixture,
@@ -140,7 +140,7 @@ def test_no_cookie_grants_anything(bridge: Bridge) -> None:
 
 
 def test_login_codes_and_tickets_expire() -> None:
-    from bridge.credentials import CODE_TTL_S, TICKET_TTL_S, Credentials
+    from kitplay.bridge.credentials import CODE_TTL_S, TICKET_TTL_S, Credentials
 
     now = [0.0]
     cred = Credentials("m" * 43, clock=lambda: now[0])
@@ -281,7 +281,7 @@ def test_rate_limit_from_config_file(make_bridge: Any, daemon: Daemon) -> None:
 def _run_bridge(daemon: Daemon, *args: str, env: dict[str, str] | None = None,
                 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "bridge", "--socket", str(daemon.socket),
+        [sys.executable, "-m", "kitplay.bridge", "--socket", str(daemon.socket),
          "--config", str(daemon.config), *args],
         env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
         capture_output=True, text=True, timeout=60)

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kitplay.daemon.protocol.version import __version__
 
-from daemon.protocol.version import __version__
 from tests.bridge_helpers import Bridge, bridge_fixture, make_bridge_fixture  # noqa: F401
 from tests.browser_helpers import chromium, needs_chromium, xpra_window
 from tests.helpers import Daemon, create_and_build, wait_for, write_app

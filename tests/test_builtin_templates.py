@@ -13,9 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from daemon.protocol.errors import ToolchainError, describe_bug
-from daemon.toolchains import builtin
+from kitplay.daemon.protocol.errors import ToolchainError, describe_bug
+from kitplay.daemon.toolchains import builtin
 
 DECLARED = ["README.md", "app.py", "kitapp.toml", "test_app.py"]
 

@@ -8,15 +8,16 @@ import subprocess
 import sys
 from typing import Any
 
-from daemon.protocol.errors import InvalidState
-from daemon.protocol.registry import METHODS
+from kitplay.daemon.protocol.errors import InvalidState
+from kitplay.daemon.protocol.registry import METHODS
+
 from tests.helpers import ROOT, Daemon, create_and_build, wait_for, write_app
 
 
 def kitplay(d: Daemon, *args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "KITPLAY_SOCKET": str(d.socket),
            "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    proc = subprocess.run([sys.executable, "-m", "cli_client", *args], env=env,
+    proc = subprocess.run([sys.executable, "-m", "kitplay.cli_client", *args], env=env,
                           capture_output=True, text=True, timeout=120)
     if check:
         assert proc.returncode == 0, proc.stderr
@@ -24,7 +25,8 @@ def kitplay(d: Daemon, *args: str, check: bool = False) -> subprocess.CompletedP
 
 
 def test_import_path_has_no_trio_quart_hypercorn() -> None:
-    code = ("import sys, cli_client.main; print(sorted({m.split('.')[0] for m in sys.modules} "
+    code = ("import sys, kitplay.cli_client.main; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} "
             "& {'trio', 'quart', 'hypercorn', 'quart_trio', 'jsonrpcserver', 'psutil'}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=ROOT, check=True).stdout
@@ -37,7 +39,7 @@ def test_daemon_status_imports_only_what_it_needs(daemon: Daemon) -> None:
     (``socket`` and ``selectors`` come with the stdlib socket wrapper the client avoids;
     ``typing``, ``inspect`` and ``dataclasses`` cost more than the rest of the client)."""
     code = ("import re, sys; sys.argv = ['kitplay', 'daemon', 'status']; "
-            "from cli_client.main import main; main()")
+            "from kitplay.cli_client.main import main; main()")
     proc = subprocess.run([sys.executable, "-X", "importtime", "-c", code], capture_output=True,
                           text=True, cwd=ROOT, env={**os.environ,
                                                     "KITPLAY_SOCKET": str(daemon.socket)})
@@ -45,7 +47,7 @@ def test_daemon_status_imports_only_what_it_needs(daemon: Daemon) -> None:
     lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("import time:")]
     after_site = next(i for i, ln in enumerate(lines) if ln.rstrip().endswith("| site"))
     imported = {ln.split("|")[2].strip() for ln in lines[after_site + 1:]}
-    assert "cli_client.main" in imported
+    assert "kitplay.cli_client.main" in imported
     heavy = {"socket", "selectors", "typing", "inspect", "dataclasses", "trio", "quart",
              "hypercorn", "jsonrpcserver", "psutil", "asyncio", "logging", "tomllib",
              "subprocess", "threading"}
@@ -53,7 +55,7 @@ def test_daemon_status_imports_only_what_it_needs(daemon: Daemon) -> None:
 
 
 def test_every_method_has_a_subcommand() -> None:
-    from cli_client.main import build_parser
+    from kitplay.cli_client.main import build_parser
 
     parser = build_parser()
     for name, m in METHODS.items():
@@ -163,7 +165,7 @@ def test_error_exit_codes_and_messages(daemon: Daemon) -> None:
 def test_unreachable_daemon_exit_3(tmp_path: Any) -> None:
     env = {**os.environ, "KITPLAY_SOCKET": str(tmp_path / "none.sock"),
            "PYTHONPATH": str(ROOT)}
-    p = subprocess.run([sys.executable, "-m", "cli_client", "daemon", "status"], env=env,
+    p = subprocess.run([sys.executable, "-m", "kitplay.cli_client", "daemon", "status"], env=env,
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 3 and "kitplayd" in p.stderr and "start it" in p.stderr
 

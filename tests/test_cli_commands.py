@@ -18,9 +18,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from kitplay.cli_client.main import build_parser, cut
+from kitplay.daemon.protocol.version import __version__
 
-from cli_client.main import build_parser, cut
-from daemon.protocol.version import __version__
 from tests.helpers import (
     FIXTURES,
     ROOT,
@@ -37,7 +37,8 @@ def kitplay(d: Daemon | None, *args: str, env: dict[str, str] | None = None,
     e = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     if d is not None:
         e["KITPLAY_SOCKET"] = str(d.socket)
-    return subprocess.run([sys.executable, "-m", "cli_client", *args], env={**e, **(env or {})},
+    return subprocess.run([sys.executable, "-m", "kitplay.cli_client",
+                           *args], env={**e, **(env or {})},
                           capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
 
 
@@ -139,7 +140,7 @@ def test_progress_bar_on_a_terminal_plain_lines_when_piped(daemon: Daemon,
            "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     release = _held_build(daemon, tmp_path, "tty")
     master, slave = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "cli_client", "build", "my_company.tty",
+    proc = subprocess.Popen([sys.executable, "-m", "kitplay.cli_client", "build", "my_company.tty",
                              "--follow"], env=env, stdout=subprocess.DEVNULL, stderr=slave,
                             stdin=subprocess.DEVNULL)
     os.close(slave)
@@ -167,7 +168,8 @@ def test_progress_bar_on_a_terminal_plain_lines_when_piped(daemon: Daemon,
     assert "kitplay: progress" not in screen
 
     release = _held_build(daemon, tmp_path, "piped")
-    piped = subprocess.Popen([sys.executable, "-m", "cli_client", "build", "my_company.piped",
+    piped = subprocess.Popen([sys.executable, "-m", "kitplay.cli_client",
+                              "build", "my_company.piped",
                               "--follow"], env=env, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
     assert piped.stderr is not None

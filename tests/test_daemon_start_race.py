@@ -16,7 +16,8 @@ from tests.helpers import ROOT, pid_alive, short_tmpdir
 def test_concurrent_starts_both_succeed() -> None:
     base = short_tmpdir()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "KITPLAY_SOCKET": str(base / "run" / "d.sock")}
-    argv = [sys.executable, "-m", "cli_client", "--state-dir", str(base / "state"), "daemon",
+    argv = [sys.executable, "-m", "kitplay.cli_client",
+            "--state-dir", str(base / "state"), "daemon",
             "start", "--workspace", str(base)]
     pids: set[int] = set()
     try:
@@ -25,7 +26,7 @@ def test_concurrent_starts_both_succeed() -> None:
                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                        text=True) for _ in range(2)]
             outs = [(p.wait(60), p.communicate()[1]) for p in starts]
-            status = subprocess.run([sys.executable, "-m", "cli_client", "daemon", "status",
+            status = subprocess.run([sys.executable, "-m", "kitplay.cli_client", "daemon", "status",
                                      "--json"], env=env, capture_output=True, text=True,
                                     timeout=60)
             assert status.returncode == 0, status.stderr
@@ -33,7 +34,7 @@ def test_concurrent_starts_both_succeed() -> None:
             for code, err in outs:
                 assert code == 0, err
                 assert "did not start" not in err, err
-            stop = subprocess.run([sys.executable, "-m", "cli_client", "daemon", "stop"],
+            stop = subprocess.run([sys.executable, "-m", "kitplay.cli_client", "daemon", "stop"],
                                   env=env, capture_output=True, text=True, timeout=60)
             assert stop.returncode == 0, stop.stderr
     finally:

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kitplay.daemon.capabilities import check_xpra, refusal, xpra_python
+from kitplay.daemon.protocol.errors import Unsupported
 
-from daemon.capabilities import check_xpra, refusal, xpra_python
-from daemon.protocol.errors import Unsupported
 from tests.helpers import ROOT, Daemon, create_and_build, wait_for
 
 APP = "my_company.needs"
@@ -77,7 +77,7 @@ def test_launch_is_refused_at_once_naming_python3_pil(
     assert not (d.state / "sessions").exists() or not any((d.state / "sessions").iterdir())
 
     # The same through the kitplay command: exit code 8 (unsupported), the package named.
-    cli = subprocess.run([sys.executable, "-m", "cli_client", "--socket", str(d.socket),
+    cli = subprocess.run([sys.executable, "-m", "kitplay.cli_client", "--socket", str(d.socket),
                           "launch", APP, "--display", "xpra"], capture_output=True, text=True,
                          env=d.env, cwd=ROOT, timeout=60)
     assert cli.returncode == Unsupported.exit_code
@@ -119,7 +119,7 @@ def test_refusal_lists_every_missing_package_once() -> None:
 
 
 def test_a_dangling_link_in_the_html5_client_names_its_package(tmp_path: Path) -> None:
-    from daemon.capabilities import _dangling_links
+    from kitplay.daemon.capabilities import _dangling_links
 
     www = tmp_path / "www"
     (www / "js" / "lib").mkdir(parents=True)

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cli_client.main import LOCAL_COMMANDS, build_parser
-from daemon.config import Config
-from daemon.handlers import Handlers
-from daemon.protocol.registry import METHODS
+from kitplay.cli_client.main import LOCAL_COMMANDS, build_parser
+from kitplay.daemon.config import Config
+from kitplay.daemon.handlers import Handlers
+from kitplay.daemon.protocol.registry import METHODS
+
 from tests.helpers import Daemon
 
 
@@ -53,7 +54,7 @@ def test_cli_matches_registry() -> None:
 
 
 def test_bridge_routes_and_openapi_match_registry() -> None:
-    from bridge.openapi import openapi_document
+    from kitplay.bridge.openapi import openapi_document
 
     doc = openapi_document()
     ops = {(verb.upper(), path): op for path, item in doc["paths"].items()

@@ -7,7 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from daemon.protocol.schemas import TERMINAL_STATUSES
+from kitplay.daemon.protocol.schemas import TERMINAL_STATUSES
+
 from tests.helpers import Daemon, wait_for, write_app
 from tests.rawconn import RawConn
 
@@ -102,7 +103,7 @@ def test_state_dir_fills_while_a_job_ends(make_daemon: Any) -> None:
         assert "full" in status["state"]["error"].lower() or "space" in \
             status["state"]["error"].lower()
         # New work is refused with the reason, and nothing else breaks.
-        from daemon.protocol.errors import KitplayError
+        from kitplay.daemon.protocol.errors import KitplayError
 
         try:
             d.call("launch", {"app": "waiter.app", "display": "headless"})

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+from kitplay.daemon.protocol.client import Client
 
-from daemon.protocol.client import Client
 from tests.helpers import ROOT, Daemon, wait_for, write_app
 
 # Prints "line N" every 10 ms until the file named by argv[1] exists, then exits 0.
@@ -39,7 +39,7 @@ def _spawn(d: Daemon, tmp: Path, name: str, *args: str) -> tuple[subprocess.Pope
                                                                     Path, Path]:
     out, err = tmp / f"{name}.out", tmp / f"{name}.err"
     with open(out, "wb") as o, open(err, "wb") as e:
-        proc = subprocess.Popen([sys.executable, "-m", "cli_client", *args], env=_env(d),
+        proc = subprocess.Popen([sys.executable, "-m", "kitplay.cli_client", *args], env=_env(d),
                                 stdout=o, stderr=e, stdin=subprocess.DEVNULL)
     return proc, out, err
 
@@ -138,7 +138,7 @@ def test_reconnect_gives_up_after_reconnect_s(daemon: Daemon, tmp_path: Path) ->
 def test_wait_timeout_has_its_own_exit_code_and_ctrl_c_exits_130(daemon: Daemon,
                                                                    tmp_path: Path) -> None:
     job_id, stop = _ticker_job(daemon, tmp_path)
-    timed = subprocess.run([sys.executable, "-m", "cli_client", "jobs", "wait", job_id,
+    timed = subprocess.run([sys.executable, "-m", "kitplay.cli_client", "jobs", "wait", job_id,
                             "--timeout-s", "0.1"], env=_env(daemon), capture_output=True,
                            text=True, timeout=60)
     assert timed.returncode == 9, timed.stderr
@@ -158,7 +158,7 @@ def test_wait_timeout_has_its_own_exit_code_and_ctrl_c_exits_130(daemon: Daemon,
 def test_json_follow_ends_with_the_final_record(daemon: Daemon) -> None:
     write_app(daemon.workspace, "my_company.quick",
               launch=["{python}", "-c", "print('hello')"])
-    r = subprocess.run([sys.executable, "-m", "cli_client", "launch", "my_company.quick",
+    r = subprocess.run([sys.executable, "-m", "kitplay.cli_client", "launch", "my_company.quick",
                         "--display", "headless", "--json", "--follow"], env=_env(daemon),
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
@@ -170,8 +170,7 @@ def test_json_follow_ends_with_the_final_record(daemon: Daemon) -> None:
 
 async def test_async_follow_rides_through_a_restart(daemon: Daemon, tmp_path: Path) -> None:
     import trio
-
-    from daemon.protocol.aclient import follow
+    from kitplay.daemon.protocol.aclient import follow
 
     job_id, stop = _ticker_job(daemon, tmp_path)
     log = daemon.state / "logs" / f"{job_id}.log"

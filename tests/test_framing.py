@@ -11,9 +11,8 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
-from daemon.protocol.errors import InvalidParams, MessageTooLarge, NotFound
-from daemon.protocol.framing import (
+from kitplay.daemon.protocol.errors import InvalidParams, MessageTooLarge, NotFound
+from kitplay.daemon.protocol.framing import (
     MAX_LINE,
     LineBuffer,
     dumps,
@@ -21,7 +20,7 @@ from daemon.protocol.framing import (
     notification,
     request,
 )
-from daemon.protocol.registry import METHODS, get_method, validate_params
+from kitplay.daemon.protocol.registry import METHODS, get_method, validate_params
 
 # -- LineBuffer ----------------------------------------------------------------------------
 

@@ -11,10 +11,9 @@ import json
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
-from daemon.protocol.errors import MessageTooLarge, ParseError
-from daemon.protocol.lsp import MAX_HEADER, LspBuffer, lsp_dumps, lsp_frame
-from daemon.protocol.wire import LSP, NDJSON, FrameReader, framing_of, sniff
+from kitplay.daemon.protocol.errors import MessageTooLarge, ParseError
+from kitplay.daemon.protocol.lsp import MAX_HEADER, LspBuffer, lsp_dumps, lsp_frame
+from kitplay.daemon.protocol.wire import LSP, NDJSON, FrameReader, framing_of, sniff
 
 
 def test_frame_is_content_length_crlf_crlf_body() -> None:

@@ -18,12 +18,12 @@ from typing import Any
 
 import pytest
 import trio
+from kitplay.daemon.config import load_config
+from kitplay.daemon.handlers import Handlers
+from kitplay.daemon.jobs import JobManager
+from kitplay.daemon.protocol.errors import InvalidState
+from kitplay.daemon.store import Store
 
-from daemon.config import load_config
-from daemon.handlers import Handlers
-from daemon.jobs import JobManager
-from daemon.protocol.errors import InvalidState
-from daemon.store import Store
 from tests.helpers import Daemon, write_app
 
 APP = "t.blocker"

@@ -10,7 +10,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from daemon.toolchains.kit import EULA_FILE
+from kitplay.daemon.toolchains.kit import EULA_FILE
+
 from tests.helpers import FIXTURES, Daemon
 
 

@@ -6,8 +6,8 @@ import sqlite3
 import time
 
 import pytest
+from kitplay.daemon.store import Store
 
-from daemon.store import Store
 from tests.helpers import Daemon, pid_alive, wait_for, write_app
 
 # A launch command that leaves a grandchild in its own session, ignoring SIGTERM, and
@@ -58,7 +58,7 @@ def test_cancel_queued_job_and_finished_job(make_daemon: type[Daemon]) -> None:
     assert d.call("jobs.cancel", [second["id"]])["job"]["status"] == "cancelled"
     assert d.call("jobs.cancel", {"job_id": first["id"], "grace_s": 0})["job"]["status"] \
         == "cancelled"
-    from daemon.protocol.errors import InvalidState
+    from kitplay.daemon.protocol.errors import InvalidState
 
     with pytest.raises(InvalidState, match="already ended"):
         d.call("jobs.cancel", [first["id"]])
@@ -220,7 +220,7 @@ def test_log_retention_removes_old_logs_visibly(make_daemon: type[Daemon]) -> No
     listed = {j["id"]: j for j in d.call("jobs.list", {"limit": 30})["jobs"]}
     assert listed[ids[0]].get("log_removed") is True  # the cache saw the retention pass
     assert "log_removed" not in listed[ids[-1]]
-    from daemon.protocol.errors import NotFound
+    from kitplay.daemon.protocol.errors import NotFound
 
     with pytest.raises(NotFound, match="retention"):
         d.call("jobs.logs", [ids[0]])

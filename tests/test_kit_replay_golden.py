@@ -17,9 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kitplay.daemon.toolchains.kit import EULA_FILE, KitToolchain
+from kitplay.daemon.toolchains.kit_catalogue import (
+    Catalogue,
+    load_catalogue,
+    replay_tables,
+    replay_toml,
+)
 
-from daemon.toolchains.kit import EULA_FILE, KitToolchain
-from daemon.toolchains.kit_catalogue import Catalogue, load_catalogue, replay_tables, replay_toml
 from tests.helpers import FIXTURES
 
 STANDIN = FIXTURES / "kit_app_template"

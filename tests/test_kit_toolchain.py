@@ -23,18 +23,18 @@ import psutil
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from daemon.protocol.errors import (
+from kitplay.daemon.protocol.errors import (
     InvalidParams,
     InvalidState,
     KitplayError,
     LicenseNotAccepted,
     NotFound,
 )
-from daemon.protocol.registry import METHODS
-from daemon.protocol.schemas import COMPONENTS
-from daemon.toolchains.kit import EULA_FILE, KitToolchain
-from daemon.toolchains.kit_catalogue import replay_toml, toml_string
+from kitplay.daemon.protocol.registry import METHODS
+from kitplay.daemon.protocol.schemas import COMPONENTS
+from kitplay.daemon.toolchains.kit import EULA_FILE, KitToolchain
+from kitplay.daemon.toolchains.kit_catalogue import replay_toml, toml_string
+
 from tests.bridge_helpers import make_bridge_fixture  # noqa: F401
 from tests.helpers import FIXTURES, ROOT, Daemon, wait_for
 
@@ -582,7 +582,7 @@ class _Log:
 def kitplay(d: Daemon, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "KITPLAY_SOCKET": str(d.socket),
            "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    return subprocess.run([sys.executable, "-m", "cli_client", *args], env=env,
+    return subprocess.run([sys.executable, "-m", "kitplay.cli_client", *args], env=env,
                           capture_output=True, text=True, timeout=120)
 
 

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kitplay.daemon.protocol.errors import InvalidParams, InvalidState, NotFound, Unsupported
+from kitplay.daemon.toolchains.kit_catalogue import load_catalogue
 
-from daemon.protocol.errors import InvalidParams, InvalidState, NotFound, Unsupported
-from daemon.toolchains.kit_catalogue import load_catalogue
 from tests.bridge_helpers import make_bridge_fixture  # noqa: F401
 from tests.helpers import Daemon, create_and_build
 from tests.test_kit_toolchain import (

@@ -12,9 +12,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from kitplay.daemon import displays
+from kitplay.daemon.protocol.errors import Unsupported
 
-from daemon import displays
-from daemon.protocol.errors import Unsupported
 from tests.helpers import Daemon, create_and_build, wait_for, write_app
 
 # Exits with 1 at once: what a crashing app looks like to the restart policy.

@@ -30,7 +30,7 @@ def _marker_app(workspace: Path, name: str, marker: Path) -> Path:
 
 
 def _refused(d: Daemon, params: dict[str, Any], method: str = "launch") -> dict[str, Any]:
-    from daemon.protocol.errors import KitplayError
+    from kitplay.daemon.protocol.errors import KitplayError
 
     with pytest.raises(KitplayError) as e:
         d.call(method, params)
@@ -177,7 +177,8 @@ attacker = sys.argv[1:3]
 setpriv = ["setpriv", f"--reuid={attacker[0]}", f"--regid={attacker[1]}", "--clear-groups"]
 rundir = f"/tmp/kitplay-{os.getuid()}"
 out = {}
-daemon = [sys.executable, "-m", "daemon", "--state-dir", "/tmp/state", "--workspace", "/tmp/ws"]
+daemon = [sys.executable, "-m", "kitplay.daemon",
+          "--state-dir", "/tmp/state", "--workspace", "/tmp/ws"]
 # 1. made first by the attacker: sticky and world-writable, as /tmp is
 subprocess.run([*setpriv, "mkdir", "-m", "1777", rundir], check=True)
 r = subprocess.run(daemon, capture_output=True, text=True, timeout=60)
@@ -220,7 +221,8 @@ def test_client_checks_who_serves_the_socket_before_sending(attacker: Attacker) 
         assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
         from tests.helpers import ROOT
 
-        r = subprocess.run([sys.executable, "-m", "cli_client", "--socket", str(trap), "daemon",
+        r = subprocess.run([sys.executable, "-m", "kitplay.cli_client",
+                            "--socket", str(trap), "daemon",
                             "status"], env={**os.environ, "PYTHONPATH": str(ROOT)},
                            capture_output=True, text=True, timeout=30)
         assert r.returncode != 0 and f"uid {attacker.uid}" in r.stderr, r.stderr
@@ -297,7 +299,7 @@ def test_xpra_port_sniped_by_another_user_publishes_no_url(make_daemon: Any,
         assert sniper.stdout is not None
         bound = sniper.stdout.readline().decode()
         assert bound.startswith("BOUND "), (bound, sniper.stderr.read() if sniper.stderr else "")
-        from daemon.protocol.schemas import TERMINAL_STATUSES
+        from kitplay.daemon.protocol.schemas import TERMINAL_STATUSES
 
         def ended_or_published() -> dict[str, Any] | None:
             rec: dict[str, Any] = d.call("jobs.get", {"job_id": job["id"]})["job"]
@@ -319,8 +321,8 @@ RESERVATIONS = """
 import json, os, subprocess, sys
 attacker = sys.argv[1:3]
 setpriv = ["setpriv", f"--reuid={attacker[0]}", f"--regid={attacker[1]}", "--clear-groups"]
-from daemon.displays import _locked, reservations_dir
-from daemon.protocol.errors import KitplayError
+from kitplay.daemon.displays import _locked, reservations_dir
+from kitplay.daemon.protocol.errors import KitplayError
 d = str(reservations_dir())
 out = {}
 for how in (["mkdir", "-m", "1777", d], ["ln", "-s", "/tmp/evil", d]):
@@ -353,7 +355,7 @@ def test_kitplay_open_checks_bridge_json(make_bridge: Any, daemon: Daemon,
     b = make_bridge(daemon)
 
     def kitplay_open() -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "cli_client", "--socket",
+        return subprocess.run([sys.executable, "-m", "kitplay.cli_client", "--socket",
                                str(daemon.socket), "open"],
                               env={**os.environ, "PYTHONPATH": str(ROOT)},
                               capture_output=True, text=True, timeout=30)

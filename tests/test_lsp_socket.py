@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 import trio
+from kitplay.daemon.protocol.aclient import open_client
+from kitplay.daemon.protocol.client import Client
 
-from daemon.protocol.aclient import open_client
-from daemon.protocol.client import Client
 from tests.helpers import Daemon, create_and_build
 from tests.rawconn import LspRawConn, RawConn
 from tests.test_bridge_docs import example, run
@@ -190,7 +190,7 @@ def test_docs_python_client_example_in_lsp_framing(daemon: Daemon, tmp_path: Pat
 
 def test_the_kitplay_command_does_not_import_the_lsp_framing() -> None:
     # It speaks NDJSON; its start-up time is a figure of the design (docs/bench.md).
-    code = ("import sys; import cli_client.main, daemon.protocol.client; "
+    code = ("import sys; import kitplay.cli_client.main, kitplay.daemon.protocol.client; "
             "print(sorted(m for m in sys.modules if m.endswith(('.lsp', '.wire'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, cwd=Path(__file__).resolve().parent.parent).stdout

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kitplay.daemon.protocol.registry import METHODS
 
-from daemon.protocol.registry import METHODS
 from tests.helpers import FIXTURES, Daemon, create_and_build, wait_for
 from tests.rawconn import RawConn
 

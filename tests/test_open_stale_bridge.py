@@ -49,7 +49,8 @@ def test_open_refuses_a_port_another_user_took_over(make_bridge: Any, daemon: Da
     try:
         assert catcher.stdout is not None
         assert catcher.stdout.readline().strip() == b"listening", catcher.stderr
-        r = subprocess.run([sys.executable, "-m", "cli_client", "--socket", str(daemon.socket),
+        r = subprocess.run([sys.executable, "-m", "kitplay.cli_client",
+                            "--socket", str(daemon.socket),
                             "open"], env={**os.environ, "PYTHONPATH": str(ROOT)},
                            capture_output=True, text=True, timeout=60)
         assert r.returncode == 3, (r.stdout, r.stderr)

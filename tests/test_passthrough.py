@@ -18,9 +18,14 @@ from typing import Any
 import trio
 from hypothesis import given
 from hypothesis import strategies as st
+from kitplay.daemon.protocol.client import Client
+from kitplay.daemon.protocol.passthrough import (
+    json_literal,
+    output_body,
+    split_output,
+    split_result,
+)
 
-from daemon.protocol.client import Client
-from daemon.protocol.passthrough import json_literal, output_body, split_output, split_result
 from tests.bridge_helpers import (  # noqa: F401
     Bridge,
     bridge_fixture,

@@ -14,9 +14,9 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from kitplay.daemon.config import Config
+from kitplay.daemon.protocol.paths import default_state_dir
 
-from daemon.config import Config
-from daemon.protocol.paths import default_state_dir
 from tests.helpers import ROOT
 
 README = (ROOT / "README.md").read_text()

@@ -28,9 +28,9 @@ from typing import Any
 
 import psutil
 import pytest
+from kitplay.daemon.protocol.errors import DaemonUnreachable, KitplayError
+from kitplay.daemon.protocol.schemas import TERMINAL_STATUSES
 
-from daemon.protocol.errors import DaemonUnreachable, KitplayError
-from daemon.protocol.schemas import TERMINAL_STATUSES
 from tests.helpers import Daemon, wait_for, write_app
 
 pytestmark = pytest.mark.reliability
@@ -118,7 +118,7 @@ def _settled(d: Daemon, job_id: str) -> bool:
         return True
     try:
         p = psutil.Process(job["pid"])
-        return p.status() != psutil.STATUS_ZOMBIE and "daemon.shim" in p.cmdline()
+        return p.status() != psutil.STATUS_ZOMBIE and "kitplay.daemon.shim" in p.cmdline()
     except (psutil.Error, TypeError, ValueError):
         return False
 
@@ -210,7 +210,7 @@ def test_a_monitor_whose_pid_was_never_recorded_is_readopted(daemon: Daemon) -> 
     daemon.start()
     rec = daemon.call("jobs.get", [job["id"]])["job"]
     assert rec["status"] == "running" and rec["pid"] is not None, rec
-    assert "daemon.shim" in psutil.Process(rec["pid"]).cmdline()
+    assert "kitplay.daemon.shim" in psutil.Process(rec["pid"]).cmdline()
     done = daemon.wait_job(job["id"])
     assert done["status"] == "succeeded", done
     _check_log(daemon.job_log(job["id"]), [("r1", 60)], True, job["id"])

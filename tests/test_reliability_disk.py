@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kitplay.daemon.store import Store
 
-from daemon.store import Store
 from tests.helpers import Daemon, wait_for, write_app
 from tests.rawconn import RawConn
 

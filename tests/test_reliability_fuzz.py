@@ -27,10 +27,10 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from kitplay.daemon.protocol.errors import ERRORS
+from kitplay.daemon.protocol.lsp import lsp_frame
+from kitplay.daemon.protocol.registry import METHODS
 
-from daemon.protocol.errors import ERRORS
-from daemon.protocol.lsp import lsp_frame
-from daemon.protocol.registry import METHODS
 from tests.helpers import Daemon
 
 pytestmark = pytest.mark.reliability

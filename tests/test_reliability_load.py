@@ -21,8 +21,8 @@ from typing import Any
 import psutil
 import pytest
 import trio
+from kitplay.daemon.protocol.framing import LineBuffer, dumps
 
-from daemon.protocol.framing import LineBuffer, dumps
 from tests.helpers import ROOT, Daemon, wait_for, write_app
 
 pytestmark = pytest.mark.reliability

@@ -15,11 +15,11 @@ import json
 from typing import Any
 
 import pytest
+from kitplay.daemon.protocol.errors import InvalidState, NotFound
+from kitplay.daemon.protocol.framing import Encoded, dumps, encode
+from kitplay.daemon.protocol.registry import METHODS
+from kitplay.daemon.rpc import Dispatcher
 
-from daemon.protocol.errors import InvalidState, NotFound
-from daemon.protocol.framing import Encoded, dumps, encode
-from daemon.protocol.registry import METHODS
-from daemon.rpc import Dispatcher
 from tests.helpers import Daemon, wait_for, write_app
 from tests.rawconn import RawConn
 
@@ -108,7 +108,7 @@ def test_what_takes_the_task_path() -> None:
 
 
 def test_the_daemon_answers_only_non_waiting_methods_inline() -> None:
-    from daemon.handlers import Handlers
+    from kitplay.daemon.handlers import Handlers
 
     inline = {n for n in METHODS
               if not inspect.iscoroutinefunction(getattr(Handlers, n.replace(".", "_")))}

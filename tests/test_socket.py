@@ -34,7 +34,7 @@ def _run_daemon(argv: list[str], env: dict[str, str]) -> subprocess.CompletedPro
 
 
 def _argv(socket_path: Path, base: Path) -> list[str]:
-    return [sys.executable, "-m", "daemon", "--socket", str(socket_path), "--state-dir",
+    return [sys.executable, "-m", "kitplay.daemon", "--socket", str(socket_path), "--state-dir",
             str(base / "state"), "--workspace", str(base / "ws"), "--config",
             str(base / "none.toml")]
 

@@ -14,8 +14,8 @@ import shutil
 from typing import Any
 
 import pytest
+from kitplay.daemon.displays import reservations_dir
 
-from daemon.displays import reservations_dir
 from tests.helpers import Daemon, create_and_build
 
 pytestmark = [

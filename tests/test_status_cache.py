@@ -14,10 +14,11 @@ import shutil
 import time
 from pathlib import Path
 
-from daemon.store import Store
-from daemon.toolchains import detect
-from daemon.toolchains.base import resolve_workspace
-from daemon.toolchains.watch import WatchedToolchain
+from kitplay.daemon.store import Store
+from kitplay.daemon.toolchains import detect
+from kitplay.daemon.toolchains.base import resolve_workspace
+from kitplay.daemon.toolchains.watch import WatchedToolchain
+
 from tests.helpers import Daemon, wait_for, write_app
 
 STANDIN = Path(__file__).resolve().parent / "fixtures" / "kit_app_template"
@@ -146,7 +147,7 @@ def test_real_path_is_realpath(tmp_path: Path) -> None:
     do not resolve fall back to it."""
     import os
 
-    from daemon.trust import real_path
+    from kitplay.daemon.trust import real_path
 
     (tmp_path / "a" / "b").mkdir(parents=True)
     (tmp_path / "a" / "b" / "f").write_text("")

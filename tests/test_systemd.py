@@ -21,9 +21,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from kitplay.daemon.protocol.client import Client
+from kitplay.daemon.protocol.errors import DaemonUnreachable
 
-from daemon.protocol.client import Client
-from daemon.protocol.errors import DaemonUnreachable
 from tests.helpers import ROOT, short_tmpdir, wait_for
 
 UNITS = ROOT / "systemd"
@@ -99,7 +99,7 @@ def test_daemon_serves_on_the_socket_systemd_passes() -> None:
     env.pop("KITPLAY_SOCKET", None)
     with open(base / "out.log", "wb") as out:
         proc = subprocess.Popen(
-            ["systemd-socket-activate", "-l", str(passed), sys.executable, "-m", "daemon",
+            ["systemd-socket-activate", "-l", str(passed), sys.executable, "-m", "kitplay.daemon",
              "--socket", str(own), "--state-dir", str(base / "state"),
              "--workspace", str(base / "ws")],
             env=env, stdout=out, stderr=out, stdin=subprocess.DEVNULL)

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import trio
+from kitplay.daemon.logs import CHUNK
+from kitplay.daemon.protocol.client import Client
 
-from daemon.logs import CHUNK
-from daemon.protocol.client import Client
 from tests.bridge_helpers import (  # noqa: F401
     Bridge,
     bridge_fixture,

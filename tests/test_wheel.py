@@ -48,8 +48,9 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     (wheel,) = (base / "dist").glob("kitplay-*.whl")
     env = base / "venv"
     run([sys.executable, "-m", "venv", env])
+    # python-daemon's import name is `daemon`: kitplay's must not collide with it.
     run([env / "bin" / "python", "-m", "pip", "install", "-q", "-c", ROOT / "constraints.txt",
-         wheel])
+         wheel, "python-daemon"])
     try:
         yield env
     finally:
@@ -84,15 +85,37 @@ def installed(venv: Path) -> Iterator[InstalledDaemon]:
 
 def test_the_wheel_installs_outside_the_checkout(venv: Path) -> None:
     where = run([venv / "bin" / "python", "-c",
-                 "import daemon, bridge, cli_client; print(daemon.__file__)"],
+                 "import kitplay.daemon, kitplay.bridge, kitplay.cli_client; "
+                 "print(kitplay.daemon.__file__)"],
                 cwd=venv, env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
     pkg = Path(where.strip()).parent
+    assert pkg.parent.name == "kitplay", pkg
     assert pkg.is_relative_to(venv), pkg
     templates = pkg / "toolchains" / "builtin_templates"
     assert sorted(p.name for p in templates.iterdir() if p.is_dir()) == list(TEMPLATES)
     # pip byte-compiled the templates' Python files: what `templates create` must ignore.
     assert (templates / "console_app" / "files" / "__pycache__").is_dir()
     assert (pkg.parent / "bridge" / "static" / "index.html").is_file()
+    # Nothing generic at the top level of site-packages.
+    site = pkg.parent.parent
+    assert not any((site / name).exists() for name in ("bridge", "cli_client")), site
+
+
+def test_the_wheel_lives_beside_python_daemon(venv: Path) -> None:
+    """python-daemon (import name `daemon`) and kitplay installed together: each imports its
+    own files, and both work in one process."""
+    code = (
+        "import daemon, daemon.pidfile, kitplay.daemon.protocol.registry as r, "
+        "kitplay.daemon.main\n"
+        "assert hasattr(daemon, 'DaemonContext'), daemon.__file__\n"
+        "ctx = daemon.DaemonContext(detach_process=False)\n"
+        "print(daemon.__file__, r.__file__, 'jobs.get' in r.METHODS, type(ctx).__name__)\n")
+    out = run([venv / "bin" / "python", "-c", code], cwd=venv,
+              env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+    theirs, ours, has_method, ctx = out.split()
+    assert Path(theirs).parent.name == "daemon" and Path(theirs).parent.parent.name != "kitplay"
+    assert Path(ours).parts[-4:-1] == ("kitplay", "daemon", "protocol"), ours
+    assert has_method == "True" and ctx == "DaemonContext"
 
 
 def test_create_build_launch_every_template_with_the_installed_commands(

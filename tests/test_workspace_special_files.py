@@ -16,8 +16,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from daemon.protocol.client import Client
-from daemon.toolchains.kit import EULA_FILE
+from kitplay.daemon.protocol.client import Client
+from kitplay.daemon.toolchains.kit import EULA_FILE
+
 from tests.helpers import FIXTURES
 
 STANDIN = FIXTURES / "kit_app_template"

@@ -104,7 +104,7 @@ def _role(p: psutil.Process) -> str | None:
         cmd, name = p.cmdline(), p.name()
     except psutil.Error:
         return None
-    if cmd[1:3] == ["-m", "daemon.shim"]:
+    if cmd[1:3] == ["-m", "kitplay.daemon.shim"]:
         return "monitor"
     if cmd[1:3] == ["/usr/bin/xpra", "start"]:
         return "xpra"

@@ -5,14 +5,12 @@ from __future__ import annotations
 import os
 import resource
 
-__all__ = ["NOFILE_ENV", "PYTHONPATH_ENV", "harden_process", "user_nofile", "user_umask"]
+__all__ = ["NOFILE_ENV", "harden_process", "user_nofile", "user_umask"]
 
 # What the process started with, before harden_process (-1: unknown): jobs get them back.
 _user_umask = -1
 _user_nofile = -1
 NOFILE_ENV = "KITPLAY_JOB_NOFILE"  # tells a job's monitor (daemon.shim) the fd soft limit
-# ... and the job's own PYTHONPATH ("=" + value, or "" when unset): the monitor's has kitplay.
-PYTHONPATH_ENV = "KITPLAY_JOB_PYTHONPATH"
 
 
 def user_umask() -> int:

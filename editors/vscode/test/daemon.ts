@@ -1,4 +1,4 @@
-// A real kitplayd for the tests: `python -m daemon` on a socket in a fresh temporary directory,
+// A real kitplayd for the tests: `python -m kitplay.daemon` on a socket in a fresh temporary directory,
 // as tests/helpers.py starts it. Readiness is the socket answering (with a deadline), never a
 // sleep. Needs KITPLAY_TEST_PYTHON (the interpreter) and KITPLAY_TEST_ROOT (the repository),
 // which tests/test_editor_vscode.py sets.
@@ -68,7 +68,7 @@ export class Daemon {
 
   async start(): Promise<void> {
     const log = fs.openSync(path.join(this.base, 'kitplayd.log'), 'a');
-    this.proc = spawn(PYTHON, ['-m', 'daemon', '--socket', this.socket, '--state-dir', this.state,
+    this.proc = spawn(PYTHON, ['-m', 'kitplay.daemon', '--socket', this.socket, '--state-dir', this.state,
                                '--workspace', this.workspace, '--config',
                                path.join(this.base, 'config.toml')], {
       env: { ...process.env, PYTHONPATH: ROOT, KITPLAY_SOCKET: '', KITPLAY_STATE_DIR: '' },
