@@ -157,12 +157,15 @@ class Handlers:
     # -- jobs -------------------------------------------------------------------------------
 
     def jobs_list(self, ctx: Any, p: dict[str, Any]) -> dict[str, Any]:
-        limit = p.get("limit", 100)
-        jobs = self.jobs.list_jobs(p.get("status"), p.get("kind"), limit)
+        limit, status, kind, app = p.get("limit", 100), p.get("status"), p.get("kind"), p.get("app")
+        jobs = self.jobs.list_jobs(status, kind, limit, app, p.get("offset", 0))
         if len(jobs) < limit:
             return {"jobs": jobs}
         # Only a list that may be cut says how many match: the common case costs no count.
-        return {"jobs": jobs, "total": self.jobs.store.count(p.get("status"), p.get("kind"))}
+        store = self.jobs.store
+        total = (store.count(status, kind) if app is None
+                 else store.count_matching(status, kind, app))
+        return {"jobs": jobs, "total": total}
 
     def jobs_get(self, ctx: Any, p: dict[str, Any]) -> dict[str, Any] | Encoded:
         return self.jobs.get_result(p["job_id"])

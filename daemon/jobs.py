@@ -152,11 +152,12 @@ class JobManager:
         self._ended.pop(job_id, None)
         self._ended_json.pop(job_id, None)
 
-    def list_jobs(self, status: str | None, kind: str | None, limit: int) -> list[dict[str, Any]]:
+    def list_jobs(self, status: str | None, kind: str | None, limit: int,
+                  app: str | None = None, offset: int = 0) -> list[dict[str, Any]]:
         """Newest first.  Ended jobs come from the cache ``get`` keeps (no JSON decoding, no
         stat of their logs); only the others are read whole from the store, with the changes
         it could not take yet."""
-        rows = self.store.list_ids(status, kind, limit)
+        rows = self.store.list_ids(status, kind, limit, app, offset)
         ended = self._ended
         missing = [job_id for job_id, _ in rows if job_id not in ended]
         fetched = self.store.get_many(missing) if missing else {}

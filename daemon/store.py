@@ -134,18 +134,20 @@ class Store:
         return sum(n for (st, k), n in self._counts.items()
                    if (status is None or st == status) and (kind is None or k == kind))
 
-    def count_matching(self, status: str | None = None, kind: str | None = None) -> int:
-        """The same, counted in the table."""
-        where, args = _where(status, kind)
+    def count_matching(self, status: str | None = None, kind: str | None = None,
+                       app: str | None = None) -> int:
+        """The same (and of this app), counted in the table."""
+        where, args = _where(status, kind, app)
         return int(self.db.execute("SELECT COUNT(*) FROM jobs" + where, args).fetchone()[0])
 
     def list_ids(self, status: str | None = None, kind: str | None = None,
-                 limit: int = 100) -> list[tuple[str, str]]:
-        """(id, status) of the jobs with this status and kind (either may be None: any),
-        newest first."""
-        where, args = _where(status, kind)
-        sql = "SELECT id, status FROM jobs" + where + " ORDER BY seq DESC LIMIT ?"
-        return self.db.execute(sql, [*args, limit]).fetchall()
+                 limit: int = 100, app: str | None = None,
+                 offset: int = 0) -> list[tuple[str, str]]:
+        """(id, status) of the jobs with this status, kind and app (each may be None: any),
+        newest first, skipping the ``offset`` newest."""
+        where, args = _where(status, kind, app)
+        sql = "SELECT id, status FROM jobs" + where + " ORDER BY seq DESC LIMIT ? OFFSET ?"
+        return self.db.execute(sql, [*args, limit, offset]).fetchall()
 
     def get_many(self, ids: list[str]) -> dict[str, dict[str, Any]]:
         """The records of ``ids`` (those that exist), by id."""
@@ -204,7 +206,8 @@ class Store:
         self.db.execute("INSERT OR REPLACE INTO meta VALUES ('retention_mark', ?)", (str(mark),))
 
 
-def _where(status: str | None, kind: str | None) -> tuple[str, list[str]]:
+def _where(status: str | None, kind: str | None,
+           app: str | None = None) -> tuple[str, list[str]]:
     where, args = [], []
     if status:
         where.append("status=?")
@@ -212,6 +215,11 @@ def _where(status: str | None, kind: str | None) -> tuple[str, list[str]]:
     if kind:
         where.append("kind=?")
         args.append(kind)
+    if app:
+        # A job's app is its `app` parameter; a create job names the app it makes `name`.
+        where.append("(json_extract(params, '$.app')=? OR "
+                     "(kind='create' AND json_extract(params, '$.name')=?))")
+        args += [app, app]
     return (" WHERE " + " AND ".join(where) if where else ""), args
 
 

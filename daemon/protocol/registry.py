@@ -329,11 +329,16 @@ METHODS: dict[str, Method] = {m.name: m for m in (
          _ACCEPT),
         _JOB_RESULT, ("POST", "/package_container"), mutates=True),
     Method(
-        "jobs.list", "Job records, newest first, filterable by status and kind.",
+        "jobs.list", "Job records, newest first, filterable by status, kind and app; paged by "
+        "limit and offset.",
         (Param("status", "string", "Only jobs with this status.", enum=JOB_STATUSES),
          Param("kind", "string", "Only jobs of this kind.", enum=JOB_KINDS),
          Param("limit", "integer", "At most this many jobs.", minimum=1, maximum=10000,
-               default=100)),
+               default=100),
+         Param("app", "string", "Only jobs of this app (its create job included).",
+               pattern=APP_NAME_RE.pattern),
+         Param("offset", "integer", "Skip this many of the newest matching jobs (paging).",
+               minimum=0, maximum=10**9, default=0)),
         _obj({"jobs": {"type": "array", "items": _ref("Job")},
               "total": {"type": "integer",
                         "description": "How many jobs match the filters; present when "
