@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 from kitplay.daemon.protocol.aclient import DaemonLink
@@ -28,6 +27,7 @@ from .errors import (
     refusal_data,
 )
 from .openapi import openapi_document
+from .page import add_page_routes
 from .rest import PREFIXES, add_rest_routes
 from .security import SAFE_METHODS, Guard, RateLimiter
 from .settings import BridgeSettings
@@ -35,24 +35,21 @@ from .stream import StreamStats, stream_job
 
 __all__ = ["create_app"]
 
-STATIC = Path(__file__).resolve().parent / "static"
 PAGE_HEADERS = {
-    # frame-src: the display panel frames Xpra's HTML5 client of a session (loopback only).
-    "Content-Security-Policy": "default-src 'self'; connect-src 'self'; img-src 'self' data:; "
-                               "frame-src http://127.0.0.1:*; frame-ancestors 'none'; "
+    # Scripts and styles from this origin only: no inline script, no eval, no inline style
+    # (the editor's styles go to its shadow root as constructed style sheets). Images from
+    # this origin and blob: (template icons, fetched with the session header). frame-src:
+    # the display panel frames Xpra's HTML5 client of a session (loopback only).
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; "
+                               "connect-src 'self'; img-src 'self' blob: data:; "
+                               "frame-src 'self' http://127.0.0.1:*; object-src 'none'; "
+                               "worker-src 'none'; frame-ancestors 'none'; "
                                "base-uri 'none'; form-action 'self'",
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
 }
-
-
-def _page(status: int, title: str, text: str) -> Response:
-    body = (f"<!doctype html><meta charset=utf-8><title>{title}</title>"
-            f"<body style='font-family:sans-serif;margin:3em'><h1>{title}</h1><p>{text}</p>")
-    return Response(body, status=status, content_type="text/html; charset=utf-8",
-                    headers=PAGE_HEADERS)
 
 
 def create_app(settings: BridgeSettings) -> QuartTrio:
@@ -253,19 +250,6 @@ def create_app(settings: BridgeSettings) -> QuartTrio:
         app.add_websocket(f"{prefix}/stream/<job_id>", f"{prefix}:stream", ws_view,
                           provide_automatic_options=False)
 
-    @app.get("/")
-    async def page() -> Response:
-        # No secret in the page: it signs in with the login code in its URL's #fragment.
-        return Response((STATIC / "index.html").read_bytes(),
-                        content_type="text/html; charset=utf-8", headers=PAGE_HEADERS)
-
-    @app.get("/static/<name>")
-    async def static_file(name: str) -> Response:
-        path = STATIC / name
-        types = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}
-        if name.startswith(".") or path.suffix not in types or not path.is_file():
-            return _page(404, "Not found", "No such file.")
-        return Response(path.read_bytes(), content_type=f"{types[path.suffix]}; charset=utf-8",
-                        headers={**PAGE_HEADERS, "Cache-Control": "no-cache"})
+    add_page_routes(app, PAGE_HEADERS)
 
     return app

@@ -132,11 +132,14 @@ def test_page_on_another_port_gets_nothing_and_cannot_lock_the_user_out(
     # The tossed cookies change nothing: the user's page still works, after a reload too.
     user.reload()
     expect(user.locator("#daemon")).to_contain_text("kitplayd")
-    user.select_option("#create-template", "console_app")
+    user.click("#new-app")
+    user.locator('.tcard[data-template="console_app"] button.create').click()
     user.fill("#create-name", "my_company.after_toss")
     user.click("#create-submit")
-    expect(user.locator('#apps tr[data-app="my_company.after_toss"]')).to_be_visible()
-    # The login code was one-time: opening the same URL again signs nobody in.
+    expect(user.locator('#tree .app-row[data-app="my_company.after_toss"]')).to_be_visible()
+    # The login code was one-time: opening the same URL again signs nobody in (with no
+    # signed-in tab left open to join).
+    user.close()
     other = browser_context.new_page()
     other.goto(bridge.login_url)
     expect(other.locator("#daemon")).to_contain_text("not signed in")
