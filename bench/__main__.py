@@ -24,6 +24,7 @@ SECTIONS = {
     "scale": "bench.scale",
     "bridge": "bench.bridge",
     "xpra": "bench.xpra",
+    "page": "bench.page",
 }
 
 

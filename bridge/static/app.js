@@ -31,9 +31,9 @@ async function refreshStatus() {
   }
 }
 
-async function refreshApps() {
+async function refreshApps(early = null) {
   try {
-    const { apps } = await api.call("apps.list");
+    const { apps } = (await early) || await api.call("apps.list");
     state.apps = apps;
     if (state.selected && !apps.some((a) => a.name === state.selected)) select(null);
     emit("apps", apps);
@@ -77,10 +77,11 @@ async function start() {
   }
   api.onSignedOut(() => showError(new Error(api.signInHelp()),
     "Signed out (the bridge restarted)"));
-  // The jobs list first: it is what most visits look at.
+  // The jobs list first: it is what most visits look at; the other panels load after it.
+  put($("log"), el("span", { class: "log-hint" }, "Pick a job in the list to see its log here."));
   const first = jobs.refresh();
-  put($("log"), el("span", { class: "log-hint" },
-    "Pick a job in the list to see its log here."));
+  const apps0 = api.call("apps.list").catch(() => null);
+  await first;
 
   const [tree, editor, apps, gallery] = await Promise.all([
     import("./tree.js"), import("./editor.js"), import("./apps.js"), import("./gallery.js")]);
@@ -88,7 +89,7 @@ async function start() {
   editor.init();
   apps.init();
   gallery.init();
-  on("apps-refresh", refreshApps);
+  on("apps-refresh", () => refreshApps());
   on("show-gallery", showGallery);
   on("hide-gallery", showEditor);
   on("show-editor", showEditor);
@@ -96,7 +97,7 @@ async function start() {
   on("jobs-for", (app) => jobs.filterByApp(app));
   on("app-deleted", (app) => { if (state.selected === app) select(null); });
 
-  await Promise.all([first, refreshStatus(), refreshApps()]);
+  await Promise.all([refreshStatus(), refreshApps(apps0)]);
   if (!state.apps.length) gallery.show();
   else showEditor();
   setInterval(() => { if (!document.hidden) refreshStatus(); }, STATUS_MS);
