@@ -27,11 +27,39 @@ export function creatable(t) {
 
 function kindOf(t) { return t.kind || t.type || ""; }
 
+// An older daemon says only whether a kit-app-template workspace's licence is accepted.
+function licenceOf(toolchain) {
+  if (!toolchain || typeof toolchain.license_accepted !== "boolean") return null;
+  return { required: true, accepted: toolchain.license_accepted, url: null,
+    summary: "Creating an app runs kit-app-template's tools, which ask you to accept the " +
+      "NVIDIA Omniverse licence first (accepting writes .omniverse_eula_accepted.txt in " +
+      "the workspace)." };
+}
+
+// A layer as {id, name, description} (an older daemon's records: {name, display_name}).
+function layerOf(l) {
+  if (l.id) return { id: l.id, name: l.name || l.id, description: l.description || "" };
+  return { id: l.name, name: l.display_name || l.name, description: l.description || "" };
+}
+
+// The layers an application template takes (from templates.get when the list lacks them).
+async function layersOf(t) {
+  if (kindOf(t) !== "application") return [];
+  if (!Array.isArray(t.layers)) {
+    try {
+      t.layers = (await api.call("templates.get", { name: t.name })).template.layers || [];
+    } catch (err) {
+      t.layers = [];
+    }
+  }
+  return t.layers.map(layerOf);
+}
+
 export async function load() {
   try {
     const got = await api.call("templates.list");
     gal.templates = got.templates;
-    gal.license = got.license || null;
+    gal.license = got.license || licenceOf(got.toolchain);
     gal.toolchain = got.toolchain || null;
     gal.error = null;
   } catch (err) {
@@ -133,7 +161,8 @@ async function details(name) {
   const t = gal.templates.find((x) => x.name === name);
   const box = $("template-docs");
   if (!t || !box) return;
-  const layers = kindOf(t) === "application" && Array.isArray(t.layers) ? t.layers : [];
+  const layers = await layersOf(t);
+  if (gal.chosen !== name) return;
   const body = el("div", { class: "markdown" }, el("p", { class: "muted" }, "Loading the docs…"));
   put(box, 
     el("div", { class: "docs-head" },
@@ -142,7 +171,7 @@ async function details(name) {
         "Create from this template")),
     layers.length ? el("p", { class: "muted" },
       `Takes ${layers.length} optional layer${layers.length === 1 ? "" : "s"}: `,
-      layers.map((l) => l.name || l.id).join(", ")) : null,
+      layers.map((l) => l.name).join(", ")) : null,
     body);
   const text = t.docs || t.description || "";
   try {
@@ -155,6 +184,11 @@ async function details(name) {
 // ---------------------------------------------------------------------------- the dialog
 
 function suggestName(t) {
+  const vars = t.variables || {};
+  const taken0 = new Set(state.apps.map((a) => a.name));
+  for (const own of [vars.application_name, vars.extension_name, vars.name]) {
+    if (typeof own === "string" && NAME_RE.test(own) && !taken0.has(own)) return own;
+  }
   const slug = (t.name || "app").toLowerCase().replace(/[^a-z0-9_]+/g, "_").replace(/^[^a-z]+/, "") || "app";
   const taken = new Set(state.apps.map((a) => a.name));
   let name = `my_company.${slug}`;
@@ -162,10 +196,10 @@ function suggestName(t) {
   return name;
 }
 
-export function openDialog(t) {
+export async function openDialog(t) {
   const dialog = $("create-dialog");
   const vars = t.variables || {};
-  const layers = kindOf(t) === "application" && Array.isArray(t.layers) ? t.layers : [];
+  const layers = await layersOf(t);
   const lic = gal.license;
   const needLicence = !!(lic && lic.required && !lic.accepted);
   const error = el("p", { class: "form-error", id: "create-error", role: "alert", hidden: true });
@@ -181,14 +215,15 @@ export function openDialog(t) {
     el("div", { class: "row2" },
       el("label", {}, "Display name",
         el("input", { id: "create-display-name", name: "display_name",
-          placeholder: vars.display_name || t.display_name || "" })),
+          placeholder: vars.display_name || vars.application_display_name ||
+            vars.extension_display_name || t.display_name || "" })),
       el("label", {}, "Version",
         el("input", { id: "create-version", name: "version", placeholder: vars.version || "0.1.0" }))),
     layers.length ? el("fieldset", { class: "layers" },
       el("legend", {}, "Layers (optional)"),
       ...layers.map((l) => el("label", { class: "check" },
         el("input", { type: "checkbox", name: "layer", value: l.id }),
-        el("span", {}, el("strong", {}, l.name || l.id),
+        el("span", {}, el("strong", {}, l.name), " ", el("code", { class: "muted" }, l.id),
           l.description ? el("span", { class: "help" }, l.description) : null)))) : null,
     needLicence ? el("fieldset", { class: "licence", id: "create-licence" },
       el("legend", {}, "Licence"),

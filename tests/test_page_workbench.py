@@ -1,0 +1,361 @@
+"""The playground workbench in Debian's chromium, against a real daemon and bridge.
+
+- jobs: filters by app, kind and status, pages, start date and duration;
+- the log: search, download of the whole log;
+- template docs are Markdown from a possibly hostile workspace: rendered with no HTML, no
+  script, no handler, no link but http(s)/mailto, no image fetched;
+- on the kit-app-template stand-in: only templates that can be created alone are offered,
+  layers only where an application template takes them, and the licence step;
+- end to end on the builtin toolchain: gallery -> create -> app.py in the editor -> a new
+  greeting -> save -> build -> launch in Xpra -> the window in the page shows the new
+  greeting -> Open full size -> the embedded view is still live;
+- a file changed on disk while open: the save is refused and the banner offers reload,
+  overwrite and the differences;
+- the display path: no password in any URL the page holds.
+
+The editor and display parts need the daemon's files.* methods and displays served through
+the bridge; without them those tests skip (saying which is missing).
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kitplay.daemon.protocol.registry import METHODS
+
+from tests.bridge_helpers import Bridge, bridge_fixture, make_bridge_fixture  # noqa: F401
+from tests.browser_helpers import chromium, needs_chromium, xpra_window
+from tests.helpers import FIXTURES, Daemon, create_and_build, wait_for, write_app
+
+pytestmark = [pytest.mark.browser, needs_chromium]
+
+TIMEOUT_MS = 30_000
+APP = "my_company.workbench"
+
+needs_files = pytest.mark.skipif(
+    not {"files.list", "files.read", "files.write"} <= set(METHODS),
+    reason="needs the daemon's files.* methods (branch files)")
+
+
+@pytest.fixture
+def page(bridge: Bridge) -> Iterator[Any]:
+    with chromium(1500, 900, origin=f"{bridge.url}/") as p:
+        p.goto(bridge.login_url)
+        yield p
+
+
+def rows(page: Any) -> list[str]:
+    ids: list[str] = page.eval_on_selector_all("#jobs tr[data-job]",
+                                               "(trs) => trs.map((tr) => tr.dataset.job)")
+    return ids
+
+
+def run(d: Daemon, method: str, params: dict[str, Any], status: str = "succeeded") -> str:
+    job = d.call(method, params)["job"]
+    done = d.wait_job(job["id"])
+    assert done["status"] == status, (done, d.job_log(job["id"]))
+    return str(job["id"])
+
+
+# ------------------------------------------------------------------------------------ jobs
+
+def test_jobs_filter_by_app_kind_and_status_and_page(page: Any, daemon: Daemon) -> None:
+    from playwright.sync_api import expect
+
+    a, b = "my_company.alpha", "my_company.beta"
+    write_app(daemon.workspace, a, build=[["{python}", "-c", "pass"]])
+    write_app(daemon.workspace, b, launch=["{python}", "-c", "raise SystemExit(3)"])
+    run(daemon, "build", {"app": a})
+    a_runs = [run(daemon, "launch", {"app": a, "display": "headless"}) for _ in range(22)]
+    b_fail = run(daemon, "launch", {"app": b, "display": "headless"}, "failed")
+    page.reload()
+    expect(page.locator("#jobs tr[data-job]")).to_have_count(20)  # a page of 20, newest first
+    assert rows(page)[0] == b_fail
+    expect(page.locator("#jobs-range")).to_have_text("1\u201320 of 24")
+    first = page.locator(f'#jobs tr[data-job="{a_runs[-1]}"]')
+    assert first.locator(".when").text_content().strip()  # its start...
+    assert first.locator(".took").text_content().endswith(" s")  # ...and how long it took
+
+    page.click("#jobs-older")
+    expect(page.locator("#jobs-range")).to_have_text("21\u201324 of 24")
+    expect(page.locator("#jobs tr[data-job]")).to_have_count(4)
+    expect(page.locator("#jobs-older")).to_be_disabled()
+    page.click("#jobs-newer")
+    expect(page.locator("#jobs-range")).to_have_text("1\u201320 of 24")
+
+    page.select_option("#filter-app", b)
+    expect(page.locator("#jobs tr[data-job]")).to_have_count(1)
+    assert rows(page) == [b_fail]
+    expect(page.locator("#filter-app")).to_have_class("active")
+    page.select_option("#filter-app", a)
+    page.select_option("#filter-kind", "build")
+    expect(page.locator("#jobs tr[data-job]")).to_have_count(1)
+    page.select_option("#filter-kind", "")
+    page.select_option("#filter-status", "failed")
+    expect(page.locator("#jobs")).to_contain_text("No job matches these filters.")
+    page.select_option("#filter-app", "")
+    expect(page.locator("#jobs tr[data-job]")).to_have_count(1)
+    assert rows(page) == [b_fail]
+    # The failed job says why, in words, where the user looks.
+    page.locator(f'#jobs tr[data-job="{b_fail}"] a.follow').click()
+    expect(page.locator("#log-status")).to_contain_text("failed")
+
+
+# ------------------------------------------------------------------------------------- log
+
+def test_log_search_and_download(page: Any, daemon: Daemon, tmp_path: Path) -> None:
+    from playwright.sync_api import expect
+
+    create_and_build(daemon, name=APP)
+    job = run(daemon, "launch", {"app": APP, "display": "headless",
+                                 "args": ["--lines", "300"]})
+    page.reload()
+    page.locator(f'#jobs tr[data-job="{job}"] a.follow').click()
+    expect(page.locator("#log")).to_contain_text("[kitplay] job succeeded")
+    page.fill("#log-search", "line 7")  # line 7, line 70..79, line 700 (none): 11
+    expect(page.locator("#log mark")).to_have_count(11)
+    expect(page.locator("#log-matches")).to_have_text("1 of 11")
+    page.press("#log-search", "Enter")
+    expect(page.locator("#log-matches")).to_have_text("2 of 11")
+    expect(page.locator("#log mark.current")).to_have_text("line 7")
+    expect(page.locator("#log-follow")).not_to_be_checked()  # a match holds the view
+    page.fill("#log-search", "")
+    expect(page.locator("#log mark")).to_have_count(0)
+    assert page.locator("#log").text_content() == daemon.job_log(job)
+
+    with page.expect_download() as info:
+        page.click("#log-download")
+    saved = tmp_path / "saved.log"
+    info.value.save_as(saved)
+    assert info.value.suggested_filename == f"{job}.log"
+    assert saved.read_text() == daemon.job_log(job)
+    expect(page.locator("#statusbar")).to_contain_text(f"Saved the log of {job}")
+
+
+# -------------------------------------------------------------------------------- markdown
+
+HOSTILE_MD = """# Title
+
+<script>window.pwned = 1</script>
+<img src="/static/x-raw.png" onerror="window.pwned = 2">
+
+![alt text](/static/x-md.png)
+
+[run me](javascript:window.pwned=3) [data](data:text/html,hi) [ok](https://example.org/a)
+[mail](mailto:a@example.org) [local](/api/v1/jobs)
+
+<a href="https://evil.example" onclick="window.pwned=4">raw link</a>
+
+| a | b |
+|:--|--:|
+| <b>1</b> | 2 |
+
+```python
+print("<hello>")
+```
+"""
+
+
+def test_template_docs_render_without_html_script_or_fetches(page: Any) -> None:
+    from playwright.sync_api import expect
+
+    expect(page.locator("#daemon")).to_contain_text("kitplayd")
+    fetched: list[str] = []
+    page.on("request", lambda r: fetched.append(r.url))
+    got = page.evaluate("""async (text) => {
+        const { renderMarkdown } = await import("/static/markdown.js");
+        const box = document.createElement("div");
+        box.append(await renderMarkdown(text));
+        document.body.append(box);
+        await new Promise((r) => setTimeout(r, 100));
+        const all = [...box.querySelectorAll("*")];
+        return { html: box.innerHTML, tags: [...new Set(all.map((e) => e.localName))],
+                 attrs: [...new Set(all.flatMap((e) => e.getAttributeNames()))],
+                 hrefs: all.filter((e) => e.hasAttribute("href"))
+                   .map((e) => e.getAttribute("href")),
+                 text: box.textContent }; }""", HOSTILE_MD)
+    assert page.evaluate("window.pwned") is None
+    html = got["html"]
+    assert set(got["tags"]) <= {"h3", "p", "a", "table", "thead", "tbody", "tr", "th", "td",
+                                "pre", "code"}, got["tags"]
+    assert set(got["attrs"]) <= {"href", "target", "rel", "class"}, got["attrs"]
+    assert got["hrefs"] == ["https://example.org/a", "mailto:a@example.org"], got["hrefs"]
+    assert "<script>window.pwned = 1</script>" in got["text"]  # raw HTML shows as text
+    assert "[alt text]" in got["text"]  # an image is its alt text
+    assert '<a href="https://example.org/a" target="_blank" rel="noopener noreferrer">' in html
+    assert '<td class="align-right">2</td>' in html and "&lt;b&gt;1&lt;/b&gt;" in html
+    assert 'class="language-python"' in html and "&lt;hello&gt;" in html
+    assert not [u for u in fetched if "x-raw" in u or "x-md" in u]
+
+
+# ------------------------------------------------------------- kit-app-template stand-in
+
+@pytest.fixture
+def kit_page(make_daemon: type[Daemon], make_bridge: Any, tmp_path: Path) -> Iterator[Any]:
+    ws = tmp_path / "kat"
+    shutil.copytree(FIXTURES / "kit_app_template", ws)  # the licence not yet accepted
+    d = make_daemon(workspace=ws).start()
+    b = make_bridge(d, "--rate-limit", "10000", "--rate-burst", "10000")
+    with chromium(1500, 900, origin=f"{b.url}/") as p:
+        p.goto(b.login_url)
+        yield p, d
+
+
+def test_kit_gallery_offers_creatable_templates_layers_and_the_licence(kit_page: Any) -> None:
+    from playwright.sync_api import expect
+
+    page, d = kit_page
+    templates = d.call("templates.list")["templates"]
+    creatable = {t["name"] for t in templates if t["creatable"]}
+    alone_not = {t["name"] for t in templates if not t["creatable"]}
+    assert "omni_default_streaming" in alone_not and "kit_service_setup" in alone_not
+    expect(page.locator("#gallery-view")).to_be_visible()  # no apps yet
+    expect(page.locator(".tcard")).to_have_count(len(creatable))
+    shown = set(page.eval_on_selector_all(".tcard", "(cs) => cs.map((c) => c.dataset.template)"))
+    assert shown == creatable
+    expect(page.locator("#gallery-view .notice")).to_contain_text("licence")
+
+    # An extension template takes no layers.
+    page.locator('.tcard[data-template="basic_python_extension"] button.create').click()
+    expect(page.locator("#create-dialog")).to_be_visible()
+    expect(page.locator("#create-dialog fieldset.layers")).to_have_count(0)
+    page.locator("#create-dialog button.secondary").click()
+
+    # An application template offers its layers as checkboxes, and the licence.
+    page.locator('.tcard[data-template="kit_base_editor"] button.create').click()
+    layers = page.locator('#create-dialog input[name="layer"]')
+    expect(layers).to_have_count(2)
+    assert set(layers.evaluate_all("(xs) => xs.map((x) => x.value)")) == {
+        "omni_default_streaming", "nvcf_streaming"}
+    expect(page.locator("#create-licence")).to_be_visible()
+    assert page.locator("#create-name").input_value() == "my_company.my_editor"
+    page.click("#create-submit")  # not accepted: the dialog says so, nothing starts
+    expect(page.locator("#create-error")).to_contain_text("Accept the licence")
+    assert d.call("jobs.list", {})["jobs"] == []
+    page.check('#create-dialog input[value="omni_default_streaming"]')
+    page.check("#create-accept")
+    page.click("#create-submit")
+    expect(page.locator("#create-dialog")).to_be_hidden()
+    job = wait_for(lambda: d.call("jobs.list", {"kind": "create"})["jobs"], 30, "the job")[0]
+    assert job["params"]["accept_license"] is True
+    assert job["params"]["layers"] == ["omni_default_streaming"]
+    expect(page.locator('#tree .app-row[data-app="my_company.my_editor"]')).to_be_visible(
+        timeout=60_000)
+    assert (d.workspace / ".omniverse_eula_accepted.txt").exists()
+
+
+# ------------------------------------------------------------------------ the whole loop
+
+GREETING = 'return f"Hello from {meta[\'display_name\']} {meta[\'version\']}"'
+NEW_GREETING = 'return f"Edited in the page\\n{meta[\'display_name\']} {meta[\'version\']}"'
+
+
+def display_path(job: dict[str, Any]) -> str | None:
+    display = (job.get("result") or {}).get("display")
+    return display.get("path") if isinstance(display, dict) else None
+
+
+@needs_files
+@pytest.mark.xpra
+@pytest.mark.skipif(shutil.which("xpra") is None, reason="needs xpra")
+def test_create_edit_build_launch_and_see_the_change(page: Any, daemon: Daemon,
+                                                    tmp_path: Path) -> None:
+    from playwright.sync_api import expect
+
+    page.click("#new-app")
+    page.locator('.tcard[data-template="gui_app"] button.create').click()
+    page.fill("#create-name", APP)
+    page.fill("#create-display-name", "Pixel Edit")
+    page.click("#create-submit")
+    expect(page.locator("#appbar")).to_contain_text("Pixel Edit", timeout=60_000)
+    app_py = page.locator('#tree .tree-row.file[data-path$="/app.py"]')
+    app_py.click()
+    expect(page.locator(".tab.active")).to_contain_text("app.py")
+    text = wait_for(lambda: page.evaluate("kitplay.editorText()"), 30, "the editor's text")
+    assert GREETING in text
+    assert page.evaluate("(t) => kitplay.setEditorText(t)", text.replace(GREETING, NEW_GREETING))
+    expect(page.locator(".tab.active")).to_have_class("tab active dirty")
+    page.keyboard.press("Control+s")
+    expect(page.locator(".tab.active")).not_to_have_class("tab active dirty")
+    on_disk = (daemon.workspace / "source" / "apps" / APP / "app.py").read_text()
+    assert NEW_GREETING in on_disk
+
+    page.locator("#appbar button.build").click()
+    expect(page.locator("#statusbar")).to_contain_text(f"Build of {APP} succeeded",
+                                                       timeout=120_000)
+    wait_for(lambda: daemon.call("daemon.status")["displays"]["xpra"]["available"], 60,
+             "xpra's check")
+    expect(page.locator('#display option[value="xpra"]')).to_be_enabled(timeout=TIMEOUT_MS)
+    page.select_option("#display", "xpra")
+    page.click("#launch")
+    expect(page.locator("#display-panel")).to_be_visible(timeout=60_000)
+    frame = page.locator("#display-frame").element_handle().content_frame()
+    # Two lines of greeting now, above the Quit button: three bands of text, where the
+    # template's one-line greeting draws two.
+    window = xpra_window(frame, "Pixel Edit", bands=3)
+    first, second, button = window["bands"][0], window["bands"][1], window["bands"][-1]
+    assert first["y1"] < second["y0"] < button["y0"]
+    assert (second["x1"] - second["x0"]) > 2 * (button["x1"] - button["x0"])
+    page.screenshot(path=str(tmp_path / "edited.png"))
+
+    # Open full size: a tab of its own, and the embedded view stays live.
+    with page.context.expect_page() as opened:
+        page.click("#display-full")
+    full = opened.value
+    full.wait_for_load_state()
+    xpra_window(full, "Pixel Edit", bands=3)
+    frame = page.locator("#display-frame").element_handle().content_frame()
+    xpra_window(frame, "Pixel Edit", bands=3)
+    assert "does not wish to share" not in (frame.text_content("body") or "")
+    full.close()
+
+    # No password in any URL the page holds: frame, links, history, what it fetched.
+    job = daemon.call("jobs.list", {"kind": "launch"})["jobs"][0]
+    urls = page.evaluate("""() => [location.href, ...[...document.querySelectorAll(
+        "[src], [href]")].map((e) => e.src || e.href),
+        ...performance.getEntriesByType("resource").map((e) => e.name)]""")
+    urls += frame.evaluate("() => [location.href, ...performance.getEntriesByType("
+                           "'resource').map((e) => e.name)]")
+    assert display_path(job), "the launch job's result names no display path"
+    assert not [u for u in urls if "password" in u.lower()], urls
+    page.click("#stop")
+    expect(page.locator("#display-panel")).to_be_hidden(timeout=60_000)
+
+
+@needs_files
+def test_a_file_changed_on_disk_is_not_overwritten_unasked(page: Any, daemon: Daemon) -> None:
+    from playwright.sync_api import expect
+
+    create_and_build(daemon, name=APP)
+    path = daemon.workspace / "source" / "apps" / APP / "app.py"
+    page.reload()
+    page.locator('#tree .tree-row.file[data-path$="/app.py"]').click()
+    original = wait_for(lambda: page.evaluate("kitplay.editorText()"), 30, "the editor's text")
+    # Someone else (another editor, a tool) writes the file meanwhile.
+    path.write_text(original.replace("import argparse", "import argparse  # theirs"))
+    mine = original.replace("import sys", "import sys  # mine")
+    page.evaluate("(t) => kitplay.setEditorText(t)", mine)
+    page.keyboard.press("Control+s")
+    banner = page.locator("#editor-banner")
+    expect(banner).to_contain_text("app.py changed on disk")
+    assert "# theirs" in path.read_text() and "# mine" not in path.read_text()
+    page.click("#stale-diff")
+    diff = page.locator("#stale-diff-view")
+    expect(diff.locator(".del")).to_contain_text("import argparse  # theirs")
+    expect(diff.locator(".add")).to_contain_text("import sys  # mine")
+    page.click("#stale-overwrite")
+    expect(banner).to_be_hidden()
+    assert "# mine" in path.read_text() and "# theirs" not in path.read_text()
+
+    # Changed again on disk, then "Reload from disk" takes theirs and drops mine.
+    path.write_text(original + "# theirs again\n")
+    page.evaluate("(t) => kitplay.setEditorText(t)", mine + "# mine again\n")
+    page.keyboard.press("Control+s")
+    expect(banner).to_be_visible()
+    page.click("#stale-reload")
+    expect(banner).to_be_hidden()
+    assert page.evaluate("kitplay.editorText()") == original + "# theirs again\n"
