@@ -168,20 +168,25 @@ async function clean(app) {
 
 async function remove(app) {
   // Asked without a confirmation, the daemon changes nothing and says what it would remove.
-  let removes;
+  let removes, edits = [];
   try {
     await api.call("apps.delete", { app });
     removes = null; // a daemon that deleted without asking: nothing left to confirm
   } catch (err) {
-    if (err.status === 400 && err.data && Array.isArray(err.data.removes)) removes = err.data.removes;
-    else { showError(err, `Cannot delete ${app}`); return; }
+    if (err.status === 400 && err.data && Array.isArray(err.data.removes)) {
+      removes = err.data.removes;
+      edits = Array.isArray(err.data.edits) ? err.data.edits : [];
+    } else { showError(err, `Cannot delete ${app}`); return; }
   }
   if (removes) {
     const ok = await confirmDialog(`Delete ${app}?`, [
       el("p", {}, "This deletes the app ", el("strong", {}, app),
-        " and everything below. It cannot be undone. It removes:"),
+        ". It cannot be undone. It removes:"),
       el("ul", { class: "removes" }, ...removes.slice(0, 50).map((p) => el("li", {}, el("code", {}, p)))),
       removes.length > 50 ? el("p", { class: "muted" }, `…and ${removes.length - 50} more`) : null,
+      edits.length ? el("p", {}, "and takes it out of the files it shares:") : null,
+      edits.length ? el("ul", { class: "removes" }, ...edits.map((e) =>
+        el("li", {}, el("code", {}, e.file), `: ${e.what}`))) : null,
     ], `Delete ${app}`);
     if (!ok) return;
     try {

@@ -8,8 +8,9 @@ import { $, el, fmtBytes, TERMINAL, put } from "./ui.js";
 
 const tree = {
   open: new Set(),          // expanded apps
-  openDirs: new Set(),      // expanded directories ("app|rel/dir")
-  files: new Map(),         // app -> {entries, root, error}
+  closedDirs: new Set(),    // folded directories ("app|rel/dir"); the rest are open
+  openBuild: new Set(),     // apps whose build outputs are unfolded
+  files: new Map(),         // app -> {entries, base, truncated, skipped} or {error}
   loading: new Set(),
   activePath: null,
 };
@@ -38,7 +39,10 @@ export async function loadFiles(app) {
   tree.loading.add(app);
   try {
     const got = await api.call("files.list", { app });
-    tree.files.set(app, { entries: got.entries, root: got.root, truncated: got.truncated });
+    const base = commonBase(got.entries);
+    // The directories the prefix names (the app's own directory) are not rows of their own.
+    const entries = got.entries.filter((e) => !(e.kind === "dir" && base.startsWith(e.path + "/")));
+    tree.files.set(app, { entries, base, truncated: got.truncated, skipped: got.skipped || 0 });
   } catch (err) {
     tree.files.set(app, { error: err });
   } finally {
@@ -47,14 +51,23 @@ export async function loadFiles(app) {
   }
 }
 
-// The path of an entry below its app's directory ("app.py", "config/x.toml").
+// The path of an entry below the directory its app's files share ("app.py" for the
+// builtin toolchain's source/apps/<app>/app.py).
 export function shortPath(app, path) {
-  const data = tree.files.get(app);
-  const prefixes = [];
-  if (data && data.root) prefixes.push(String(data.root).replace(/\/?$/, "/"));
-  prefixes.push(`source/apps/${app}/`);
-  for (const p of prefixes) if (path.startsWith(p)) return path.slice(p.length);
-  return path;
+  const base = (tree.files.get(app) || {}).base || "";
+  return base && path.startsWith(base) ? path.slice(base.length) : path;
+}
+
+// The longest directory prefix ("a/b/") the app's own (not built) entries share.
+function commonBase(entries) {
+  const dirs = entries.filter((e) => !e.build_output).map((e) =>
+    (e.kind === "dir" ? e.path + "/" : e.path.slice(0, e.path.lastIndexOf("/") + 1)));
+  if (!dirs.length) return "";
+  let base = dirs[0];
+  for (const d of dirs) {
+    while (!d.startsWith(base)) base = base.slice(0, base.lastIndexOf("/", base.length - 2) + 1);
+  }
+  return base;
 }
 
 function render() {
@@ -117,9 +130,8 @@ function filesNode(app) {
   for (const e of data.entries) (e.build_output ? built : src).push(e);
   box.append(...level(app, nest(app, src), ""));
   if (built.length) {
-    const key = `${app}|#build`;
-    const open = tree.openDirs.has(key);
-    box.append(el("div", { class: "tree-row dir build", onclick: () => toggleDir(key) },
+    const open = tree.openBuild.has(app);
+    box.append(el("div", { class: "tree-row dir build", onclick: () => toggleBuild(app) },
       el("span", { class: `twisty${open ? " open" : ""}` }, "▸"),
       el("span", { class: "file-name" }, `build outputs (${built.filter((e) => e.kind === "file").length} files)`)));
     if (open) {
@@ -128,6 +140,9 @@ function filesNode(app) {
     }
   }
   if (data.truncated) box.append(el("div", { class: "tree-note" }, "(list cut: too many files)"));
+  if (data.skipped) {
+    box.append(el("div", { class: "tree-note" }, `(${data.skipped} names that are not UTF-8 left out)`));
+  }
   if (!data.entries.length) box.append(el("div", { class: "tree-note" }, "No files."));
   return box;
 }
@@ -154,7 +169,7 @@ function level(app, node, prefix) {
   const out = [];
   for (const [name, sub] of [...node.dirs.entries()].sort((a, b) => a[0].localeCompare(b[0]))) {
     const key = `${app}|${prefix}${name}`;
-    const open = tree.openDirs.has(key);
+    const open = !tree.closedDirs.has(key);
     out.push(el("div", { class: "tree-row dir", onclick: () => toggleDir(key) },
       el("span", { class: `twisty${open ? " open" : ""}` }, "▸"),
       el("span", { class: "file-name" }, name + "/")));
@@ -177,8 +192,14 @@ function level(app, node, prefix) {
 }
 
 function toggleDir(key) {
-  if (tree.openDirs.has(key)) tree.openDirs.delete(key);
-  else tree.openDirs.add(key);
+  if (tree.closedDirs.has(key)) tree.closedDirs.delete(key);
+  else tree.closedDirs.add(key);
+  render();
+}
+
+function toggleBuild(app) {
+  if (tree.openBuild.has(app)) tree.openBuild.delete(app);
+  else tree.openBuild.add(app);
   render();
 }
 
