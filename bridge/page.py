@@ -8,16 +8,16 @@
   ``vendor/``, its bundled third-party code). They are listed once when the app is made:
   regular files only, no dot files, known types; a request's path is looked up in that list
   and never reaches the filesystem, so no ``..``, symlink or odd name can lead anywhere else.
-- Each file has an ETag (its content's hash): a browser revalidates (``no-cache``) and gets
-  304 when nothing changed. A browser that accepts gzip gets the file gzip-compressed
-  (compressed once, on the first request for it): the page's assets are ~1 MB as they are,
-  ~0.25 MB compressed, which matters through a forwarded port.
+- Every answer carries the page headers, ``Cache-Control: no-store`` included: nothing the
+  page runs is ever taken from a cache, where something else could have left it. A browser
+  that accepts gzip gets the file gzip-compressed (compressed once, on the first request for
+  it): the page's assets are ~1 MB as they are, ~0.25 MB compressed, which matters through a
+  forwarded port.
 """
 
 from __future__ import annotations
 
 import gzip
-import hashlib
 import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -45,7 +45,6 @@ COMPRESS = frozenset({".js", ".css", ".svg", ".json", ".txt", ".html"})
 class StaticFile:
     body: bytes
     content_type: str
-    etag: str
     compressible: bool
     _gzipped: bytes | None = field(default=None, repr=False)
 
@@ -69,9 +68,7 @@ def static_files(root: Path = STATIC) -> dict[str, StaticFile]:
                 continue
             body = path.read_bytes()
             rel = path.relative_to(root).as_posix()
-            out[rel] = StaticFile(body, TYPES[suffix],
-                                  '"' + hashlib.sha256(body).hexdigest()[:32] + '"',
-                                  suffix in COMPRESS)
+            out[rel] = StaticFile(body, TYPES[suffix], suffix in COMPRESS)
     return out
 
 
@@ -84,10 +81,7 @@ def _accepts_gzip() -> bool:
 
 
 def _serve(f: StaticFile, headers: dict[str, str]) -> Response:
-    out = {**headers, "ETag": f.etag, "Cache-Control": "no-cache",
-           "Vary": "Accept-Encoding"}
-    if f.etag in (t.strip() for t in request.headers.get("If-None-Match", "").split(",")):
-        return Response(b"", status=304, headers=out)
+    out = {**headers, "Vary": "Accept-Encoding"}
     body = f.body
     if f.compressible and _accepts_gzip():
         body = f.gzipped()

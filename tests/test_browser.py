@@ -119,6 +119,7 @@ def test_launch_in_xpra_shows_the_display_beside_the_editor(page: Any, daemon: D
     expect(page.locator("#appbar")).to_contain_text(APP)
     # The display offered first is one the daemon has: never native without a desktop.
     status = daemon.call("daemon.status")
+    expect(page.locator("#display")).to_be_enabled()  # once the page has the daemon's status
     first = page.locator("#display").input_value()
     assert status["displays"][first]["available"] is not False, (first, status["displays"])
     wait_for(lambda: daemon.call("daemon.status")["displays"]["xpra"]["available"], 60,

@@ -250,8 +250,9 @@ def test_kit_gallery_offers_creatable_templates_layers_and_the_licence(kit_page:
 
 # ------------------------------------------------------------------------ the whole loop
 
-GREETING = 'return f"Hello from {meta[\'display_name\']} {meta[\'version\']}"'
-NEW_GREETING = 'return f"Edited in the page\\n{meta[\'display_name\']} {meta[\'version\']}"'
+# The window's greeting (the app's tests check greeting() itself, which stays).
+GREETING = "tk.Label(frame, text=greeting(meta),"
+NEW_GREETING = 'tk.Label(frame, text=greeting(meta) + "\\nEdited in the page",'
 
 
 def display_path(job: dict[str, Any]) -> str | None:
@@ -345,8 +346,8 @@ def test_a_file_changed_on_disk_is_not_overwritten_unasked(page: Any, daemon: Da
     assert "# theirs" in path.read_text() and "# mine" not in path.read_text()
     page.click("#stale-diff")
     diff = page.locator("#stale-diff-view")
-    expect(diff.locator(".del")).to_contain_text("import argparse  # theirs")
-    expect(diff.locator(".add")).to_contain_text("import sys  # mine")
+    expect(diff.locator("pre .del").first).to_have_text("- import argparse  # theirs")
+    expect(diff.locator("pre .add").last).to_have_text("+ import sys  # mine")
     page.click("#stale-overwrite")
     expect(banner).to_be_hidden()
     assert "# mine" in path.read_text() and "# theirs" not in path.read_text()

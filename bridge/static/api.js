@@ -75,9 +75,15 @@ function signedOut() { for (const fn of listeners.signedOut) fn(); }
 // "joined"); rejects with the reason when none works.
 export async function signIn() {
   const m = /(?:^#|&)code=([^&]*)/.exec(location.hash);
+  if (m) history.replaceState(null, "", location.pathname + location.search); // off the URL
+  // The bridge never registers a service worker: one controlling this page was put here by
+  // someone else, and would see the sign-in (the code, the session in every request).
+  if (navigator.serviceWorker && navigator.serviceWorker.controller) {
+    throw new Error("Not signing in: a service worker that is not kitplay's controls this " +
+      "page. Close this tab and run `kitplay open --browser` for a fresh address.");
+  }
   let how = null;
   if (m) {
-    history.replaceState(null, "", location.pathname + location.search); // off the URL
     const resp = await fetch("/api/v1/login", {
       method: "POST", headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ code: decodeURIComponent(m[1]) }),

@@ -49,12 +49,14 @@ async function refreshApps(early = null) {
 // ----------------------------------------------------------------------- the center area
 
 function showGallery() {
+  document.querySelector(".workbench").classList.add("gallery-open");
   $("gallery-view").hidden = false;
   $("editor-view").hidden = true;
   $("new-app").classList.add("active");
 }
 
 function showEditor() {
+  document.querySelector(".workbench").classList.remove("gallery-open");
   $("gallery-view").hidden = true;
   $("editor-view").hidden = false;
   $("new-app").classList.remove("active");
@@ -71,7 +73,7 @@ async function start() {
     $("daemon").className = "daemon bad";
     showError(err, "Not signed in");
     put($("tree"), el("p", { class: "placeholder" }, "Sign in to see your apps."));
-    put($("jobs"), el("tr", {}, el("td", { colspan: 5, class: "placeholder" },
+    put($("jobs"), el("tr", {}, el("td", { colspan: 4, class: "placeholder" },
       "Sign in to see the jobs.")));
     return;
   }
@@ -82,6 +84,7 @@ async function start() {
   const first = jobs.refresh();
   const apps0 = api.call("apps.list").catch(() => null);
   await first;
+  log.displayPanel().catch(() => {});
 
   const [tree, editor, apps, gallery] = await Promise.all([
     import("./tree.js"), import("./editor.js"), import("./apps.js"), import("./gallery.js")]);

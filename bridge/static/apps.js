@@ -14,12 +14,20 @@ import {
 const DISPLAY_ORDER = ["native", "xpra", "headless"];
 const DISPLAY_WORDS = { native: "native window", xpra: "in the page (Xpra)", headless: "headless" };
 const tracked = new Map(); // job id -> {app, kind}
-const bar = { display: null, chosen: false, args: new Map(), note: new Map() };
+const bar = { display: null, chosen: false, args: new Map(), note: new Map(), seen: null };
 
 export function init() {
   on("select", render);
   on("apps", render);
-  on("status", () => { chooseDisplay(); render(); });
+  on("status", () => {
+    const now = JSON.stringify((state.status && state.status.displays) || {});
+    if (now === bar.seen) return;
+    bar.seen = now;
+    chooseDisplay();
+    const old = $("display");
+    if (old) old.replaceWith(displaySelect());
+    if ($("launch")) $("launch").disabled = false;
+  });
   on("job", (job, old) => {
     if (tracked.has(job.id)) report(job, old);
     if (job.kind === "launch" && (job.params || {}).app === state.selected) renderStop();
@@ -41,6 +49,17 @@ function chooseDisplay() {
 }
 
 function render() {
+  // Keep the user's place in the arguments box across a redraw.
+  const focused = document.activeElement && document.activeElement.id === "launch-args"
+    ? [document.activeElement.selectionStart, document.activeElement.selectionEnd] : null;
+  draw();
+  if (focused && $("launch-args")) {
+    $("launch-args").focus();
+    $("launch-args").setSelectionRange(...focused);
+  }
+}
+
+function draw() {
   const host = $("appbar");
   const app = appByName(state.selected);
   if (!app) {
@@ -67,7 +86,8 @@ function render() {
           "aria-label": "Launch arguments", title: "Arguments for the app, as in a shell: --lines 3 \"two words\"",
           oninput: (e) => bar.args.set(app.name, e.target.value) }),
         displaySelect(),
-        el("button", { type: "submit", class: "launch primary", id: "launch" }, "▶ Launch"),
+        el("button", { type: "submit", class: "launch primary", id: "launch",
+          disabled: !state.status }, "▶ Launch"),
         el("span", { id: "stop-slot" })),
       el("div", { class: "group" },
         button("Clean", "clean", () => clean(app.name), "Remove the app's build outputs"),
@@ -84,8 +104,12 @@ function button(label, cls, onclick, title, extra = "") {
 
 function displaySelect() {
   const select = el("select", { id: "display", "aria-label": "Display",
-    title: "Where the app's windows go",
+    title: "Where the app's windows go", disabled: !state.status,
     onchange: (e) => { bar.display = e.target.value; bar.chosen = true; } });
+  if (!state.status) {
+    select.append(el("option", {}, "checking the displays…"));
+    return select;
+  }
   for (const d of displays()) {
     const why = d.available === false
       ? `unavailable: ${(d.missing || []).map((m) => m.what + (m.package ? ` (apt install ${m.package})` : "")).join("; ")}`

@@ -82,7 +82,7 @@ export async function refresh() {
     render();
   } catch (err) {
     if (!view.drawn) {
-      put($("jobs"), el("tr", {}, el("td", { colspan: 5, class: "placeholder" },
+      put($("jobs"), el("tr", {}, el("td", { colspan: 4, class: "placeholder" },
         `Cannot list the jobs: ${err.message}`)));
     }
   } finally {
@@ -96,7 +96,7 @@ function render() {
   const f = filters();
   if (!view.rows.length) {
     const any = f.app || f.kind || f.status;
-    put(body, el("tr", {}, el("td", { colspan: 5, class: "placeholder" },
+    put(body, el("tr", {}, el("td", { colspan: 4, class: "placeholder" },
       any ? "No job matches these filters." :
         "No jobs yet. Build, test or launch an app: its job shows here.")));
   } else {
@@ -115,11 +115,12 @@ function row(j) {
   const dur = jobDuration(j);
   return el("tr", { "data-job": j.id, class: j.id === state.followed ? "selected" : "",
     onclick: (e) => { if (!e.target.closest("button, a.session")) emit("follow-request", j.id); } },
-  el("td", { class: "job-cell" },
-    el("a", { href: "#", class: "follow", title: `Show the log of ${j.id}`,
-      onclick: (e) => { e.preventDefault(); } }, kindWord(j.kind)),
+  el("td", { class: "job-cell", title: `${kindWord(j.kind)} ${jobApp(j) || "(workspace)"} · ${j.id}` },
+    el("div", { class: "job-line" },
+      el("a", { href: "#", class: "follow", onclick: (e) => { e.preventDefault(); } },
+        kindWord(j.kind)),
+      el("span", { class: "job-app" }, jobApp(j) || "workspace")),
     el("code", { class: "job-id" }, j.id)),
-  el("td", { class: "app-cell", title: jobApp(j) }, jobApp(j) || el("span", { class: "muted" }, "workspace")),
   el("td", { class: "status-cell", title: j.error && j.error.message ? j.error.message : "" },
     badge(j.status)),
   el("td", { class: "when", title: fullDate(j.started_at || j.created_at) },

@@ -94,9 +94,23 @@ function header(job) {
     el("code", {}, job.id));
   put($("log-status"), job.status ? badge(job.status) : "");
   $("log-xpra-wrap").hidden = !isXpraLaunch(job);
-  const display = window.kitplayDisplay;
-  if (display) display.show(job);
   $("display-title").textContent = `Display of ${jobApp(job) || "the app"}`;
+  displayPanel().then((d) => { if (state.followed === job.id) d.show(job); });
+}
+
+// The display panel is display.js's: it shows a running launch's display, framed, with its
+// "Open full size". Loaded once, after the jobs list has drawn (or when first needed).
+let displayLoading = null;
+export function displayPanel() {
+  if (!displayLoading) {
+    displayLoading = new Promise((resolve, reject) => {
+      const script = el("script", { src: "/static/display.js" });
+      script.onload = () => resolve(window.kitplayDisplay);
+      script.onerror = () => { displayLoading = null; reject(new Error("display.js did not load")); };
+      document.body.append(script);
+    });
+  }
+  return displayLoading;
 }
 
 // ---------------------------------------------------------------------------- the text
