@@ -10,7 +10,10 @@ import { $, el, showError, activity, put } from "./ui.js";
 import { renderMarkdown } from "./markdown.js";
 import { track } from "./apps.js";
 
+// App names: lowercase words joined by dots (my_company.my_app); kit-app-template also takes
+// one word (my_app). The daemon has the last word; this only catches typos early.
 const NAME_RE = /^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$/;
+const KIT_NAME_RE = /^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*$/;
 const gal = { templates: null, license: null, toolchain: null, chosen: null, icons: new Map(),
   error: null };
 
@@ -248,8 +251,11 @@ async function submit(t, form, error) {
   const get = (id) => form.querySelector(id).value.trim();
   const name = get("#create-name");
   const fail = (msg) => { error.textContent = msg; error.hidden = false; };
-  if (!NAME_RE.test(name)) {
-    fail("The name must be lowercase words joined by dots, such as my_company.my_app.");
+  const kit = gal.toolchain && gal.toolchain.kind === "kit-app-template";
+  if (!(kit ? KIT_NAME_RE : NAME_RE).test(name)) {
+    fail(kit ? "The name must be lowercase letters, digits and _, in parts joined by dots, " +
+      "such as my_company.my_app." :
+      "The name must be lowercase words joined by dots, such as my_company.my_app.");
     form.querySelector("#create-name").focus();
     return;
   }
