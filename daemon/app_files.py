@@ -28,14 +28,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import stat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .confine import join, lstat_at, open_dir, open_root, os_error, split_path
+from .confine import join, lstat_at, open_dir, open_root, os_error, remove_tree, split_path
 from .protocol.errors import InvalidParams, InvalidState, KitplayError, NotFound, ToolchainError
 from .protocol.registry import APP_NAME_RE
 from .toolchains.base import Toolchain
@@ -401,7 +400,7 @@ class AppFiles:
                     if st is None:
                         continue
                     if stat.S_ISDIR(st.st_mode):
-                        shutil.rmtree(parts[-1], dir_fd=pfd)  # fd-based: follows no symlink
+                        remove_tree(pfd, parts[-1])
                     else:
                         os.unlink(parts[-1], dir_fd=pfd)
                 except OSError as e:

@@ -31,7 +31,7 @@ from .toolchains.base import NAME_MAX, PATH_MAX
 from .trust import check_below
 
 __all__ = ["WALK_FLAGS", "describe_kind", "join", "kind_of", "lstat_at", "open_dir",
-           "open_root", "os_error", "refuse_entry", "split_path"]
+           "open_root", "os_error", "refuse_entry", "remove_tree", "split_path"]
 
 WALK_FLAGS = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -169,6 +169,26 @@ def open_dir(root: Path, root_fd: int, parts: list[str], param: str = "path", *,
     except BaseException:
         os.close(fd)
         raise
+
+
+def remove_tree(dir_fd: int, name: str, depth: int = 0) -> None:
+    """``rm -r`` of the directory ``name`` in ``dir_fd``, by descriptors opened without
+    following links (``shutil.rmtree`` opens its argument following a symlink put there after
+    its ``lstat``, and so opens what the link points to): a link met anywhere is unlinked, a
+    directory swapped for a link is an error (ELOOP, ENOTDIR), never followed."""
+    if depth > 256:
+        raise OSError(errno.ELOOP, "directories nested more than 256 deep", name)
+    fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                 dir_fd=dir_fd)
+    try:
+        for entry in list(os.scandir(fd)):
+            if entry.is_dir(follow_symlinks=False):
+                remove_tree(fd, entry.name, depth + 1)
+            else:
+                os.unlink(entry.name, dir_fd=fd)
+    finally:
+        os.close(fd)
+    os.rmdir(name, dir_fd=dir_fd)
 
 
 def _make_dir(dir_fd: int, name: str, mode: int) -> None:
