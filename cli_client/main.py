@@ -375,11 +375,12 @@ def write_file_out(result: dict[str, Any]) -> None:
     if "data_base64" in result:
         import base64
 
-        sys.stdout.flush()
-        sys.stdout.buffer.write(base64.b64decode(result["data_base64"]))
-        sys.stdout.buffer.flush()
+        data = base64.b64decode(result["data_base64"])
     else:
-        sys.stdout.write(result["text"])
+        data = result["text"].encode("utf-8")  # the file's bytes, whatever the locale says
+    sys.stdout.flush()
+    sys.stdout.buffer.write(data)
+    sys.stdout.buffer.flush()
 
 
 def quiet(method: str, result: Any) -> str | None:
