@@ -19,6 +19,7 @@ the bridge; without them those tests skip (saying which is missing).
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,6 +40,9 @@ APP = "my_company.workbench"
 needs_files = pytest.mark.skipif(
     not {"files.list", "files.read", "files.write"} <= set(METHODS),
     reason="needs the daemon's files.* methods (branch files)")
+needs_bridge_displays = pytest.mark.skipif(
+    importlib.util.find_spec("kitplay.bridge.displays") is None,
+    reason="needs Xpra sessions served through the bridge (branch display)")
 
 
 @pytest.fixture
@@ -261,6 +265,7 @@ def display_path(job: dict[str, Any]) -> str | None:
 
 
 @needs_files
+@needs_bridge_displays
 @pytest.mark.xpra
 @pytest.mark.skipif(shutil.which("xpra") is None, reason="needs xpra")
 def test_create_edit_build_launch_and_see_the_change(page: Any, daemon: Daemon,
