@@ -98,17 +98,21 @@ function header(job) {
   displayPanel().then((d) => { if (state.followed === job.id) d.show(job); });
 }
 
-// The display panel is display.js's: it shows a running launch's display, framed, with its
-// "Open full size". Loaded once, after the jobs list has drawn (or when first needed).
+// The display panel is display.js's: it frames a running launch's display beside the editor,
+// with its "Open full size". Loaded once, after the jobs list has drawn (or when first needed).
+// display.js is an ES module exporting DisplayPanel; an older one was a classic script that
+// set window.kitplayDisplay (imported as a module, it still does).
 let displayLoading = null;
 export function displayPanel() {
   if (!displayLoading) {
-    displayLoading = new Promise((resolve, reject) => {
-      const script = el("script", { src: "/static/display.js" });
-      script.onload = () => resolve(window.kitplayDisplay);
-      script.onerror = () => { displayLoading = null; reject(new Error("display.js did not load")); };
-      document.body.append(script);
-    });
+    displayLoading = import("./display.js").then((mod) => {
+      const panel = mod.DisplayPanel ? new mod.DisplayPanel({
+        panel: $("display-panel"), frame: $("display-frame"), fullButton: $("display-full"),
+        status: $("display-state") }) : window.kitplayDisplay;
+      window.kitplay = window.kitplay || {};
+      window.kitplay.display = panel;
+      return panel;
+    }).catch((err) => { displayLoading = null; throw err; });
   }
   return displayLoading;
 }
