@@ -5,7 +5,7 @@
 
 import * as api from "./api.js";
 import { state, on, emit, upsertJob } from "./store.js";
-import { $, el, badge, jobApp, kindWord, showError, activity, put } from "./ui.js";
+import { $, el, badge, jobApp, kindWord, showError, activity, put, TERMINAL } from "./ui.js";
 
 const KEEP_CHARS = 2 * 1024 * 1024; // the view keeps the tail; offsets keep counting
 
@@ -43,7 +43,7 @@ export function init() {
   });
   $("log-next").addEventListener("click", () => step(1));
   $("log-prev").addEventListener("click", () => step(-1));
-  $("log-xpra").addEventListener("change", rerender);
+  $("log-xpra").addEventListener("change", () => { rerender(); displayLog(); });
   $("log-follow").addEventListener("change", () => { if ($("log-follow").checked) toBottom(); });
   $("log").addEventListener("wheel", userScrolled, { passive: true });
   $("log").addEventListener("keydown", userScrolled);
@@ -115,6 +115,46 @@ export function displayPanel() {
     }).catch((err) => { displayLoading = null; throw err; });
   }
   return displayLoading;
+}
+
+// ------------------------------------------------------------------------ Xpra's own log
+
+// The daemon keeps an Xpra session's own log (Xpra and its X server) apart from the app's
+// output: jobs.logs with log "display". It is read while the toggle is on, every second
+// while the job runs. An older daemon mixed it into the job's log: then the toggle only
+// stops hiding those lines.
+const xlog = { jobId: null, offset: 0, timer: null, separate: null };
+
+async function displayLog() {
+  clearTimeout(xlog.timer);
+  const job = log.job;
+  const on = $("log-xpra").checked && isXpraLaunch(job) && xlog.separate !== false;
+  $("log-display").hidden = $("log-display-head").hidden = !on;
+  if (!on) return;
+  if (xlog.jobId !== job.id) {
+    Object.assign(xlog, { jobId: job.id, offset: 0 });
+    put($("log-display"));
+  }
+  try {
+    const page = await api.call("jobs.logs", { job_id: job.id, offset: xlog.offset,
+      limit: 1024 * 1024, log: "display" });
+    if (xlog.jobId !== job.id) return;
+    xlog.separate = true;
+    const pre = $("log-display");
+    const atBottom = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
+    if (page.data) pre.append(document.createTextNode(page.data));
+    if (atBottom) pre.scrollTop = pre.scrollHeight;
+    xlog.offset = page.next_offset;
+    const running = !TERMINAL.has((state.jobs.get(job.id) || job).status);
+    if (running || !page.eof) xlog.timer = setTimeout(displayLog, page.eof ? 1000 : 0);
+  } catch (err) {
+    if (err.status === 400 && err.data && err.data.param === "log") {
+      xlog.separate = false; // mixed into the job's log: the toggle shows those lines
+      $("log-display").hidden = $("log-display-head").hidden = true;
+    } else if (err.status !== 404) {
+      put($("log-display"), `Cannot read Xpra's log: ${err.message}`);
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------- the text

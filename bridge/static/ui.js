@@ -108,7 +108,8 @@ export function jobWords(job) {
 
 export function hasDisplay(job) {
   const r = job && job.result;
-  return !!(job && job.status === "running" && r && (r.path || r.url));
+  return !!(job && job.status === "running" && r &&
+    ((r.display && typeof r.display === "object" && r.display.path) || r.url));
 }
 
 // ------------------------------------------------------------------------------- banner
