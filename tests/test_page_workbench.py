@@ -365,3 +365,31 @@ def test_a_file_changed_on_disk_is_not_overwritten_unasked(page: Any, daemon: Da
     page.click("#stale-reload")
     expect(banner).to_be_hidden()
     assert page.evaluate("kitplay.editorText()") == original + "# theirs again\n"
+
+
+# --------------------------------------------------------------------------- API reference
+
+def test_the_api_reference_renders_the_openapi_document(page: Any, bridge: Bridge) -> None:
+    from playwright.sync_api import expect
+
+    expect(page.locator("#daemon")).to_contain_text("kitplayd")
+    doc = bridge.ok("GET", "/api/openapi.json")
+    ops = [(verb, path, op) for path, item in doc["paths"].items()
+           for verb, op in item.items() if verb in ("get", "post", "delete")]
+    with page.context.expect_page() as opened:
+        page.click("#open-reference")  # a tab of its own, signed in as this one
+    ref = opened.value
+    ref.set_default_timeout(TIMEOUT_MS)
+    expect(ref.locator("section.op[data-filter]")).to_have_count(len(ops))
+    jobs_list = ref.locator("#op-jobs\\.list")
+    expect(jobs_list).to_contain_text("GET")
+    expect(jobs_list).to_contain_text("/api/v1/jobs")
+    for name in ("status", "kind", "limit", "app", "offset"):
+        expect(jobs_list.locator("table.params")).to_contain_text(name)
+    expect(jobs_list).to_contain_text("one of")  # enums and defaults are said
+    expect(ref.locator("#op-launch")).to_contain_text("JSON body")
+    expect(ref.locator("#schema-Job")).to_contain_text("status")
+    expect(ref.locator("#websockets")).to_contain_text("/stream/{job_id}")
+    ref.fill("#ref-filter", "sessions")
+    expect(ref.locator("section.op[data-filter]:visible")).to_have_count(1)
+    expect(ref.locator(".toc-op:visible")).to_have_count(1)
