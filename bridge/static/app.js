@@ -81,9 +81,8 @@ async function start() {
     "Signed out (the bridge restarted)"));
   // The jobs list first: it is what most visits look at; the other panels load after it.
   put($("log"), el("span", { class: "log-hint" }, "Pick a job in the list to see its log here."));
-  const first = jobs.refresh();
+  await jobs.refresh();
   const apps0 = api.call("apps.list").catch(() => null);
-  await first;
   log.displayPanel().catch(() => {});
 
   const [tree, editor, apps, gallery] = await Promise.all([
