@@ -67,6 +67,10 @@ def _add_param(sub: argparse.ArgumentParser, p: Param) -> None:
         sub.add_argument(_flag(p), dest=dest, action="append", metavar=p.name.upper(),
                          help=p.doc + " (repeat the flag for several)")
         return
+    if p.type == "object":
+        sub.add_argument(_flag(p), dest=dest, action="append", metavar="KEY=VALUE",
+                         help=p.doc + " (KEY=VALUE; repeat the flag for several)")
+        return
     sub.add_argument(_flag(p), dest=dest, type=kind, choices=p.enum, metavar=(
         None if p.enum else p.name.upper()), help=p.doc + (" (required)" if p.required else ""))
     if p.positional:
@@ -172,6 +176,8 @@ def collect_params(m: Method, ns: argparse.Namespace) -> dict[str, Any]:
             if value is not None and value != pos:
                 raise KitplayUsage(f"{p.name} given twice ({pos!r} and {value!r})")
             value = pos
+        if value is not None and p.type == "object":
+            value = _pairs(p, value)
         if value is not None:
             params[p.name] = value
     rest = getattr(ns, "_rest", None)
@@ -191,6 +197,16 @@ def collect_params(m: Method, ns: argparse.Namespace) -> dict[str, Any]:
 
 class KitplayUsage(Exception):
     pass
+
+
+def _pairs(p: Param, values: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in values:
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            raise KitplayUsage(f"{_flag(p)} takes KEY=VALUE, got {item!r}")
+        out[key] = value
+    return out
 
 
 # -- output ------------------------------------------------------------------------------------
@@ -272,6 +288,11 @@ def warnings(method: str, result: Any) -> list[str]:
             out += [f"warning: {e}" for e in tc.get("errors") or []]
             if tc.get("error"):
                 out.append(f"warning: {tc['error']}")
+        lic = result.get("license")
+        if method == "templates.list" and isinstance(lic, dict) and lic.get("required") \
+                and not lic.get("accepted"):
+            out.append("the workspace's licence is not accepted yet: `kitplay templates create "
+                       "... --accept-license` accepts it (see `kitplay templates list --json`)")
         total = result.get("total")
         if method == "jobs.list" and isinstance(total, int) and total > len(result["jobs"]):
             out.append(f"showing {len(result['jobs'])} of {total} (--limit)")
@@ -316,6 +337,11 @@ def render(method: str, result: Any) -> str:
         return "\n".join(lines)
     if method == "jobs.logs":
         return str(result["data"]).rstrip("\n")
+    if method == "templates.create" and isinstance(result, dict) and "replay" in result:
+        return str(result["replay"]).rstrip("\n")
+    if method == "templates.icon":
+        return f"{result['name']}: {result['content_type']}, {result['size']} bytes (--json " \
+               "has them as data_base64)"
     if isinstance(result, dict) and "job" in result:
         line = _job_line(result["job"])
         return line + ("  (timed out waiting)" if result.get("timed_out") else "")
@@ -523,7 +549,7 @@ def run(argv: list[str] | None = None) -> int:
                 elif job.get("status") in JOB_FAILED:
                     print(_job_line(job), file=sys.stderr)
                     return EXIT_JOB_FAILED
-            if following:
+            if following and (job_id or params.get("job_id")):
                 job_id = str(params.get("job_id") or job_id)
                 offset = params.get("offset", 0) if m.name == "jobs.logs" else 0
                 log_out = sys.stderr if ns.json else sys.stdout
