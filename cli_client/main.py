@@ -524,6 +524,8 @@ def run(argv: list[str] | None = None) -> int:
             job = result.get("job") if isinstance(result, dict) else None
             if job and not job_id:
                 job_id = str(job["id"])
+            if following and not job and "job_id" not in params:
+                following = False  # nothing started (templates create --dry-run)
             out = sys.stdout
             if ns.json:
                 if not following:  # with --follow, the final record comes at the end
@@ -549,7 +551,7 @@ def run(argv: list[str] | None = None) -> int:
                 elif job.get("status") in JOB_FAILED:
                     print(_job_line(job), file=sys.stderr)
                     return EXIT_JOB_FAILED
-            if following and (job_id or params.get("job_id")):
+            if following:
                 job_id = str(params.get("job_id") or job_id)
                 offset = params.get("offset", 0) if m.name == "jobs.logs" else 0
                 log_out = sys.stderr if ns.json else sys.stdout

@@ -99,7 +99,7 @@ class Catalogue:
             if kind == "application" else [],
             "extensions": self.extension_records(tid) if kind == "application" else [],
             "docs": self.docs(tid) if docs else "",
-            "icon": (ICON_ROUTE + tid if _TEMPLATE_ID.match(tid) and self.icon_file(tid)
+            "icon": (ICON_ROUTE + tid if _TEMPLATE_ID.match(tid) and self.icon(tid)
                      else None),
         }
         if "type" in e:  # layer type (streaming, nvcf) or setup extension type (setup, extra)
