@@ -287,6 +287,8 @@ def test_create_edit_build_launch_and_see_the_change(page: Any, daemon: Daemon,
     expect(page.locator(".tab.active")).to_have_class("tab active dirty")
     page.keyboard.press("Control+s")
     expect(page.locator(".tab.active")).not_to_have_class("tab active dirty")
+    expect(page.locator("#editor-status")).to_contain_text("Saved app.py")
+    expect(page.locator("#editor-banner")).to_be_hidden()  # one save, no conflict with itself
     on_disk = (daemon.workspace / "source" / "apps" / APP / "app.py").read_text()
     assert NEW_GREETING in on_disk
 
@@ -341,6 +343,15 @@ def test_a_file_changed_on_disk_is_not_overwritten_unasked(page: Any, daemon: Da
     page.reload()
     page.locator('#tree .tree-row.file[data-path$="/app.py"]').click()
     original = wait_for(lambda: page.evaluate("kitplay.editorText()"), 30, "the editor's text")
+    page.evaluate("(t) => kitplay.setEditorText(t)", original + "\n")
+    page.keyboard.press("Control+s")  # saved once, with its etag: no banner
+    expect(page.locator("#editor-status")).to_contain_text("Saved app.py")
+    expect(page.locator("#editor-banner")).to_be_hidden()
+    assert path.read_text() == original + "\n"
+    page.evaluate("(t) => kitplay.setEditorText(t)", original)
+    page.keyboard.press("Control+s")
+    expect(page.locator("#editor-status")).to_contain_text("saved")
+    wait_for(lambda: path.read_text() == original, 30, "the file saved back")
     # Someone else (another editor, a tool) writes the file meanwhile.
     path.write_text(original.replace("import argparse", "import argparse  # theirs"))
     mine = original.replace("import sys", "import sys  # mine")

@@ -21,6 +21,8 @@ const ed = {
 export function init() {
   on("open-file", (path, app) => open(path, app));
   document.addEventListener("keydown", (e) => {
+    // Ctrl-S outside the editor's text (the editor's own keymap took it there already).
+    if (e.defaultPrevented) return;
     if ((e.ctrlKey || e.metaKey) && e.key.toLowerCase() === "s" && ed.active &&
         !$("editor-view").hidden) {
       e.preventDefault();
@@ -246,8 +248,27 @@ async function togglePreview() {
 
 // -------------------------------------------------------------------------------- saving
 
+// One save at a time per file, each with the etag the last one left: a save asked for while
+// one is on its way runs after it.
 export async function save(tab, force = false) {
   if (!tab || !tab.state) return;
+  if (tab.saving) { tab.again = { force: force || (tab.again && tab.again.force) }; return; }
+  tab.saving = true;
+  try {
+    await write(tab, force);
+    while (tab.again) {
+      const next = tab.again;
+      tab.again = null;
+      if (!dirty(tab) && !next.force) break;
+      await write(tab, next.force);
+    }
+  } finally {
+    tab.saving = false;
+    tab.again = null;
+  }
+}
+
+async function write(tab, force) {
   const text = tab.state.doc.toString();
   const params = { path: tab.path, text };
   if (force) { if (tab.conflict && tab.conflict.etag) params.if_match = tab.conflict.etag; }

@@ -178,7 +178,12 @@ async function details(name) {
     body);
   const text = t.docs || t.description || "";
   try {
-    put(body, text ? await renderMarkdown(text) : el("p", { class: "muted" }, "No docs."));
+    const docs = text ? await renderMarkdown(text) : null;
+    // A README that opens with the template's own name: the heading above says it already.
+    const first = docs && docs.firstElementChild;
+    if (first && /^h\d$/.test(first.localName) &&
+        first.textContent.trim() === (t.display_name || t.name)) first.remove();
+    put(body, docs || el("p", { class: "muted" }, "No docs."));
   } catch (err) {
     put(body, el("pre", {}, text));
   }
