@@ -237,7 +237,9 @@ function report(job, old) {
   const info = tracked.get(job.id);
   const key = `${job.kind}:${info.app}`;
   const ended = TERMINAL.has(job.status);
-  activity(key, ended ? (job.status === "succeeded" ? "ok" : "bad") : "run", jobWords(job));
+  // A stop the user asked for is no failure.
+  const how = ["succeeded", "cancelled"].includes(job.status) ? "ok" : "bad";
+  activity(key, ended ? how : "run", jobWords(job));
   if (ended && (!old || !TERMINAL.has(old.status))) {
     tracked.delete(job.id);
     if (job.kind !== "launch") emit("apps-refresh");
