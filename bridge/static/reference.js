@@ -147,7 +147,7 @@ function constraints(s) {
 }
 
 function paramTable(rows) {
-  return el("table", { class: "params" },
+  return el("table", { class: "params cols4" },
     el("thead", {}, el("tr", {}, el("th", {}, "Name"), el("th", {}, "In"), el("th", {}, "Type"),
       el("th", {}, "Description"))),
     el("tbody", {}, ...rows.map((r) => el("tr", {},
