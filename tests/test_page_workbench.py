@@ -404,3 +404,50 @@ def test_the_api_reference_renders_the_openapi_document(page: Any, bridge: Bridg
     ref.fill("#ref-filter", "sessions")
     expect(ref.locator("section.op[data-filter]:visible")).to_have_count(1)
     expect(ref.locator(".toc-op:visible")).to_have_count(1)
+
+
+# ------------------------------------------------------------------------------- app bar
+
+@needs_files
+def test_app_bar_test_package_launch_args_clean_and_delete(page: Any, daemon: Daemon) -> None:
+    from playwright.sync_api import expect
+
+    create_and_build(daemon, name=APP)
+    page.reload()
+    expect(page.locator("#appbar")).to_contain_text(APP)
+    statusbar = page.locator("#statusbar")
+
+    page.locator("#appbar button.test").click()
+    expect(statusbar).to_contain_text(f"Test of {APP} succeeded", timeout=60_000)
+
+    page.locator("#appbar button.package").click()
+    expect(statusbar).to_contain_text(f"Package of {APP} succeeded", timeout=60_000)
+    archive = daemon.workspace / "_build" / "packages" / f"{APP}-0.1.0.zip"
+    note = page.locator("#appbar-note")
+    expect(note).to_contain_text(str(archive))  # the archive it made, and its size
+    expect(note).to_contain_text(" KB)")
+
+    expect(page.locator("#display")).to_be_enabled()
+    page.select_option("#display", "headless")
+    page.fill("#launch-args", '--lines 2 "two words"')
+    page.click("#launch")
+    expect(page.locator("#log")).to_contain_text("[kitplay] job succeeded")
+    job = daemon.call("jobs.list", {"kind": "launch"})["jobs"][0]
+    assert job["params"]["args"] == ["--lines", "2", "two words"]
+    assert job["params"]["display"] == "headless"
+
+    page.locator("#appbar button.clean").click()
+    expect(statusbar).to_contain_text(f"Cleaned {APP}: removed")
+    assert not archive.exists()
+
+    page.locator("#appbar button.delete").click()  # asks first, naming the app and the paths
+    dialog = page.locator("#confirm-dialog")
+    expect(dialog).to_contain_text(f"Delete {APP}?")
+    expect(dialog.locator(".removes")).to_contain_text(f"source/apps/{APP}")
+    dialog.locator("button.secondary").click()  # Cancel: nothing goes
+    assert (daemon.workspace / "source" / "apps" / APP).is_dir()
+    page.locator("#appbar button.delete").click()
+    page.click("#confirm-ok")
+    expect(page.locator(f'#tree .app-row[data-app="{APP}"]')).to_have_count(0)
+    assert not (daemon.workspace / "source" / "apps" / APP).exists()
+    expect(statusbar).to_contain_text(f"Deleted {APP}")
