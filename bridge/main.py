@@ -19,6 +19,7 @@ from kitplay.daemon.protocol.paths import config_path
 from kitplay.daemon.protocol.process import harden_process
 from kitplay.daemon.protocol.version import __version__
 
+from .credentials import TOKEN_ENV
 from .server import serve_bridge
 from .settings import DEFAULT_BIND, BridgeSettings, load_bridge_config, parse_bind
 
@@ -153,6 +154,9 @@ def main(argv: list[str] | None = None) -> None:
     except (ValueError, OSError) as e:
         print(f"kitplay-bridge: {e}", file=sys.stderr)
         sys.exit(2)
+    # The token lives in settings from here on: nothing this process starts (with
+    # --with-daemon, every job of the daemon) may inherit it.
+    os.environ.pop(TOKEN_ENV, None)
     try:
         trio.run(run, settings, daemon_cfg)
     except BaseException as e:
