@@ -140,18 +140,27 @@ def test_no_cookie_grants_anything(bridge: Bridge) -> None:
 
 
 def test_login_codes_and_tickets_expire() -> None:
-    from kitplay.bridge.credentials import CODE_TTL_S, TICKET_TTL_S, Credentials
+    """Fixed numbers, not the module's constants: a lifetime made longer must fail here."""
+    from kitplay.bridge.credentials import Credentials
 
     now = [0.0]
     cred = Credentials("m" * 43, clock=lambda: now[0])
-    code, ticket = cred.mint_code(), cred.mint_ticket()
-    late_code = cred.mint_code()
-    now[0] += TICKET_TTL_S + 0.001
-    assert not cred.redeem_ticket(ticket)
+    code, late_code = cred.mint_code(), cred.mint_code()
+    ticket, late_ticket = cred.mint_ticket(), cred.mint_ticket()
+    now[0] = 29.9
+    assert cred.redeem_ticket(ticket)
+    now[0] = 30.1
+    assert not cred.redeem_ticket(late_ticket)
+    now[0] = 119.9
     assert cred.redeem_code(code) is not None
-    now[0] += CODE_TTL_S
+    now[0] = 120.1
     assert cred.redeem_code(late_code) is None
     assert cred.identify("m" * 43) == "master" and cred.identify("m" * 44) is None
+
+
+def test_the_api_states_the_lifetimes(bridge: Bridge) -> None:
+    assert bridge.post("/api/v1/login-codes").json()["expires_in_s"] == 120
+    assert bridge.post("/api/v1/stream-tickets").json()["expires_in_s"] == 30
 
 
 @contextmanager
