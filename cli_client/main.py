@@ -161,6 +161,9 @@ def _add_output_flags(sub: argparse.ArgumentParser, m: Method) -> None:
     if m.name in FOLLOWABLE:
         sub.add_argument("--follow", "-f", action="store_true",
                          help="stream the job's log live; exit with the job's outcome")
+        sub.add_argument("--raw", action="store_true",
+                         help="write the log as the job wrote it, control sequences and all "
+                              "(on a terminal, only colours pass otherwise)")
 
 
 def collect_params(m: Method, ns: argparse.Namespace) -> dict[str, Any]:
@@ -346,12 +349,34 @@ def progress_text(prog: dict[str, Any], tty: bool) -> str:
     return f"[{'#' * done}{'-' * (BAR - done)}] {step}/{steps} {prog.get('message', '')}"
 
 
+def for_terminal(stream: Any, text: str) -> str:
+    """``text`` as it may be written to ``stream``: neutralized on a terminal (terminal.py)."""
+    if not _isatty(stream):
+        return text
+    from .terminal import neutralize
+
+    return neutralize(text)
+
+
+def _isatty(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
 def follow(client: Client, job_id: str, offset: int, log_out: Any, reconnect_s: float,
-           until_url: bool = False) -> dict[str, Any]:
+           until_url: bool = False, raw: bool = False) -> dict[str, Any]:
     """Stream a job's log; show progress (a bar on a terminal, plain lines when piped); return
-    the final job (or, ``until_url``, the first record with a session URL)."""
+    the final job (or, ``until_url``, the first record with a session URL).  On a terminal,
+    and unless ``raw``, the log's control sequences other than colours are neutralized."""
     tty = sys.stderr.isatty()
     shown = None  # the progress line on screen (tty) or last printed
+    term = None
+    if log_out is not None and not raw and _isatty(log_out):
+        from .terminal import TerminalText
+
+        term = TerminalText()
 
     def clear() -> None:
         if tty and shown:
@@ -359,7 +384,7 @@ def follow(client: Client, job_id: str, offset: int, log_out: Any, reconnect_s: 
 
     def notice(text: str) -> None:
         clear()
-        sys.stderr.write(f"kitplay: {text}\n")
+        sys.stderr.write(f"kitplay: {for_terminal(sys.stderr, text)}\n")
         if tty and shown:
             sys.stderr.write(shown)
         sys.stderr.flush()
@@ -372,7 +397,7 @@ def follow(client: Client, job_id: str, offset: int, log_out: Any, reconnect_s: 
             if until_url:
                 continue
             clear()
-            log_out.write(params["data"])
+            log_out.write(term.feed(params["data"]) if term else params["data"])
             log_out.flush()
             if tty and shown:
                 sys.stderr.write(shown)
@@ -387,7 +412,7 @@ def follow(client: Client, job_id: str, offset: int, log_out: Any, reconnect_s: 
                 notice(f"display session: {url}")
             prog = job.get("progress")
             if prog and not params.get("final") and job["status"] == "running":
-                text = progress_text(prog, tty)
+                text = for_terminal(sys.stderr, progress_text(prog, tty))
                 if text != shown:
                     if tty:
                         sys.stderr.write("\r\x1b[K" + text)
@@ -397,6 +422,9 @@ def follow(client: Client, job_id: str, offset: int, log_out: Any, reconnect_s: 
                     shown = text
             if params.get("final"):
                 clear()
+                if term is not None:
+                    log_out.write(term.flush())
+                    log_out.flush()
                 if not tty and shown is None and prog:
                     # Ended before we saw it run: piped output still says how far it got.
                     sys.stderr.write(f"kitplay: progress {progress_text(prog, False)}\n")
@@ -486,6 +514,7 @@ def run(argv: list[str] | None = None) -> int:
     except KitplayUsage as e:
         parser.error(str(e))
     following = bool(getattr(ns, "follow", False))
+    raw = bool(getattr(ns, "raw", False))
     job_id = ""
     try:
         with Client.connect(ns.socket, timeout=None) as client:
@@ -507,7 +536,10 @@ def run(argv: list[str] | None = None) -> int:
                 if q:
                     out.write(q + "\n")
             elif not following or m.name != "jobs.logs":
-                out.write(render(m.name, result) + "\n")
+                text = render(m.name, result)
+                if m.name == "jobs.logs" and not raw:
+                    text = for_terminal(out, text)
+                out.write(text + "\n")
             out.flush()
             if not ns.json and not ns.quiet:
                 for w in warnings(m.name, result):
@@ -527,11 +559,11 @@ def run(argv: list[str] | None = None) -> int:
                 job_id = str(params.get("job_id") or job_id)
                 offset = params.get("offset", 0) if m.name == "jobs.logs" else 0
                 log_out = sys.stderr if ns.json else sys.stdout
-                job = follow(client, job_id, offset, log_out, ns.reconnect_s)
+                job = follow(client, job_id, offset, log_out, ns.reconnect_s, raw=raw)
                 if ns.json:
                     out.write(json.dumps({"job": job}) + "\n")
                 elif not ns.quiet:
-                    print(_job_line(job), file=sys.stderr)
+                    print(for_terminal(sys.stderr, _job_line(job)), file=sys.stderr)
             if m.name == "jobs.wait" or following:
                 if job and job.get("status") in JOB_FAILED:
                     return EXIT_JOB_FAILED
