@@ -21,6 +21,7 @@ from werkzeug.exceptions import MethodNotAllowed as RouteMethodNotAllowed
 
 from .credentials import CODE_TTL_S, TICKET_TTL_S, Credentials
 from .errors import (
+    Forbidden,
     MethodNotAllowed,
     Unauthorized,
     UnsupportedMediaType,
@@ -187,12 +188,20 @@ def create_app(settings: BridgeSettings) -> QuartTrio:
                 "only the master token (bridge.json) can mint login codes",
                 refusal_data("token")))
         code = credentials.mint_code()
-        return json_response({"url": f"{settings.base_url()}/#code={code}", "code": code,
+        return json_response({"url": f"{settings.page_origin()}/#code={code}", "code": code,
                               "expires_in_s": CODE_TTL_S})
 
     async def new_session() -> Response:
-        """``{"code": ...}`` -> ``{"session": ...}``: the page trades its login code."""
-        body = await request.get_data()
+        """``{"code": ...}`` -> ``{"session": ...}``: the page trades its login code.
+
+        Only on the page's own origin, and the answer clears that origin's HTTP cache
+        (``Clear-Site-Data``): nothing cached before the sign-in is used after it."""
+        body = await request.get_data()  # read first: the connection stays usable
+        if not guard.on_page_host(request.headers):
+            return error_response(Forbidden(
+                "sign in on the page's own address (the URL kitplay-bridge printed, or "
+                "`kitplay open --browser`), not on "
+                f"{(request.headers.get('Host') or '')[:100]!r}", refusal_data("host")))
         try:
             code = json.loads(body).get("code")
         except (ValueError, AttributeError):
@@ -202,7 +211,10 @@ def create_app(settings: BridgeSettings) -> QuartTrio:
             return refuse_anonymous(Unauthorized(
                 "this login code is used up, expired or wrong: run `kitplay open` for a new "
                 "page URL", refusal_data("code")))
-        return json_response({"session": session})
+        response = json_response({"session": session})
+        # Not "storage" too: it would end the sessions of the page's other tabs.
+        response.headers["Clear-Site-Data"] = '"cache"'
+        return response
 
     async def new_stream_ticket() -> Response:
         await request.get_data()
@@ -253,19 +265,31 @@ def create_app(settings: BridgeSettings) -> QuartTrio:
         app.add_websocket(f"{prefix}/stream/<job_id>", f"{prefix}:stream", ws_view,
                           provide_automatic_options=False)
 
+    def elsewhere() -> Response:
+        """The page and its files on an address other than the page's own origin."""
+        return _page(421, "The playground is not here",
+                     "The playground lives on its own address, new at every start of the "
+                     "bridge: open the URL kitplay-bridge printed, or run <code>kitplay open "
+                     "--browser</code>.")
+
     @app.get("/")
     async def page() -> Response:
         # No secret in the page: it signs in with the login code in its URL's #fragment.
+        if not guard.on_page_host(request.headers):
+            return elsewhere()
         return Response((STATIC / "index.html").read_bytes(),
                         content_type="text/html; charset=utf-8", headers=PAGE_HEADERS)
 
     @app.get("/static/<name>")
     async def static_file(name: str) -> Response:
+        if not guard.on_page_host(request.headers):
+            return elsewhere()
         path = STATIC / name
         types = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}
         if name.startswith(".") or path.suffix not in types or not path.is_file():
             return _page(404, "Not found", "No such file.")
+        # no-store (in PAGE_HEADERS): never kept, so never served from a cache instead.
         return Response(path.read_bytes(), content_type=f"{types[path.suffix]}; charset=utf-8",
-                        headers={**PAGE_HEADERS, "Cache-Control": "no-cache"})
+                        headers=PAGE_HEADERS)
 
     return app

@@ -65,10 +65,11 @@ async def _handle(cap: ConnectionCap, server: Callable[[trio.SocketStream], Any]
         cap.open -= 1
 
 
-async def serve_capped(app: Any, config: Config, sock: socket.socket, cap: ConnectionCap, *,
+async def serve_capped(app: Any, config: Config, socks: list[socket.socket],
+                       cap: ConnectionCap, *,
                        shutdown_trigger: Callable[[], Awaitable[Any]],
                        task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-    """Serve ``app`` on the listening ``sock`` until ``shutdown_trigger`` returns."""
+    """Serve ``app`` on the listening ``socks`` until ``shutdown_trigger`` returns."""
     config.set_statsd_logger_class(StatsdLogger)
     app = wrap_app(app, config.wsgi_max_body_size, None)
     lifespan_state: LifespanState = {}
@@ -78,7 +79,8 @@ async def serve_capped(app: Any, config: Config, sock: socket.socket, cap: Conne
         await lifespan_nursery.start(lifespan.handle_lifespan)
         await lifespan.wait_for_startup()
         async with trio.open_nursery() as server_nursery:
-            listener = trio.SocketListener(trio.socket.from_stdlib_socket(sock))
+            listeners = [trio.SocketListener(trio.socket.from_stdlib_socket(sock))
+                         for sock in socks]
             server = partial(TCPServer, app, config, context,
                              ConnectionState(lifespan_state.copy()))
             task_status.started()
@@ -87,7 +89,7 @@ async def serve_capped(app: Any, config: Config, sock: socket.socket, cap: Conne
                     nursery.start_soon(raise_shutdown, shutdown_trigger)
                     nursery.start_soon(raise_shutdown, context.terminate.wait)
                     nursery.start_soon(partial(
-                        trio.serve_listeners, partial(_handle, cap, server), [listener],
+                        trio.serve_listeners, partial(_handle, cap, server), listeners,
                         handler_nursery=server_nursery))
                     await trio.sleep_forever()
             except BaseExceptionGroup as error:
