@@ -60,6 +60,9 @@ def create_app(settings: BridgeSettings) -> QuartTrio:
     app = QuartTrio(__name__, static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.config["BACKGROUND_TASK_SHUTDOWN_TIMEOUT"] = None
+    # A request body that does not arrive within this many seconds is given up (Quart's
+    # BODY_TIMEOUT, 60 by default): loopback bodies of at most max_body_bytes take far less.
+    app.config["BODY_TIMEOUT"] = settings.idle_timeout_s * 2
     credentials = Credentials(settings.token)
     guard = Guard(settings, credentials)
     limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
@@ -112,13 +115,21 @@ def create_app(settings: BridgeSettings) -> QuartTrio:
             refused.headers["Connection"] = "close"
         return refused
 
-    def admit(headers: Any) -> Response | None:
+    def authenticated(scope: Any) -> None:
+        """This connection carries a valid credential: near the connection cap, it is one of
+        the last to be closed for a newcomer (serving.py)."""
+        connections = app.extensions["kitplay"].get("connections")
+        if connections is not None:
+            connections.mark_authenticated(scope.get("client"))
+
+    def admit(headers: Any, scope: Any) -> Response | None:
         """Authenticate first, then rate-limit by credential: a request without a valid
         credential is refused from the anonymous budget and never touches the user's."""
         who, err = guard.authenticate(headers)
         if err is not None:
             return refuse_anonymous(err)
         assert who is not None
+        authenticated(scope)
         return rate_limited(limiter, who)
 
     def refuse_http() -> Response | None:
@@ -129,7 +140,7 @@ def create_app(settings: BridgeSettings) -> QuartTrio:
             return None  # the page and its static files hold no secret
         # A login's credential is the code in its body, checked by the view.
         if not (request.path in login_paths and request.method == "POST"):
-            refused = admit(request.headers)
+            refused = admit(request.headers, request.scope)
             if refused is not None:
                 return refused
         exc = request.routing_exception
@@ -165,9 +176,10 @@ def create_app(settings: BridgeSettings) -> QuartTrio:
                 return refuse_anonymous(Unauthorized(
                     "this stream ticket is used up, expired or wrong: ask for a new one with "
                     "POST /api/v1/stream-tickets", refusal_data("ticket")))
+            authenticated(websocket.scope)
             refused = rate_limited(limiter, "session")
         else:
-            refused = admit(websocket.headers)
+            refused = admit(websocket.headers, websocket.scope)
         if refused is not None:
             return refused
         err = guard.check_origin(websocket.headers)

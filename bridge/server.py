@@ -159,6 +159,13 @@ async def serve_bridge(settings: BridgeSettings, *,
     config.errorlog = logging.getLogger("kitplay.bridge.hypercorn")
     config.include_server_header = False
     config.websocket_ping_interval = None
+    # Hypercorn 0.18 (hypercorn/trio/tcp_server.py): keep_alive_timeout runs from a
+    # connection's accept until its first complete request head (h11.py sends Updated(idle=
+    # False) only then) and again between requests, so it ends idle connections and half-sent
+    # heads alike. read_timeout (a limit on every receive) is left unset: it would also end
+    # WebSockets and long polls (jobs.wait) whose clients rightly send nothing for minutes.
+    config.keep_alive_timeout = settings.idle_timeout_s
+    config.read_timeout = None
     info_path: Path | None = None
     try:
         async with trio.open_nursery() as nursery:

@@ -8,7 +8,9 @@ config.toml (``$XDG_CONFIG_HOME/kitplay/config.toml``)::
     rate_limit_burst = 200      # requests a credential may make at once
     anon_rate_per_s = 5         # all requests without a valid credential, together
     anon_burst = 20
-    max_connections = 1000      # open connections; more are refused with a 503
+    max_connections = 1000      # open connections; near it, only yours (see docs/security.md)
+    idle_timeout_s = 5          # a connection silent this long, or a request head not
+                                # complete in this time, is closed
     max_body_bytes = 1048576    # larger request bodies get 413
 
 Put daemon keys under ``[daemon]`` when the file has a ``[bridge]`` table.
@@ -54,6 +56,7 @@ class BridgeSettings:
     anon_burst: int = 20
     max_connections: int = 1000
     max_body_bytes: int = 1024 * 1024
+    idle_timeout_s: float = 5.0
     # The page's own origin, http://<page_host>:<port>: see page_origin().
     page_host: str = field(default_factory=new_page_host)
     # The addresses actually bound, (host, port), the first one for API clients.

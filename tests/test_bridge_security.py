@@ -490,37 +490,13 @@ def _proc_fd_limit(pid: int) -> tuple[int, int]:
     raise AssertionError("no fd limit line")
 
 
-def test_connection_cap_refuses_clearly_instead_of_going_deaf(make_bridge: Any,
-                                                              daemon: Daemon) -> None:
-    import resource
-    import socket
-
+def test_the_bridge_raises_its_fd_limit(make_bridge: Any, daemon: Daemon) -> None:
+    """At start the soft fd limit goes up to the hard one (the usual soft 1024 would hold
+    about 480 connections); the connection cap itself: test_bridge_fairness."""
     b = make_bridge(daemon, "--max-connections", "100")
     assert b.proc is not None
     soft, hard = _proc_fd_limit(b.proc.pid)
-    assert soft == hard  # raised from the usual soft 1024 at start
-    resource.setrlimit(resource.RLIMIT_NOFILE, (max(4096, resource.getrlimit(
-        resource.RLIMIT_NOFILE)[0]), resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
-    held: list[socket.socket] = []
-    try:
-        for _ in range(100):
-            held.append(socket.create_connection(("127.0.0.1", b.port), timeout=30))
-        # Over the cap: a clear 503 at once, not silence.
-        with httpx.Client(base_url=b.url, timeout=10) as c:
-            def over() -> bool:
-                r = c.get("/api/jobs", headers=bearer(b))
-                return r.status_code == 503 and \
-                    r.json()["error"]["data"]["reason"] == "connections"
-            wait_for(over, 20, "a 503 over the cap")
-        for s in held[:20]:
-            s.close()
-        del held[:20]
-        with httpx.Client(base_url=b.url, timeout=10) as c:
-            wait_for(lambda: c.get("/api/jobs", headers=bearer(b)).status_code == 200, 20,
-                     "service once connections closed")
-    finally:
-        for s in held:
-            s.close()
+    assert soft == hard
 
 
 def test_two_thousand_connections_do_not_deafen_the_bridge(make_bridge: Any,
@@ -538,10 +514,10 @@ def test_two_thousand_connections_do_not_deafen_the_bridge(make_bridge: Any,
         for _ in range(2000):
             held.append(socket.create_connection(("127.0.0.1", b.port), timeout=30))
         with httpx.Client(base_url=b.url, timeout=20) as c:
+            # An answer, never silence; and since none of those connections ever signed in,
+            # one of them is closed to make room for this one.
             r = c.get("/api/jobs", headers=bearer(b))
-            assert r.status_code in (200, 503), r.status_code  # an answer, never silence
-            if r.status_code == 503:
-                assert r.json()["error"]["data"]["reason"] == "connections"
+            assert r.status_code == 200, r.status_code
     finally:
         for s in held:
             s.close()
