@@ -229,14 +229,3 @@ def test_a_monitor_whose_pid_was_never_recorded_is_readopted(daemon: Daemon) -> 
     assert done["status"] == "succeeded", done
     _check_log(daemon.job_log(job["id"]), [("r1", 60)], True, job["id"])
 
-
-def test_a_monitor_is_recognised_by_its_command_line() -> None:
-    from kitplay.daemon.procs import is_shim
-
-    log = "/s/logs/j-1.log"
-    for cmd in (["/usr/bin/python3", "-P", "-m", "kitplay.daemon.shim", log, "x"],
-                ["/usr/bin/python3", "-m", "daemon.shim", log, "x"]):  # an older daemon's
-        assert is_shim(cmd) and is_shim(cmd, log), cmd
-        assert not is_shim(cmd, "/s/logs/j-2.log"), cmd
-    assert not is_shim(["/usr/bin/python3", "-m", "http.server", log])
-    assert not is_shim(["/usr/bin/python3", "-P", "-m"])
