@@ -76,7 +76,8 @@ r = conn.getresponse()
 session = json.loads(r.read()).get("session")
 (record / "result.json").write_text(json.dumps(
     {"target": target, "code": code, "loaded": loaded, "session": session}))
-while not (record / "close").exists():
+deadline = time.monotonic() + 120  # never outlives the test for long, whatever happens
+while not (record / "close").exists() and time.monotonic() < deadline:
     time.sleep(0.05)
 """
 
