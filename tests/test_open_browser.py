@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.bridge_helpers import Bridge, bridge_fixture, make_bridge_fixture  # noqa: F401
-from tests.helpers import ROOT, Daemon, wait_for
+from tests.helpers import ROOT, Daemon, pid_alive, wait_for
 from tests.local_user import Attacker, attacker_fixture  # noqa: F401
 
 # The other user: everything new it can read in /proc, one JSON line each, until stdin closes.
@@ -60,7 +60,8 @@ os.setsid()
 null = os.open(os.devnull, os.O_RDWR)
 for fd in (0, 1, 2):
     os.dup2(null, fd)
-(record / "got.json").write_text(json.dumps({"argv": sys.argv, "env": dict(os.environ)}))
+(record / "got.json").write_text(json.dumps({"argv": sys.argv, "env": dict(os.environ),
+                                             "pid": os.getpid()}))
 page = pathlib.Path(urllib.parse.unquote(urllib.parse.urlparse(url).path)).read_text()
 target = html.unescape(re.search(r'http-equiv="refresh" content="0;url=([^"]+)"', page)[1])
 u = urllib.parse.urlparse(target)
@@ -136,6 +137,10 @@ def test_open_browser_puts_no_code_on_any_command_line(bridge: Bridge, daemon: D
                  "the poller to see the browser")
     finally:
         (record / "close").touch()
+        browser = _read(record / "got.json")
+        if browser:  # the stand-in browser ends before its directory goes
+            pid = json.loads(browser)["pid"]
+            wait_for(lambda: not pid_alive(pid), 30, "the stand-in browser to end")
         if poller.stdin is not None:
             poller.stdin.close()
         try:
