@@ -4,6 +4,9 @@
   from ``GET /api/openapi.json``; both are static documents that hold no secret (the page
   signs in from its URL's ``#code=``, or joins an open tab's sign-in) and carry the strict
   page headers (CSP: scripts and styles from this origin only, no inline script, no eval).
+- They, and every static file, answer on the page's own origin only (``on_page_host``: the
+  bridge's per-start ``kp-<random>.localhost`` name); any other address gets 421 and a page
+  saying where the playground is.
 - ``GET /static/<path>`` serves the files under ``static/`` (the page's own ES modules and
   ``vendor/``, its bundled third-party code). They are listed once when the app is made:
   regular files only, no dot files, known types; a request's path is looked up in that list
@@ -22,10 +25,11 @@ import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from quart import Quart, Response, request
 
-__all__ = ["STATIC", "StaticFile", "add_page_routes", "static_files"]
+__all__ = ["STATIC", "StaticFile", "add_page_routes", "html_page", "static_files"]
 
 STATIC = Path(__file__).resolve().parent / "static"
 TYPES = {
@@ -89,12 +93,29 @@ def _serve(f: StaticFile, headers: dict[str, str]) -> Response:
     return Response(body, content_type=f.content_type, headers=out)
 
 
-def add_page_routes(app: Quart, headers: dict[str, str]) -> None:
+def html_page(status: int, title: str, text: str, headers: dict[str, str]) -> Response:
+    """A small HTML page of its own (``text`` is trusted markup)."""
+    body = (f"<!doctype html><meta charset=utf-8><title>{title}</title>"
+            f"<body><h1>{title}</h1><p>{text}</p>")
+    return Response(body, status=status, content_type="text/html; charset=utf-8",
+                    headers=headers)
+
+
+def add_page_routes(app: Quart, headers: dict[str, str],
+                    on_page_host: Callable[[Any], bool] = lambda _headers: True) -> None:
     """The page, the reference page and ``/static/<path>``, each with ``headers``."""
     files = static_files()
 
+    def elsewhere() -> Response:
+        return html_page(421, "The playground is not here",
+                         "The playground lives on its own address, new at every start of the "
+                         "bridge: open the URL kitplay-bridge printed, or run <code>kitplay "
+                         "open --browser</code>.", headers)
+
     def document_view(name: str) -> Callable[[], Awaitable[Response]]:
         async def view() -> Response:
+            if not on_page_host(request.headers):
+                return elsewhere()
             return _serve(files[name], headers)
         return view
 
@@ -103,10 +124,9 @@ def add_page_routes(app: Quart, headers: dict[str, str]) -> None:
 
     @app.get("/static/<path:name>")
     async def static_file(name: str) -> Response:
+        if not on_page_host(request.headers):
+            return elsewhere()
         f = files.get(name)
         if f is None or name in DOCUMENTS.values():
-            body = ("<!doctype html><meta charset=utf-8><title>Not found</title>"
-                    "<p>No such file.</p>")
-            return Response(body, status=404, content_type="text/html; charset=utf-8",
-                            headers=headers)
+            return html_page(404, "Not found", "No such file.", headers)
         return _serve(f, headers)

@@ -47,7 +47,7 @@ needs_bridge_displays = pytest.mark.skipif(
 
 @pytest.fixture
 def page(bridge: Bridge) -> Iterator[Any]:
-    with chromium(1500, 900, origin=f"{bridge.url}/") as p:
+    with chromium(1500, 900, origin=f"{bridge.page_url}/") as p:
         p.goto(bridge.login_url)
         yield p
 
@@ -204,7 +204,7 @@ def kit_page(make_daemon: type[Daemon], make_bridge: Any, tmp_path: Path) -> Ite
     shutil.copytree(FIXTURES / "kit_app_template", ws)  # the licence not yet accepted
     d = make_daemon(workspace=ws).start()
     b = make_bridge(d, "--rate-limit", "10000", "--rate-burst", "10000")
-    with chromium(1500, 900, origin=f"{b.url}/") as p:
+    with chromium(1500, 900, origin=f"{b.page_url}/") as p:
         p.goto(b.login_url)
         yield p, d
 
