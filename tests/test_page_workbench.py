@@ -431,8 +431,10 @@ def test_app_bar_test_package_launch_args_clean_and_delete(page: Any, daemon: Da
     page.select_option("#display", "headless")
     page.fill("#launch-args", '--lines 2 "two words"')
     page.click("#launch")
+    job = wait_for(lambda: daemon.call("jobs.list", {"kind": "launch"})["jobs"], 30,
+                   "the launch job")[0]
+    expect(page.locator("#log-title")).to_contain_text(job["id"])
     expect(page.locator("#log")).to_contain_text("[kitplay] job succeeded")
-    job = daemon.call("jobs.list", {"kind": "launch"})["jobs"][0]
     assert job["params"]["args"] == ["--lines", "2", "two words"]
     assert job["params"]["display"] == "headless"
 

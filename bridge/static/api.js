@@ -58,7 +58,8 @@ export class ApiError extends Error {
 }
 
 export function signInHelp() {
-  return "Open the URL that kitplay-bridge printed, or run `kitplay open` for a new one.";
+  return "Open the URL that kitplay-bridge printed, or run `kitplay open --browser` for a " +
+    "new one.";
 }
 
 // ------------------------------------------------------------------------------- session
