@@ -20,6 +20,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import MethodNotAllowed as RouteMethodNotAllowed
 
 from .credentials import CODE_TTL_S, TICKET_TTL_S, Credentials
+from .displays import add_display_routes
 from .errors import (
     MethodNotAllowed,
     Unauthorized,
@@ -37,9 +38,10 @@ __all__ = ["create_app"]
 
 STATIC = Path(__file__).resolve().parent / "static"
 PAGE_HEADERS = {
-    # frame-src: the display panel frames Xpra's HTML5 client of a session (loopback only).
+    # frame-src: the display panel frames a session's Xpra client, served by this origin
+    # under /display/ (displays.py).
     "Content-Security-Policy": "default-src 'self'; connect-src 'self'; img-src 'self' data:; "
-                               "frame-src http://127.0.0.1:*; frame-ancestors 'none'; "
+                               "frame-src 'self'; frame-ancestors 'none'; "
                                "base-uri 'none'; form-action 'self'",
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
@@ -252,6 +254,8 @@ def create_app(settings: BridgeSettings) -> QuartTrio:
 
         app.add_websocket(f"{prefix}/stream/<job_id>", f"{prefix}:stream", ws_view,
                           provide_automatic_options=False)
+
+    add_display_routes(app, settings.socket)
 
     @app.get("/")
     async def page() -> Response:

@@ -159,6 +159,8 @@ class StepRunner:
             what = f"timed out after {step.timeout_s:g} s"
         elif status.get("signal"):
             what = f"was killed by signal {status['signal']}"
+        elif status.get("display_error"):
+            what = f"ended: its display could not start: {status['display_error']}"
         elif status.get("error"):
             what = f"could not start: {status['error']}"
         elif status.get("monitor_error"):
@@ -299,11 +301,18 @@ class StepRunner:
             await self.terminate(act, grace)
 
     async def _display_ended(self, act: Active, status: dict[str, Any]) -> dict[str, Any]:
-        """An Xpra step ended: take the app's own exit status, remove the session."""
+        """An Xpra step ended: take the app's own exit status (or why the display never
+        started), remove the session and its path from the job's result."""
         if self.displays is None or act.plan is None or act.plan.display != "xpra":
             return status
+        cause = self.displays.failure(act.job_id)
         status = self.displays.app_status(act.job_id, status)
+        if cause and status.get("exit_code") != 0:
+            status = {**status, "display_error": cause}
         await self.displays.cleanup(act.job_id)
+        result = self.get_record(act.job_id).get("result")
+        if isinstance(result, dict) and "display" in result:
+            self._set(act.job_id, result={k: v for k, v in result.items() if k != "display"})
         return status
 
     async def _await_ready(self, job_id: str, ready: Any, proc: trio.Process) -> None:
