@@ -50,6 +50,7 @@ class _Bridge:
             self.stop()
             raise RuntimeError(f"kitplay-bridge did not start: {line!r}")
         page = line.split(" open ", 1)[1].strip()
+        self.login_url = page  # the one-time page URL (#code=...)
         self.url = page.partition("/#code=")[0]
         self.port = int(self.url.rsplit(":", 1)[1].split("/")[0])
         info = json.loads((socket.parent / "bridge.json").read_text())

@@ -26,6 +26,12 @@ The added script gets that ticket with the page's session token, which the page 
 ``path``, for the first connection and for every reconnection.  It also replaces the
 client's ``callback_close``, which would send the frame to ``connect.html``.
 
+A session whose Xpra is still starting (the daemon keeps a ``<session>.starting`` file beside
+its socket meanwhile) is waited for: its page comes from the kept files and its WebSocket is
+relayed once Xpra listens, so a browser loads the client while Xpra starts.  A session with
+neither file is gone (404 at once).  The socket must be of this user (lstat), and so must the
+process listening on it (``SO_PEERCRED``).
+
 The client's files are the same for every session and hold no secret (they are the files of
 Debian's ``xpra`` package): they are served without a credential, to anyone who can reach the
 bridge, who learns only whether a random 16-character session id is live.  Every response gets
@@ -46,14 +52,15 @@ import contextlib
 import hashlib
 import os
 import re
+import socket
 import stat
-from collections.abc import Callable
+import struct
 from pathlib import Path
 from typing import Any
 
 import h11
 import trio
-from kitplay.daemon.displays import SESSION_ID, session_socket
+from kitplay.daemon.displays import SESSION_ID, session_socket, starting_marker
 from kitplay.daemon.protocol.errors import InvalidRequest, KitplayError, NotFound
 from quart import Quart, Response, websocket
 from trio_websocket import ConnectionClosed, HandshakeError, wrap_client_stream
@@ -82,7 +89,7 @@ TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf
 MAX_FILE_BYTES = 8 * 1024 * 1024  # the largest client file (js/lib/forge.js) is 0.9 MB
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024  # one Xpra packet: a window's pixels can be large
 QUEUE = 4  # messages from Xpra waiting for the browser
-CONNECT_WAIT_S = 10.0  # a session whose socket exists but does not listen yet (starting)
+START_WAIT_S = 120.0  # a starting session: as long as the daemon waits for it
 WS_SUBPROTOCOL = "binary"  # js/Protocol.js: new WebSocket(uri, 'binary')
 
 
@@ -107,35 +114,61 @@ class Gone(NotFound):
     """No live session with this id (it ended, or never was)."""
 
 
-def _socket_of(daemon_socket: Path, session: str) -> Path:
-    """The session's Xpra socket; Gone unless it is a socket of ours (lstat: never a link)."""
-    if not SESSION_ID.fullmatch(session):
-        raise Gone(f"no display session {session[:40]!r}: session ids are 16 characters "
-                   "(sessions.list has them)", {"session": session[:40]})
-    path = session_socket(daemon_socket, session)
-    try:
-        st = os.lstat(path)
-    except OSError:
-        st = None
-    if st is None or not stat.S_ISSOCK(st.st_mode) or st.st_uid != os.getuid():
-        raise Gone(f"no display session {session!r}: it ended (or never was); "
-                   "sessions.list has the live ones", {"session": session})
-    return path
+class Session:
+    """Where a session's Xpra listens, and how to reach it."""
 
+    def __init__(self, daemon_socket: Path, session: str) -> None:
+        if not SESSION_ID.fullmatch(session):
+            raise Gone(f"no display session {session[:40]!r}: session ids are 16 characters "
+                       "(sessions.list has them)", {"session": session[:40]})
+        self.id = session
+        self.socket = session_socket(daemon_socket, session)
+        self.marker = starting_marker(self.socket)
 
-async def _connect(path: Path) -> trio.SocketStream:
-    """Connect to a session's socket, waiting a little while Xpra starts listening."""
-    with trio.move_on_after(CONNECT_WAIT_S):
+    def starting(self) -> bool:
+        """The daemon has started its Xpra, which does not answer yet (lstat: a regular file
+        of ours, never a link)."""
+        try:
+            st = os.lstat(self.marker)
+        except OSError:
+            return False
+        return stat.S_ISREG(st.st_mode) and st.st_uid == os.getuid()
+
+    async def try_connect(self) -> trio.SocketStream | None:
+        """A connection to its Xpra now, or None when nothing listens there (yet)."""
+        try:
+            st = os.lstat(self.socket)
+        except OSError:
+            return None
+        if not stat.S_ISSOCK(st.st_mode) or st.st_uid != os.getuid():
+            return None
+        try:
+            stream = await trio.open_unix_socket(str(self.socket))
+        except (FileNotFoundError, ConnectionRefusedError):
+            return None  # not bound yet, or bound and not listening yet: Xpra is starting
+        # The listener must be this user's too (SO_PEERCRED: pid, uid, gid).
+        cred = stream.socket.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
+                                        struct.calcsize("3i"))
+        if struct.unpack("3i", cred)[1] != os.getuid():
+            await stream.aclose()
+            return None
+        return stream
+
+    async def connect(self) -> trio.SocketStream:
+        """A connection to its Xpra, waiting while the session starts; Gone when it ended
+        (or never was)."""
         delay = 0.005
-        while True:
-            try:
-                return await trio.open_unix_socket(str(path))
-            except FileNotFoundError:  # removed: the session ended
-                break
-            except ConnectionRefusedError:  # bound, not listening yet: Xpra is starting
+        with trio.move_on_after(START_WAIT_S):
+            while True:
+                stream = await self.try_connect()
+                if stream is not None:
+                    return stream
+                if not self.starting():
+                    break
                 await trio.sleep(delay)
-                delay = min(delay * 2, 0.05)
-    raise Gone(f"the display session at {path.name} does not answer (it ended)")
+                delay = min(delay * 2, 0.02)
+        raise Gone(f"no display session {self.id!r}: it ended (or never was); "
+                   "sessions.list has the live ones", {"session": self.id})
 
 
 class ClientFiles:
@@ -149,20 +182,34 @@ class ClientFiles:
         self.files: dict[str, bytes] = {}
         self.origin: tuple[str, int] | None = None
 
-    def seen_index(self, last_modified: str, size: int) -> None:
-        if (last_modified, size) != self.origin:
+    async def index(self, session: Session) -> bytes:
+        """Xpra's index.html: from the session when it answers (noting which installation it
+        came from), the kept one while the session starts (so the page loads meanwhile)."""
+        stream = await session.try_connect()
+        if stream is None and session.starting() and "index.html" in self.files:
+            return self.files["index.html"]
+        if stream is None:
+            stream = await session.connect()
+        status, html, headers = await fetch(stream, "/index.html")
+        if status != 200:
+            raise Gone(f"the display session {session.id!r} did not serve its client "
+                       f"(HTTP {status})")
+        origin = (headers.get("last-modified", ""), len(html))
+        if origin != self.origin:
             self.files.clear()
-            self.origin = (last_modified, size)
+            self.origin = origin
+        self.files["index.html"] = html
+        return html
 
-    async def get(self, session: Callable[[], Path], name: str) -> bytes | None:
-        """The file ``name``, kept or fetched from the socket ``session()`` names.
+    async def get(self, session: Session, name: str) -> bytes | None:
+        """The file ``name``, kept or fetched from the session (waiting while it starts).
 
         A kept file is served even when the session has ended: Xpra's client loads
         js/lib/wsworker_check.js again to reconnect, and waits for it forever when it does
         not come; it then fails at the WebSocket, says so, and stops."""
         body = self.files.get(name)
         if body is None:
-            status, body, _ = await fetch(session(), "/" + name)
+            status, body, _ = await fetch(await session.connect(), "/" + name)
             if status != 200:
                 return None
             if self.origin is not None:  # files of an installation whose index was seen
@@ -170,9 +217,9 @@ class ClientFiles:
         return body
 
 
-async def fetch(path: Path, target: str) -> tuple[int, bytes, dict[str, str]]:
-    """``GET target`` from the Xpra server on Unix socket ``path``: status, body, headers."""
-    stream = await _connect(path)
+async def fetch(stream: trio.SocketStream, target: str) -> tuple[int, bytes, dict[str, str]]:
+    """``GET target`` from the Xpra server at the other end of ``stream`` (closed after):
+    status, body, headers."""
     conn = h11.Connection(h11.CLIENT)
     status, body, headers = 0, bytearray(), {}
     async with stream:
@@ -219,13 +266,7 @@ def add_display_routes(app: Quart, daemon_socket: Path) -> None:
 
     async def client_page(session: str) -> Response:
         try:
-            status, html, headers = await fetch(_socket_of(daemon_socket, session),
-                                                "/index.html")
-            if status != 200:
-                raise Gone(f"the display session {session!r} did not serve its client "
-                           f"(HTTP {status})")
-            files.seen_index(headers.get("last-modified", ""), len(html))
-            page, hashes = prepare_index(html)
+            page, hashes = prepare_index(await files.index(Session(daemon_socket, session)))
         except (KitplayError, OSError, trio.TooSlowError, h11.ProtocolError) as e:
             return _refused(e)
         return Response(page, content_type=TYPES[".html"],
@@ -240,7 +281,7 @@ def add_display_routes(app: Quart, daemon_socket: Path) -> None:
                 f"{name[:100]!r} is not a file of the display client",
                 {"session": session[:40]}))
         try:
-            body = await files.get(lambda: _socket_of(daemon_socket, session), name)
+            body = await files.get(Session(daemon_socket, session), name)
         except (KitplayError, OSError, trio.TooSlowError, h11.ProtocolError) as e:
             return _refused(e)
         if body is None:
@@ -250,7 +291,7 @@ def add_display_routes(app: Quart, daemon_socket: Path) -> None:
 
     async def relay(session: str) -> Response | None:
         try:
-            stream = await _connect(_socket_of(daemon_socket, session))
+            stream = await Session(daemon_socket, session).connect()
         except (KitplayError, OSError) as e:
             return _refused(e)
         async with stream, trio.open_nursery() as nursery:

@@ -239,9 +239,11 @@ def _job_line(job: dict[str, Any]) -> str:
 
 
 def display_path(job: dict[str, Any]) -> str | None:
-    """A running job's display session path on the bridge (an ended job has none)."""
+    """A running job's display session path on the bridge, once its Xpra answers (an ended
+    job has none)."""
     display = (job.get("result") or {}).get("display")
-    if job.get("status") != "running" or not isinstance(display, dict):
+    if job.get("status") != "running" or not isinstance(display, dict) or \
+            display.get("ready") is False:
         return None
     path = display.get("path")
     return path if isinstance(path, str) else None

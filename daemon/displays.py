@@ -15,6 +15,11 @@ One session per launch job (a new one at each restart), and the user's alone:
   client's files and its WebSocket, under ``/display/<session>/``;
 - the session id is random, new for every Xpra start: a page of an ended session never
   reaches a later one;
+- the job's ``result.display`` (``{session, path, ready}``) is set as soon as Xpra is
+  started, with ``ready: false`` and an empty ``<session>.starting`` file beside the socket
+  while Xpra starts: the bridge holds the clients of a starting session until Xpra answers,
+  so a page loads the client meanwhile; ``ready`` turns true (and the file goes) once Xpra
+  answers ``GET /`` on its socket and the app's wrapper has recorded its X display;
 - Xvfb picks a free X display itself: ``xpra start`` without a display number runs it with
   ``-displayfd`` (xpra/x11/vfb_util.py ``start_Xvfb``), and the X server's ``-displayfd``
   also turns off its lock files (xorg-server os/utils.c: ``nolock = TRUE``), so lock files
@@ -63,7 +68,8 @@ from .protocol.errors import Unsupported
 from .protocol.paths import check_socket_path, ensure_private_dir, runtime_dir, write_private
 from .toolchains.base import Plan
 
-__all__ = ["DISPLAY_PATH", "Displays", "display_log_path", "session_socket", "sockets_dir"]
+__all__ = ["DISPLAY_PATH", "Displays", "display_log_path", "session_socket", "sockets_dir",
+           "starting_marker"]
 
 log = logging.getLogger("kitplayd.displays")
 
@@ -76,7 +82,11 @@ XPRA_FLAGS = (
     "--daemon=no", "--auth=none", "--sharing=yes", "--html=on", "--exit-with-children=yes",
     "--terminate-children=yes", "--mdns=no", "--notifications=no", "--dbus-launch=",
     "--dbus-proxy=no", "--dbus-control=no", "--pulseaudio=no", "--speaker=off",
-    "--microphone=off", "--webcam=no", "--printing=no", "--opengl=no", "--systemd-run=no",
+    "--microphone=off", "--webcam=no", "--printing=no", "--systemd-run=no",
+    # Not even probed: Xpra 3.1.3 probes OpenGL with a whole `xpra opengl` process before it
+    # serves, unless told "noprobe" (xpra/x11/x11_server_core.py query_opengl); "no" still
+    # probes. The probe cost 0.4 s of a 0.9 s start here.
+    "--opengl=noprobe",
     "--start-new-commands=no", "--file-transfer=no", "--open-files=no", "--open-url=no",
 )
 
@@ -115,9 +125,18 @@ def display_log_path(logs_dir: Path, job_id: str) -> Path:
     return logs_dir / f"{job_id}.display.log"
 
 
-def public_display(info: dict[str, Any]) -> dict[str, str]:
-    """What a job record and the page get: the session id and its path on the bridge."""
-    return {"session": info["session"], "path": DISPLAY_PATH.format(session=info["session"])}
+def starting_marker(sock: Path) -> Path:
+    """Beside a session's socket while its Xpra starts: the bridge waits for a session that
+    has one (and answers 404 at once for one that has neither)."""
+    return sock.with_suffix(".starting")
+
+
+def public_display(info: dict[str, Any]) -> dict[str, Any]:
+    """What a job record and the page get: the session id, its path on the bridge, and
+    whether Xpra answers yet (the bridge holds a client of a starting session until it
+    does, so a page can load the client while Xpra starts)."""
+    return {"session": info["session"], "path": DISPLAY_PATH.format(session=info["session"]),
+            "ready": bool(info.get("since"))}
 
 
 class Displays:
@@ -180,6 +199,7 @@ class Displays:
             "job_id": job_id, "app": plan.app or "", "session": session, "socket": str(sock),
             "x_display": "", "since": None, "dir": str(sdir)}
         self._save(info)  # from here on, cleanup() removes what was made
+        await trio.to_thread.run_sync(_create_marker, starting_marker(sock))
         xauth = await trio.to_thread.run_sync(_prepare_dir, sdir)
         child = ["sh", str(sdir / "app.sh"), str(sdir), *_restore_env(), *argv]
         cmd = ["sh", "-c", _XPRA_SH, "sh", str(xlog),
@@ -208,9 +228,16 @@ class Displays:
                 x_display = ""
             info.update(x_display=x_display, since=time.time())
             self._save(info)
+            with contextlib.suppress(OSError):
+                os.unlink(starting_marker(sock))
             return {"display": public_display(info)}
 
         return cmd, env, ready
+
+    def starting(self, job_id: str) -> dict[str, Any]:
+        """The job's result as soon as its Xpra was started: its display, not ready yet."""
+        info = self.sessions.get(job_id)
+        return {"display": public_display(info)} if info and info.get("session") else {}
 
     def _prepare_sockets(self) -> None:
         """The sockets' directory: made exclusively, checked with lstat (ours, 0700)."""
@@ -299,6 +326,11 @@ def _prepare_dir(sdir: Path) -> Path:
     return xauth
 
 
+def _create_marker(path: Path) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    os.close(fd)
+
+
 def _restore_env() -> list[str]:
     """``env`` arguments giving the app the daemon's own HOME and runtime dir."""
     unset = ["XPRA_USER_CONF_DIRS", "WAYLAND_DISPLAY"]
@@ -371,8 +403,9 @@ def _remove_session(info: dict[str, Any], record: Path) -> None:
         _remove_dead_x_socket(int(x_display[1:]))
     sock = info.get("socket")
     if sock:
-        with contextlib.suppress(OSError):
-            os.unlink(sock)  # Xpra removes it when it stops; not when it was killed
+        for path in (sock, starting_marker(Path(sock))):
+            with contextlib.suppress(OSError):
+                os.unlink(path)  # Xpra removes its socket when it stops; not when killed
     shutil.rmtree(sdir, ignore_errors=True)
     record.unlink(missing_ok=True)
 

@@ -242,6 +242,9 @@ class StepRunner:
                 start = None
             try:
                 self._set(job_id, pid=proc.pid, pid_start=start)
+                if xpra:  # its display, at once: a page loads the client while Xpra starts
+                    self._set(job_id, result={**(self.get_record(job_id).get("result") or {}),
+                                              **self.displays.starting(job_id)})
                 timeout = step.timeout_s or math.inf
                 with trio.move_on_after(timeout) as scope:
                     async with trio.open_nursery() as nursery:

@@ -666,7 +666,8 @@ def test_launch_in_an_xpra_display(kit: Daemon, ws: Path) -> None:
         rec: dict[str, Any] = {}
         for note in c.follow(job["id"]):
             rec = note["params"].get("job") or {}
-            if note["method"] == "jobs.state" and (rec.get("result") or {}).get("display"):
+            display = (rec.get("result") or {}).get("display")
+            if note["method"] == "jobs.state" and display and display["ready"]:
                 break
     [session] = kit.call("sessions.list")["sessions"]
     assert session["path"] == rec["result"]["display"]["path"]

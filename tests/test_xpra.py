@@ -61,14 +61,20 @@ def client_env() -> Iterator[dict[str, str]]:
 
 def launch_xpra(d: Daemon, *args: str, **params: Any) -> dict[str, Any]:
     """Launch the app in Xpra; return the job record from the ``jobs.state`` notification
-    that carries the session (the daemon sends it once Xpra answers on its socket)."""
+    that says its session is ready (Xpra answers on its socket).  An earlier one carried
+    the display already, not ready yet: Xpra was starting."""
+    starting = None
     with d.client(timeout=60) as c:
         job = c.call("launch", {"app": APP, "display": "xpra", "args": list(args),
                                 **params})["job"]
         for note in c.follow(job["id"]):
             rec: dict[str, Any] = note["params"].get("job") or {}
-            if note["method"] == "jobs.state" and (rec.get("result") or {}).get("display"):
+            display = (rec.get("result") or {}).get("display")
+            if note["method"] == "jobs.state" and display and not display["ready"]:
+                starting = display
+            if note["method"] == "jobs.state" and display and display["ready"]:
                 assert rec["status"] == "running"
+                assert starting is not None and starting["path"] == display["path"]
                 wait_for(lambda: "window shown" in d.job_log(job["id"]), 30, "the app's window")
                 return rec
     raise AssertionError(f"the session never came up: {rec}\n{d.job_log(job['id'])}")
@@ -162,7 +168,8 @@ def test_session_is_served_on_a_private_socket_and_cancel_leaves_nothing(
     session = session_of(xd, rec)
     sid = session["session"]
     # The job and sessions.list say where the bridge serves it, and nothing else.
-    assert rec["result"]["display"] == {"session": sid, "path": f"/display/{sid}/"}
+    assert rec["result"]["display"] == {"session": sid, "path": f"/display/{sid}/",
+                                        "ready": True}
     assert session["path"] == f"/display/{sid}/" and session["app"] == APP
     assert session["since"] >= rec["started_at"]
     n, sock = x_number(session), session["socket"]
@@ -225,8 +232,9 @@ def test_another_user_cannot_reach_the_session_socket(xd: Daemon,
 def test_two_sessions_get_their_own_display_and_socket(xd: Daemon) -> None:
     first = xd.call("launch", {"app": APP, "display": "xpra"})["job"]
     second = launch_xpra(xd)
-    first = wait_for(lambda: (r := xd.call("jobs.get", [first["id"]])["job"])
-                     .get("result") and r, 60, "the first session")
+    first = wait_for(lambda: (r := xd.call("jobs.get", [first["id"]])["job"]) and
+                     ((r["result"] or {}).get("display") or {}).get("ready") and r, 60,
+                     "the first session")
     a, b = session_of(xd, first), session_of(xd, second)
     assert a["session"] != b["session"] and a["x_display"] != b["x_display"]
     assert a["socket"] != b["socket"] and a["socket"].exists() and b["socket"].exists()
