@@ -45,6 +45,8 @@ def _statuses(method: Method) -> list[int]:
         out.update(_WITH_BODY)
     if method.mutates or method.name.startswith("templates.") or method.name == "apps.list":
         out.update((409, 422, 501))  # invalid state, toolchain failure, unsupported
+    if method.name.startswith("files."):
+        out.update((409, 413, 422))  # invalid state, file too large, not text
     return sorted(out)
 
 

@@ -132,6 +132,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         sub.set_defaults(_method=m.name)
         for p in m.params:
             _add_param(sub, p)
+        if m.name == "files.write":
+            sub.add_argument("--from", dest="_from", metavar="FILE", help="read the new "
+                             "content from FILE ('-' or no --text: standard input)")
         _add_output_flags(sub, m)
     if only in (None, "daemon"):
         start = subgroups["daemon"].add_parser(
@@ -179,6 +182,8 @@ def collect_params(m: Method, ns: argparse.Namespace) -> dict[str, Any]:
         if m.name != "launch":
             raise KitplayUsage("arguments after -- are only for `kitplay launch APP -- ARGS`")
         params["args"] = [*params.get("args", []), *rest]
+    if m.name == "files.write" and "text" not in params:
+        params["text"] = _read_local(getattr(ns, "_from", None))
     ws = params.get("workspace")
     if isinstance(ws, str):
         params["workspace"] = os.path.abspath(os.path.expanduser(ws))
@@ -191,6 +196,25 @@ def collect_params(m: Method, ns: argparse.Namespace) -> dict[str, Any]:
 
 class KitplayUsage(Exception):
     pass
+
+
+def _read_local(path: str | None) -> str:
+    """`files put`'s content: a local file, or standard input; UTF-8 text."""
+    if path in (None, "-"):
+        if sys.stdin.isatty():
+            raise KitplayUsage("files put needs the content: --from FILE, --text TEXT, or "
+                               "pipe it in (kitplay files put PATH < FILE)")
+        data, where = sys.stdin.buffer.read(), "standard input"
+    else:
+        try:
+            data, where = Path(path).read_bytes(), path
+        except OSError as e:
+            raise KitplayUsage(f"cannot read {path}: {e.strerror}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise KitplayUsage(f"{where} is not UTF-8 text (byte {e.start}); files put writes "
+                           "text files only") from None
 
 
 # -- output ------------------------------------------------------------------------------------
@@ -331,10 +355,47 @@ def render(method: str, result: Any) -> str:
         return "\n".join(lines)
     if method == "jobs.logs":
         return str(result["data"]).rstrip("\n")
+    if method == "files.list":
+        entries = result["entries"]
+        rows = [[e["kind"] + ("*" if e["build_output"] else ""), str(e["size"]),
+                 _fmt_time(e["mtime"]), _shown(e["path"])] for e in entries]
+        lines = [_table(rows, ["KIND", "SIZE", "MODIFIED", "PATH"]) if rows else "no files"]
+        if any(e["build_output"] for e in entries):
+            lines.append("(* build output)")
+        if result["truncated"]:
+            lines.append(f"(cut at {len(rows)} entries: list a directory by its path)")
+        if result.get("skipped"):
+            lines.append(f"({result['skipped']} names that are not UTF-8 left out)")
+        return "\n".join(lines)
+    if method == "files.write":
+        return f"wrote {_shown(result['path'])} ({result['size']} bytes, etag {result['etag']})"
+    if method == "files.delete":
+        return f"deleted {_shown(result['path'])}"
+    if method in ("apps.delete", "apps.clean"):
+        gone = result["removed"] + [f"{e['file']}: {e['what']}" for e in result.get("edited", [])]
+        return "\n".join(f"removed {x}" for x in gone) or "nothing to remove"
     if isinstance(result, dict) and "job" in result:
         line = _job_line(result["job"])
         return line + ("  (timed out waiting)" if result.get("timed_out") else "")
     return json.dumps(result, indent=2)
+
+
+def _shown(path: str) -> str:
+    """A path as one printable line: control characters escaped, as ``ls`` shows them."""
+    return path if path.isprintable() else repr(path)[1:-1]
+
+
+def write_file_out(result: dict[str, Any]) -> None:
+    """`files cat`: the file itself on standard output, nothing added."""
+    if "data_base64" in result:
+        import base64
+
+        data = base64.b64decode(result["data_base64"])
+    else:
+        data = result["text"].encode("utf-8")  # the file's bytes, whatever the locale says
+    sys.stdout.flush()
+    sys.stdout.buffer.write(data)
+    sys.stdout.buffer.flush()
 
 
 def quiet(method: str, result: Any) -> str | None:
@@ -523,6 +584,8 @@ def run(argv: list[str] | None = None) -> int:
                 q = quiet(m.name, result)
                 if q:
                     out.write(q + "\n")
+            elif m.name == "files.read":
+                write_file_out(result)
             elif not following or m.name != "jobs.logs":
                 out.write(render(m.name, result) + "\n")
             out.flush()

@@ -16,6 +16,7 @@ from typing import Any
 import trio
 
 from . import API_VERSION, __version__
+from .app_files import AppFiles, live_jobs, writers
 from .config import Config
 from .jobs import JobManager
 from .protocol.errors import InvalidParams, NotFound
@@ -136,6 +137,49 @@ class Handlers:
 
     async def apps_modify(self, ctx: Any, p: dict[str, Any]) -> dict[str, Any]:
         return await self._submit("modify", p)
+
+    async def apps_delete(self, ctx: Any, p: dict[str, Any]) -> dict[str, Any]:
+        jobs = live_jobs(self.jobs)
+        return await self._in_thread(lambda: self._app_files(p).delete(
+            p["app"], p.get("confirm"), jobs))
+
+    async def apps_clean(self, ctx: Any, p: dict[str, Any]) -> dict[str, Any]:
+        jobs = live_jobs(self.jobs)
+        return await self._in_thread(lambda: self._app_files(p).clean(p["app"], jobs))
+
+    # -- files (daemon/workspace_files.py) --------------------------------------------------
+
+    def _app_files(self, p: dict[str, Any]) -> AppFiles:
+        return AppFiles(self.toolchain(p))
+
+    async def _in_thread(self, fn: Any) -> Any:
+        return await trio.to_thread.run_sync(fn)
+
+    async def files_list(self, ctx: Any, p: dict[str, Any]) -> dict[str, Any]:
+        if p.get("app") is not None and p.get("path") is not None:
+            raise InvalidParams("give app or path, not both", {"param": "path"})
+        return await self._in_thread(lambda: self._app_files(p).listing(p["app"]) if "app" in p
+                                     else self._app_files(p).files.listing(p.get("path")))
+
+    async def files_read(self, ctx: Any, p: dict[str, Any]) -> dict[str, Any]:
+        return await self._in_thread(lambda: self._app_files(p).files.read(
+            p["path"], bool(p.get("binary"))))
+
+    async def files_write(self, ctx: Any, p: dict[str, Any]) -> dict[str, Any]:
+        jobs = live_jobs(self.jobs)
+        return await self._in_thread(lambda: self._write(p, jobs))
+
+    def _write(self, p: dict[str, Any], jobs: Any) -> dict[str, Any]:
+        af = self._app_files(p)
+        return af.files.write(p["path"], p["text"], p.get("if_match"), writers(jobs, af.root))
+
+    async def files_delete(self, ctx: Any, p: dict[str, Any]) -> dict[str, Any]:
+        jobs = live_jobs(self.jobs)
+        return await self._in_thread(lambda: self._delete(p, jobs))
+
+    def _delete(self, p: dict[str, Any], jobs: Any) -> dict[str, Any]:
+        af = self._app_files(p)
+        return af.files.delete(p["path"], p.get("if_match"), writers(jobs, af.root))
 
     async def build(self, ctx: Any, p: dict[str, Any]) -> dict[str, Any]:
         return await self._submit("build", p)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from .protocol.errors import InvalidParams
 
-__all__ = ["check_trusted", "check_workspace", "private_group", "real_path"]
+__all__ = ["check_below", "check_trusted", "check_workspace", "private_group", "real_path"]
 
 
 @functools.cache
@@ -129,3 +129,13 @@ def check_trusted(path: str | Path, workspace: Path, param: str = "workspace", *
 def check_workspace(workspace: Path, param: str = "workspace", *,
                     resolved: bool = False) -> None:
     check_trusted(workspace, workspace, param, resolved=resolved)
+
+
+def check_below(st: os.stat_result, path: Path, param: str = "path") -> None:
+    """Refuse one entry below a checked workspace, from its own ``lstat`` (or the ``fstat`` of
+    a descriptor opened without following it), unless it is safe by the rules above."""
+    if stat.S_ISLNK(st.st_mode) and st.st_uid in (os.getuid(), 0):
+        return  # a symlink's own mode bits mean nothing on Linux; only its owner does
+    why = _why_untrusted(st, above=False)
+    if why is not None:
+        raise _refuse(path, path, why, param)

@@ -24,6 +24,7 @@ from typing import Any
 
 import psutil
 import pytest
+from kitplay.daemon.procs import is_shim
 
 from tests.helpers import Daemon, create_and_build, wait_for
 from tests.local_user import Attacker, attacker_fixture  # noqa: F401
@@ -112,7 +113,7 @@ def _role(p: psutil.Process) -> str | None:
         cmd, name = p.cmdline(), p.name()
     except psutil.Error:
         return None
-    if "kitplay.daemon.shim" in cmd[1:4]:
+    if is_shim(cmd):
         return "monitor"
     if cmd[1:3] == ["/usr/bin/xpra", "start"]:
         return "xpra"

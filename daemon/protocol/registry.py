@@ -39,10 +39,13 @@ _PY_TYPES: dict[str, tuple[type, ...]] = {
 # no parameter needs them, and they break what the daemon writes (TOML that cannot be read
 # again, file names, logs) or cannot be encoded at all.
 _BAD_CHARS = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+# A file's name or content (``Param(any_text=True)``) may hold control characters (tabs,
+# newlines, a name made with one); a NUL or a lone surrogate still cannot be a file's.
+_BAD_IN_ANY_TEXT = re.compile("[\x00\ud800-\udfff]")
 
 
-def _check_text(name: str, value: str) -> None:
-    bad = _BAD_CHARS.search(value)
+def _check_text(name: str, value: str, any_text: bool = False) -> None:
+    bad = (_BAD_IN_ANY_TEXT if any_text else _BAD_CHARS).search(value)
     if bad is not None:
         ch = bad.group()
         what = ("a lone surrogate" if "\ud800" <= ch <= "\udfff" else
@@ -59,14 +62,14 @@ class Param:
     the ``kitplay`` command more start-up time than the rest of this module.
     """
 
-    __slots__ = ("_match", "default", "doc", "enum", "items", "maximum", "minimum", "name",
-                 "pattern", "positional", "required", "type")
+    __slots__ = ("_match", "any_text", "default", "doc", "enum", "items", "maximum", "minimum",
+                 "name", "pattern", "positional", "required", "type")
 
     def __init__(self, name: str, type: str, doc: str, *, required: bool = False,
                  default: Any = None, enum: tuple[str, ...] | None = None,
                  minimum: float | None = None, maximum: float | None = None,
                  pattern: str | None = None, items: str | None = None,
-                 positional: bool = False) -> None:
+                 positional: bool = False, any_text: bool = False) -> None:
         self.name = name
         self.type = type  # a JSON Schema type name
         self.doc = doc
@@ -80,6 +83,7 @@ class Param:
         # imports this module: compiling every pattern here would slow its start)
         self.items = items  # element type of an array
         self.positional = positional  # may be given positionally on the CLI
+        self.any_text = any_text  # control characters allowed (a file's name or content)
 
     def __repr__(self) -> str:
         return f"Param({self.name!r}, {self.type!r})"
@@ -112,7 +116,7 @@ class Param:
                 {"param": self.name, "expected": self.type},
             )
         if self.type == "string":
-            _check_text(self.name, value)
+            _check_text(self.name, value, self.any_text)
         if self.enum is not None and value not in self.enum:
             raise InvalidParams(
                 f"parameter '{self.name}' must be one of {', '.join(self.enum)}; got {value!r}",
@@ -155,11 +159,12 @@ class Param:
 class Method:
     """One JSON-RPC method, and how every surface shows it."""
 
-    __slots__ = ("_by_name", "doc", "http", "http_note", "mutates", "name", "params", "result")
+    __slots__ = ("_by_name", "_cli", "doc", "http", "http_note", "mutates", "name", "params",
+                 "result")
 
     def __init__(self, name: str, doc: str, params: tuple[Param, ...], result: dict[str, Any],
                  http: tuple[str, str] | None, *, http_note: str = "",
-                 mutates: bool = False) -> None:
+                 mutates: bool = False, cli: tuple[str, ...] | None = None) -> None:
         self.name = name
         self.doc = doc
         self.params = params
@@ -168,6 +173,7 @@ class Method:
         self.http = http
         self.http_note = http_note
         self.mutates = mutates
+        self._cli = cli  # the CLI's words where they differ from the name's (files ls)
         self._by_name = {p.name: p for p in params}
 
     def __repr__(self) -> str:
@@ -178,7 +184,7 @@ class Method:
 
     @property
     def cli_words(self) -> tuple[str, ...]:
-        return tuple(self.name.split("."))
+        return self._cli or tuple(self.name.split("."))
 
 
 def _article(t: str) -> str:
@@ -214,6 +220,11 @@ _WORKSPACE = Param("workspace", "string",
                    "Workspace directory; defaults to the daemon's --workspace.")
 _JOB_ID = Param("job_id", "string", "The job's id.", required=True,
                 pattern=JOB_ID_RE.pattern, positional=True)
+_PATH = Param("path", "string", "A file's path relative to the workspace, \"/\"-separated.",
+              required=True, positional=True, any_text=True)
+_IF_MATCH = Param("if_match", "string", "The etag the file had when read: refuse the change "
+                  "if it has changed since (stale: InvalidState with data.etag).")
+_STRINGS = {"type": "array", "items": {"type": "string"}}
 _ACCEPT = Param("accept_license", "boolean",
                 "Accept the Omniverse licence for this kit-app-template workspace (creates "
                 ".omniverse_eula_accepted.txt).", default=False)
@@ -282,6 +293,61 @@ METHODS: dict[str, Method] = {m.name: m for m in (
          Param("layers", "array", "Application layers to add.", required=True, items="string"),
          _WORKSPACE, _ACCEPT),
         _JOB_RESULT, ("POST", "/apps/modify"), mutates=True),
+    Method(
+        "apps.delete",
+        "Remove an app: its files, its build outputs and the records that name it. Without "
+        "confirm naming the app it changes nothing and the error's data.removes lists what "
+        "would go; refused while a job of the app runs.",
+        (Param("app", "string", "The app to remove.", required=True, positional=True),
+         Param("confirm", "string", "The app's name again, to confirm the removal."),
+         _WORKSPACE),
+        _obj({"app": {"type": "string"}, "removed": _STRINGS,
+              "edited": {"type": "array", "items": _ref("FileEdit")}}, ["app", "removed"]),
+        ("POST", "/apps/delete"), mutates=True),
+    Method(
+        "apps.clean", "Remove an app's build outputs; refused while a job of the app runs.",
+        (Param("app", "string", "The app whose build outputs go.", required=True,
+               positional=True), _WORKSPACE),
+        _obj({"app": {"type": "string"}, "removed": _STRINGS}),
+        ("POST", "/apps/clean"), mutates=True),
+    Method(
+        "files.list",
+        "The files of an app (its sources and, marked, its build outputs) or of a directory "
+        "of the workspace; paths are relative to the workspace.",
+        (Param("path", "string", "A directory relative to the workspace (default: the "
+               "workspace itself).", positional=True, any_text=True),
+         Param("app", "string", "List this app's files instead of a directory."),
+         _WORKSPACE),
+        _obj({"root": {"type": "string"},
+              "entries": {"type": "array", "items": _ref("FileEntry")},
+              "truncated": {"type": "boolean"}}),
+        ("GET", "/files/list"), cli=("files", "ls")),
+    Method(
+        "files.read",
+        "A file's text and etag; a binary or oversized file is refused, or returned as "
+        "base64 (capped) with binary.",
+        (_PATH, Param("binary", "boolean", "Return the bytes as data_base64, text or not.",
+                      default=False), _WORKSPACE),
+        {"type": "object", "required": ["path", "etag", "size", "mtime"], "properties": {
+            "path": {"type": "string"}, "text": {"type": "string"},
+            "data_base64": {"type": "string"}, "etag": {"type": "string"},
+            "size": {"type": "integer"}, "mtime": {"type": "number"}}},
+        ("GET", "/files/read"), cli=("files", "cat")),
+    Method(
+        "files.write",
+        "Replace (or create) a file with text, atomically; if_match makes it fail when the "
+        "file changed since it was read.",
+        (_PATH, Param("text", "string", "The file's new content (UTF-8 text).", required=True,
+                      any_text=True),
+         _IF_MATCH, _WORKSPACE),
+        _obj({"path": {"type": "string"}, "etag": {"type": "string"},
+              "size": {"type": "integer"}, "mtime": {"type": "number"}}),
+        ("POST", "/files/write"), mutates=True, cli=("files", "put")),
+    Method(
+        "files.delete", "Remove a file (or an empty directory) of the workspace.",
+        (_PATH, _IF_MATCH, _WORKSPACE),
+        _obj({"path": {"type": "string"}, "deleted": {"type": "boolean"}}),
+        ("POST", "/files/delete"), mutates=True, cli=("files", "rm")),
     Method(
         "build", "Start a job that builds the workspace (or one app of it).",
         (_WORKSPACE, Param("app", "string", "Build only this app.", positional=True),
