@@ -210,29 +210,44 @@ class Displays:
         with contextlib.suppress(OSError):  # a fresh display log for each Xpra start
             xlog.unlink()
 
-        async def ready(owner_pid: int) -> dict[str, Any] | None:
-            """Ready when Xpra answers ``GET /`` on the session's socket and the app's
-            wrapper has recorded its X display.  The socket's directory is the user's own
-            (0700): nobody else can have bound that name."""
-            with trio.move_on_after(READY_TIMEOUT_S) as waited:
-                delay = 0.005
-                while not (sdir / "display").exists() or await unix_http_status(sock) != 200:
-                    await trio.sleep(delay)  # a refused connect costs ~0.1 ms: poll often
-                    delay = min(delay * 2, 0.02)
-            if waited.cancelled_caught:
-                log.warning("xpra session of job %s never answered on %s", job_id, sock)
-                return None
-            try:
-                x_display = (sdir / "display").read_text().strip()
-            except OSError:
-                x_display = ""
-            info.update(x_display=x_display, since=time.time())
-            self._save(info)
-            with contextlib.suppress(OSError):
-                os.unlink(starting_marker(sock))
-            return {"display": public_display(info)}
+        return cmd, env, lambda _pid: self.wait_ready(job_id)
 
-        return cmd, env, ready
+    def resume(self, job_id: str) -> ReadyFn | None:
+        """For a job adopted after a restart whose session was still starting when the last
+        daemon stopped: its readiness wait, picked up where it was."""
+        info = self.sessions.get(job_id)
+        if info is None or not info.get("session") or info.get("since"):
+            return None
+        return lambda _pid: self.wait_ready(job_id)
+
+    async def wait_ready(self, job_id: str) -> dict[str, Any] | None:
+        """The job's result once its Xpra answers ``GET /`` on the session's socket and the
+        app's wrapper has recorded its X display.  The socket's directory is the user's own
+        (0700): nobody else can have bound that name."""
+        info = self.sessions.get(job_id)
+        if info is None:
+            return None
+        sdir, sock = Path(info["dir"]), Path(info["socket"])
+        with trio.move_on_after(READY_TIMEOUT_S) as waited:
+            delay = 0.005
+            while await unix_http_status(sock) != 200 or \
+                    not await trio.Path(sdir / "display").exists():
+                await trio.sleep(delay)  # a refused connect costs ~0.1 ms: poll often
+                delay = min(delay * 2, 0.02)
+        if waited.cancelled_caught:
+            log.warning("xpra session of job %s never answered on %s", job_id, sock)
+            return None
+        try:
+            x_display = (await trio.Path(sdir / "display").read_text()).strip()
+        except OSError:
+            x_display = ""
+        if self.sessions.get(job_id) is not info:
+            return None  # ended (or restarted) meanwhile
+        info.update(x_display=x_display, since=time.time())
+        self._save(info)
+        with contextlib.suppress(OSError):
+            os.unlink(starting_marker(sock))
+        return {"display": public_display(info)}
 
     def starting(self, job_id: str) -> dict[str, Any]:
         """The job's result as soon as its Xpra was started: its display, not ready yet."""

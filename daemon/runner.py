@@ -249,7 +249,7 @@ class StepRunner:
                 with trio.move_on_after(timeout) as scope:
                     async with trio.open_nursery() as nursery:
                         if ready is not None:
-                            nursery.start_soon(self._await_ready, job_id, ready, proc)
+                            nursery.start_soon(self._await_ready, job_id, ready, proc.pid)
                         await proc.wait()
                         nursery.cancel_scope.cancel()
             except BaseException:  # trio.Cancelled, alone or in a group
@@ -281,9 +281,16 @@ class StepRunner:
                 fd = os.pidfd_open(pid)
             except (ProcessLookupError, OSError):
                 fd = None
+        resume = None  # a display that was still starting when the last daemon stopped
+        if act.plan is not None and act.plan.display == "xpra" and self.displays is not None:
+            resume = self.displays.resume(act.job_id)
         if fd is not None:
             try:
-                await trio.lowlevel.wait_readable(fd)
+                async with trio.open_nursery() as nursery:
+                    if resume is not None:
+                        nursery.start_soon(self._await_ready, act.job_id, resume, pid)
+                    await trio.lowlevel.wait_readable(fd)
+                    nursery.cancel_scope.cancel()
             finally:
                 os.close(fd)
         act.exited.set()
@@ -318,8 +325,8 @@ class StepRunner:
             self._set(act.job_id, result={k: v for k, v in result.items() if k != "display"})
         return status
 
-    async def _await_ready(self, job_id: str, ready: Any, proc: trio.Process) -> None:
-        result = await ready(proc.pid)
+    async def _await_ready(self, job_id: str, ready: Any, pid: int) -> None:
+        result = await ready(pid)
         if result:
             rec = self.get_record(job_id)
             self._set(job_id, result={**(rec.get("result") or {}), **result})

@@ -139,6 +139,7 @@ def test_an_ended_session_is_gone_from_the_bridge(bridge: Bridge, daemon: Daemon
                                                   session: dict[str, Any]) -> None:
     path = session["path"]
     assert bridge.http.get(path).status_code == 200
+    wait_for(lambda: "Hello from" in daemon.job_log(session["job"]), 30, "the app's greeting")
     done = bridge.ok("DELETE", f"/api/jobs/{session['job']}")["job"]
     assert done["status"] == "cancelled" and "display" not in (done["result"] or {})
     assert bridge.http.get(path).status_code == 404
@@ -147,3 +148,11 @@ def test_an_ended_session_is_gone_from_the_bridge(bridge: Bridge, daemon: Daemon
                        token=False)
     assert r.status_code == 404
     assert bridge.ok("GET", "/api/sessions") == {"sessions": []}
+    # Xpra's own log stays readable, apart from the app's output; only such a job has one.
+    xlog = bridge.ok("GET", f"/api/jobs/{session['job']}/logs?log=display")["data"]
+    assert "xpra is ready" in xlog and "Hello from" not in xlog
+    assert "Hello from" in bridge.ok("GET", f"/api/jobs/{session['job']}/logs")["data"]
+    other = bridge.ok("POST", "/api/launch", {"app": APP, "display": "headless"})["job"]
+    r = bridge.get(f"/api/jobs/{other['id']}/logs?log=display")
+    assert r.status_code == 400 and "no display log" in r.json()["error"]["message"]
+    bridge.ok("DELETE", f"/api/jobs/{other['id']}")

@@ -320,6 +320,33 @@ def test_daemon_sigkill_keeps_app_and_session_then_readopts(
     assert xd.call("sessions.list")["sessions"] == []
 
 
+def test_a_session_still_starting_when_the_daemon_died_is_ready_after_its_restart(
+        xd: Daemon) -> None:
+    job = xd.call("launch", {"app": APP, "display": "xpra"})["job"]
+    starting = wait_for(lambda: ((xd.call("jobs.get", [job["id"]])["job"]["result"] or {})
+                                 .get("display")), 60, "the display, starting")
+    assert starting["ready"] is False
+    # Xpra is held still (SIGSTOP) while the daemon dies and a new one adopts the job.
+    xpra = wait_for(lambda: tree(xd.call("jobs.get", [job["id"]])["job"]["pid"]).get("xpra"),
+                    30, "the xpra process")
+    xpra.send_signal(signal.SIGSTOP)
+    try:
+        xd.kill9()
+        record = json.loads((xd.state / "sessions" / f"{job['id']}.json").read_text())
+        assert record["since"] is None  # it was still starting
+        xd.start()
+        assert xd.call("jobs.get", [job["id"]])["job"]["result"]["display"]["ready"] is False
+    finally:
+        xpra.send_signal(signal.SIGCONT)
+    ready = wait_for(lambda: (d := xd.call("jobs.get", [job["id"]])["job"]["result"]
+                              ["display"])["ready"] and d, 60, "the session ready")
+    assert ready["path"] == starting["path"]
+    marker = xd.socket.parent / "displays" / f"{ready['session']}.starting"
+    assert not marker.exists()
+    assert [s["session"] for s in xd.call("sessions.list")["sessions"]] == [ready["session"]]
+    assert xd.call("jobs.cancel", {"job_id": job["id"]})["job"]["status"] == "cancelled"
+
+
 def test_session_killed_while_daemon_is_down_becomes_interrupted_and_is_cleaned(
         xd: Daemon) -> None:
     rec = launch_xpra(xd)
