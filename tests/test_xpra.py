@@ -216,6 +216,28 @@ def test_session_is_served_on_a_private_socket_and_cancel_leaves_nothing(
     assert "xpra is ready" in display_log(xd, rec["id"])  # readable after the end
 
 
+SECRET = "kp-test-secret-0123456789abcdefghijklmnop"  # a master token's shape, 40 chars
+
+
+@pytest.mark.xfail(strict=True, reason="children get the daemon's whole environment until "
+                   "runner builds theirs without kitplay's secrets (the security branch's "
+                   "child environment)")
+def test_neither_xpra_nor_the_app_gets_a_kitplay_secret(
+        make_daemon: type[Daemon], client_env: dict[str, str]) -> None:
+    """``xpra info`` prints the server's whole environment to whoever reaches the session:
+    what the daemon holds of kitplay's (the bridge's master token) must not be there, nor in
+    the app's environment."""
+    d = make_daemon(env={"KITPLAY_BRIDGE_TOKEN": SECRET}).start()
+    create_and_build(d, "gui_app", APP)
+    rec = launch_xpra(d)
+    info = xpra_info(client_env, session_of(d, rec)["socket"])
+    assert info.get("env.HOME") and info.get("env.DISPLAY")  # its environment is there...
+    assert not [k for k, v in info.items() if SECRET in v or "KITPLAY_BRIDGE_TOKEN" in k]
+    for p in xpra_tree(rec).values():  # ...and no process of the session holds the secret
+        assert SECRET not in " ".join(f"{k}={v}" for k, v in p.environ().items()), p.name()
+    d.call("jobs.cancel", {"job_id": rec["id"]})
+
+
 def test_another_user_cannot_reach_the_session_socket(xd: Daemon,
                                                       attacker: Attacker) -> None:
     rec = launch_xpra(xd)
