@@ -1,7 +1,7 @@
 """``/display/<session>/``: each Xpra session's HTML5 client and WebSocket, through the bridge.
 
 The daemon runs every Xpra session on a Unix socket of its own, ``displays/<session>.sock``
-beside the daemon's socket (the user's private runtime directory; ``kitplay.daemon.displays``).
+beside the daemon's socket (the user's private runtime directory; ``daemon/displays.py``).
 Here the bridge serves, on its own origin:
 
 - ``GET /display/<session>/``: Xpra's ``index.html``, fetched from the session's socket, with
@@ -60,7 +60,7 @@ from typing import Any
 
 import h11
 import trio
-from kitplay.daemon.displays import SESSION_ID, session_socket, starting_marker
+from kitplay.daemon.protocol.displays import SESSION_ID, session_socket, starting_marker
 from kitplay.daemon.protocol.errors import InvalidRequest, KitplayError, NotFound
 from quart import Quart, Response, websocket
 from trio_websocket import ConnectionClosed, HandshakeError, wrap_client_stream
@@ -300,6 +300,7 @@ def add_display_routes(app: Quart, daemon_socket: Path) -> None:
                     nursery, stream, "localhost", "/", subprotocols=[WS_SUBPROTOCOL],
                     message_queue_size=QUEUE, max_message_size=MAX_MESSAGE_BYTES)
             except HandshakeError as e:
+                nursery.cancel_scope.cancel()
                 return _refused(Gone(f"the display session {session!r} refused the "
                                      f"connection ({type(e).__name__})"))
             wanted = websocket.requested_subprotocols

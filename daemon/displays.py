@@ -64,19 +64,17 @@ from .capabilities import check_headless, check_native, check_xpra, refusal
 from .config import Config
 from .logs import tail_lines
 from .procs import is_shim
+from .protocol.displays import DISPLAY_PATH, sockets_dir, starting_marker
 from .protocol.errors import Unsupported
-from .protocol.paths import check_socket_path, ensure_private_dir, runtime_dir, write_private
+from .protocol.paths import check_socket_path, ensure_private_dir, write_private
 from .toolchains.base import Plan
 
-__all__ = ["DISPLAY_PATH", "Displays", "display_log_path", "session_socket", "sockets_dir",
-           "starting_marker"]
+__all__ = ["Displays", "display_log_path"]
 
 log = logging.getLogger("kitplayd.displays")
 
 READY_TIMEOUT_S = 120.0
 X_SOCKET = "/tmp/.X11-unix/X{n}"
-DISPLAY_PATH = "/display/{session}/"
-SESSION_ID = re.compile(r"[A-Za-z0-9_-]{16}")
 
 XPRA_FLAGS = (
     "--daemon=no", "--auth=none", "--sharing=yes", "--html=on", "--exit-with-children=yes",
@@ -110,25 +108,9 @@ exit $s"""
 ReadyFn = Callable[[int], Awaitable[dict[str, Any] | None]]
 
 
-def sockets_dir(daemon_socket: Path) -> Path:
-    """Where the sessions' Xpra sockets live: beside the daemon's socket, in its private
-    runtime directory (the bridge finds them there from the same socket path)."""
-    return runtime_dir(daemon_socket) / "displays"
-
-
-def session_socket(daemon_socket: Path, session: str) -> Path:
-    return sockets_dir(daemon_socket) / f"{session}.sock"
-
-
 def display_log_path(logs_dir: Path, job_id: str) -> Path:
     """Xpra's own log of a launch job's session (Xpra and Xvfb: not the app's output)."""
     return logs_dir / f"{job_id}.display.log"
-
-
-def starting_marker(sock: Path) -> Path:
-    """Beside a session's socket while its Xpra starts: the bridge waits for a session that
-    has one (and answers 404 at once for one that has neither)."""
-    return sock.with_suffix(".starting")
 
 
 def public_display(info: dict[str, Any]) -> dict[str, Any]:
