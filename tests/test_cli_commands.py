@@ -254,6 +254,10 @@ def test_launch_xpra_prints_the_display_path_and_none_once_ended(daemon: Daemon)
     assert r.returncode == 0 and m.group(1) in r.stdout and session["x_display"] in r.stdout
     r = kitplay(daemon, "jobs", "get", job_id)
     assert m.group(1) in r.stdout  # running: its display is shown
+    r = kitplay(daemon, "jobs", "logs", job_id, "--log", "display")
+    assert r.returncode == 0 and "xpra is ready" in r.stdout, r.stderr
+    r = kitplay(daemon, "jobs", "logs", job_id, "--log", "display", "--follow")
+    assert r.returncode == 2 and "--follow follows a job's own log" in r.stderr
     # Cancelling prints the ended job: no display, no address, no password.
     r = kitplay(daemon, "jobs", "cancel", job_id, "--grace-s", "5")
     assert r.returncode == 0, r.stderr
