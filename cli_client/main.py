@@ -67,6 +67,10 @@ def _add_param(sub: argparse.ArgumentParser, p: Param) -> None:
         sub.add_argument(_flag(p), dest=dest, action="append", metavar=p.name.upper(),
                          help=p.doc + " (repeat the flag for several)")
         return
+    if p.type == "object":
+        sub.add_argument(_flag(p), dest=dest, action="append", metavar="KEY=VALUE",
+                         help=p.doc + " (KEY=VALUE; repeat the flag for several)")
+        return
     sub.add_argument(_flag(p), dest=dest, type=kind, choices=p.enum, metavar=(
         None if p.enum else p.name.upper()), help=p.doc + (" (required)" if p.required else ""))
     if p.positional:
@@ -175,6 +179,8 @@ def collect_params(m: Method, ns: argparse.Namespace) -> dict[str, Any]:
             if value is not None and value != pos:
                 raise KitplayUsage(f"{p.name} given twice ({pos!r} and {value!r})")
             value = pos
+        if value is not None and p.type == "object":
+            value = _pairs(p, value)
         if value is not None:
             params[p.name] = value
     rest = getattr(ns, "_rest", None)
@@ -215,6 +221,16 @@ def _read_local(path: str | None) -> str:
     except UnicodeDecodeError as e:
         raise KitplayUsage(f"{where} is not UTF-8 text (byte {e.start}); files put writes "
                            "text files only") from None
+
+
+def _pairs(p: Param, values: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in values:
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            raise KitplayUsage(f"{_flag(p)} takes KEY=VALUE, got {item!r}")
+        out[key] = value
+    return out
 
 
 # -- output ------------------------------------------------------------------------------------
@@ -310,6 +326,11 @@ def warnings(method: str, result: Any) -> list[str]:
             out += [f"warning: {e}" for e in tc.get("errors") or []]
             if tc.get("error"):
                 out.append(f"warning: {tc['error']}")
+        lic = result.get("license")
+        if method == "templates.list" and isinstance(lic, dict) and lic.get("required") \
+                and not lic.get("accepted"):
+            out.append("the workspace's licence is not accepted yet: `kitplay templates create "
+                       "... --accept-license` accepts it (see `kitplay templates list --json`)")
         total = result.get("total")
         if method == "jobs.list" and isinstance(total, int) and total > len(result["jobs"]):
             out.append(f"showing {len(result['jobs'])} of {total} (--limit)")
@@ -374,6 +395,11 @@ def render(method: str, result: Any) -> str:
     if method in ("apps.delete", "apps.clean"):
         gone = result["removed"] + [f"{e['file']}: {e['what']}" for e in result.get("edited", [])]
         return "\n".join(f"removed {x}" for x in gone) or "nothing to remove"
+    if method == "templates.create" and isinstance(result, dict) and "replay" in result:
+        return str(result["replay"]).rstrip("\n")
+    if method == "templates.icon":
+        return f"{result['name']}: {result['content_type']}, {result['size']} bytes (--json " \
+               "has them as data_base64)"
     if isinstance(result, dict) and "job" in result:
         line = _job_line(result["job"])
         return line + ("  (timed out waiting)" if result.get("timed_out") else "")
@@ -576,6 +602,8 @@ def run(argv: list[str] | None = None) -> int:
             job = result.get("job") if isinstance(result, dict) else None
             if job and not job_id:
                 job_id = str(job["id"])
+            if following and not job and "job_id" not in params:
+                following = False  # nothing started (templates create --dry-run)
             out = sys.stdout
             if ns.json:
                 if not following:  # with --follow, the final record comes at the end

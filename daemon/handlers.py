@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +76,7 @@ class Handlers:
 
     async def _submit(self, kind: str, params: dict[str, Any]) -> dict[str, Any]:
         refuse_ignored(kind, params)
-        if kind in _PLANNED_INLINE:
+        if kind in _PLANNED_INLINE and not params.get("container"):
             # A build or launch plan needs a few stats and the app's declaration (cached by
             # its stat): on the trio thread, as jobs.get's stat of a log is.  A thread hop
             # would cost more than the planning (bench: submissions/s).
@@ -121,14 +122,28 @@ class Handlers:
 
     async def templates_list(self, ctx: Any, p: dict[str, Any]) -> dict[str, Any]:
         tc = await trio.to_thread.run_sync(self.toolchain, p)
-        return {"templates": await trio.to_thread.run_sync(tc.list_templates),
-                "toolchain": tc.info()}
+        templates = await trio.to_thread.run_sync(tc.list_templates)
+        return {"templates": [_icon_for(t, p) for t in templates], "toolchain": tc.info(),
+                "license": tc.license_info()}
 
     async def templates_get(self, ctx: Any, p: dict[str, Any]) -> dict[str, Any]:
         tc = await trio.to_thread.run_sync(self.toolchain, p)
-        return {"template": await trio.to_thread.run_sync(tc.get_template, p["name"])}
+        template = await trio.to_thread.run_sync(tc.get_template, p["name"])
+        return {"template": _icon_for(template, p)}
+
+    async def templates_icon(self, ctx: Any, p: dict[str, Any]) -> dict[str, Any]:
+        tc = await trio.to_thread.run_sync(self.toolchain, p)
+        return await trio.to_thread.run_sync(tc.template_icon, p["name"])
 
     async def templates_create(self, ctx: Any, p: dict[str, Any]) -> dict[str, Any]:
+        if p.get("dry_run"):
+            if p.get("accept_license"):
+                raise InvalidParams("dry_run writes nothing, so it cannot accept the licence; "
+                                    "leave out accept_license (a dry run needs no licence)",
+                                    {"param": "accept_license"})
+            refuse_ignored("create", p)
+            tc = await trio.to_thread.run_sync(self.toolchain, p)
+            return {"replay": await trio.to_thread.run_sync(tc.create_replay, p)}
         return await self._submit("create", p)
 
     async def apps_list(self, ctx: Any, p: dict[str, Any]) -> dict[str, Any]:
@@ -230,6 +245,15 @@ class Handlers:
     def sessions_list(self, ctx: Any, p: dict[str, Any]) -> dict[str, Any]:
         displays = self.jobs.displays
         return {"sessions": displays.list() if displays is not None else []}
+
+
+def _icon_for(template: dict[str, Any], p: dict[str, Any]) -> dict[str, Any]:
+    """A template's icon path names the workspace the call named (the icon route takes it in
+    its query, as every GET route does)."""
+    if template.get("icon") and p.get("workspace") is not None:
+        query = urllib.parse.urlencode({"workspace": p["workspace"]})
+        return {**template, "icon": f"{template['icon']}?{query}"}
+    return template
 
 
 def refuse_ignored(kind: str, params: dict[str, Any]) -> None:

@@ -11,6 +11,7 @@ and exit code.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -100,8 +101,23 @@ def test_every_method_is_covered() -> None:
     covered = set(READ_ONLY) | {"templates.create", "build", "launch", "jobs.cancel",
                                 "jobs.subscribe", "jobs.unsubscribe", "test", "package",
                                 "apps.modify", "package_container", "files.write",
-                                "files.delete", "apps.clean", "apps.delete"}
+                                "files.delete", "apps.clean", "apps.delete",
+                                "templates.icon"}
     assert covered == set(METHODS)
+
+
+def test_the_icon_agrees(daemon: Daemon, bridge: Bridge) -> None:
+    """templates.icon: the socket's and the CLI's result is the image as base64; REST answers
+    the image's bytes themselves, with its type."""
+    m = METHODS["templates.icon"]
+    params = {"name": "gui_app"}
+    result = socket_call(daemon, m.name, params)
+    code, out, err = cli(daemon, m, params)
+    assert code == 0 and out == result, err
+    r = bridge.http.get("/api/templates/icon/gui_app")
+    assert r.status_code == 200
+    assert r.content == base64.b64decode(result["data_base64"])
+    assert r.headers["content-type"] == result["content_type"] == "image/svg+xml"
 
 
 READ_ONLY: dict[str, dict[str, Any]] = {

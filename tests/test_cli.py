@@ -86,6 +86,7 @@ def test_json_output_equals_raw_socket_result_for_every_method(daemon: Daemon) -
         "rpc.discover": ([], {}),
         "templates.list": ([], {}),
         "templates.get": (["console_app"], {"name": "console_app"}),
+        "templates.icon": (["service_app"], {"name": "service_app"}),
         "apps.list": ([], {}),
         "jobs.list": (["--kind", "launch", "--limit", "5"], {"kind": "launch", "limit": 5}),
         "jobs.get": ([jid], {"job_id": jid}),

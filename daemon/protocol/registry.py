@@ -159,12 +159,13 @@ class Param:
 class Method:
     """One JSON-RPC method, and how every surface shows it."""
 
-    __slots__ = ("_by_name", "_cli", "doc", "http", "http_note", "mutates", "name", "params",
-                 "result")
+    __slots__ = ("_by_name", "_cli", "doc", "http", "http_media", "http_note", "mutates",
+                 "name", "params", "result")
 
     def __init__(self, name: str, doc: str, params: tuple[Param, ...], result: dict[str, Any],
                  http: tuple[str, str] | None, *, http_note: str = "",
-                 mutates: bool = False, cli: tuple[str, ...] | None = None) -> None:
+                 mutates: bool = False, cli: tuple[str, ...] | None = None,
+                 http_media: str | None = None) -> None:
         self.name = name
         self.doc = doc
         self.params = params
@@ -174,6 +175,9 @@ class Method:
         self.http_note = http_note
         self.mutates = mutates
         self._cli = cli  # the CLI's words where they differ from the name's (files ls)
+        # REST answers the result's bytes (``data_base64``, of its ``content_type``) instead of
+        # its JSON; the value is the media range the OpenAPI document gives (``image/*``).
+        self.http_media = http_media
         self._by_name = {p.name: p for p in params}
 
     def __repr__(self) -> str:
@@ -227,7 +231,11 @@ _IF_MATCH = Param("if_match", "string", "The etag the file had when read: refuse
 _STRINGS = {"type": "array", "items": {"type": "string"}}
 _ACCEPT = Param("accept_license", "boolean",
                 "Accept the Omniverse licence for this kit-app-template workspace (creates "
-                ".omniverse_eula_accepted.txt).", default=False)
+                ".omniverse_eula_accepted.txt); creating from a template needs it.",
+                default=False)
+_CONFIG = Param("config", "string", "Build configuration (kit-app-template: `-r` or `-d` for "
+                "build, `-c` for package).", enum=("release", "debug"), default="release")
+_TEMPLATE_NAME = r"^[A-Za-z0-9_.-]{1,100}$"
 
 METHODS: dict[str, Method] = {m.name: m for m in (
     Method(
@@ -260,26 +268,58 @@ METHODS: dict[str, Method] = {m.name: m for m in (
                             "methods": {"type": "array"}}},
         ("GET", "/rpc/discover")),
     Method(
-        "templates.list", "The template catalogue of the workspace's toolchain.",
+        "templates.list", "The template catalogue of the workspace's toolchain, and whether "
+        "its licence must be (and is) accepted.",
         (_WORKSPACE,),
         _obj({"templates": {"type": "array", "items": _ref("Template")},
-              "toolchain": {"type": "object"}}),
+              "toolchain": {"type": "object"},
+              "license": {"type": "object", "description": (
+                  "The workspace's licence: required (kit-app-template: to create from a "
+                  "template), accepted, what accepting means (summary) and where to read it."),
+                  "properties": {"required": {"type": "boolean"},
+                                 "accepted": {"type": "boolean"},
+                                 "summary": {"type": "string"},
+                                 "url": {"type": ["string", "null"]}},
+                  "required": ["required", "accepted", "summary", "url"]}}),
         ("GET", "/templates/list")),
     Method(
-        "templates.get", "One template, with its variables (and, for kit applications, layers).",
+        "templates.get", "One template, with its variables, layers, setup extensions and docs.",
         (Param("name", "string", "Template name (id).", required=True, positional=True,
-               pattern=r"^[A-Za-z0-9_.-]{1,100}$"), _WORKSPACE),
+               pattern=_TEMPLATE_NAME), _WORKSPACE),
         _obj({"template": _ref("Template")}), ("GET", "/templates/get/{name}")),
     Method(
-        "templates.create", "Start a job that creates an app (or extension) from a template.",
+        "templates.icon", "A template's icon: the image's bytes and type (REST answers the "
+        "image itself).",
+        (Param("name", "string", "Template name (id).", required=True, positional=True,
+               pattern=_TEMPLATE_NAME), _WORKSPACE),
+        _obj({"name": {"type": "string"},
+              "content_type": {"type": "string", "enum": [
+                  "image/png", "image/jpeg", "image/gif", "image/webp", "image/x-icon",
+                  "image/svg+xml"]},
+              "size": {"type": "integer"}, "data_base64": {"type": "string"}}),
+        ("GET", "/templates/icon/{name}"), http_media="image/*",
+        http_note="Over HTTP the body is the image (its Content-Type, with a sandboxing "
+                  "Content-Security-Policy and nosniff)."),
+    Method(
+        "templates.create", "Start a job that creates an app (or extension) from a template; "
+        "with dry_run, return the replay file it would run instead.",
         (Param("template", "string", "Template name (id).", required=True, positional=True),
-         Param("name", "string", "New app name: lowercase, dot-separated (my_company.my_app).",
+         Param("name", "string", "New app or extension name (builtin: my_company.my_app; "
+               "kit-app-template: lowercase, digits and _ in dot-separated parts, my_app too).",
                required=True, positional=True),
          Param("display_name", "string", "Human-readable name."),
-         Param("version", "string", "Version of the new app, such as 0.1.0."),
+         Param("version", "string", "Version of the new app, such as 0.1.0 (kit-app-template: "
+               "any format, such as 110.1.2.4242)."),
          Param("layers", "array", "Application layers to add (kit-app-template).", items="string"),
+         Param("extension_names", "object", "Names of the setup extensions the template adds, "
+               "by their template id (kit-app-template; default: the catalogue's names)."),
+         Param("dry_run", "boolean", "Start no job: return the replay file (TOML) the create "
+               "would run, as `replay` (kit-app-template).", default=False),
          _WORKSPACE, _ACCEPT),
-        _JOB_RESULT, ("POST", "/templates/create"), mutates=True),
+        {"type": "object", "description": "`job`, or with dry_run `replay`.",
+         "properties": {"job": _ref("Job"), "replay": {"type": "string"}},
+         "anyOf": [{"required": ["job"]}, {"required": ["replay"]}]},
+        ("POST", "/templates/create"), mutates=True),
     Method(
         "apps.list", "Apps and extensions already created in the workspace.",
         (_WORKSPACE,), _obj({"apps": {"type": "array", "items": _ref("App")},
@@ -351,7 +391,9 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method(
         "build", "Start a job that builds the workspace (or one app of it).",
         (_WORKSPACE, Param("app", "string", "Build only this app.", positional=True),
-         Param("clean", "boolean", "Clean before building.", default=False), _ACCEPT),
+         Param("clean", "boolean", "A clean build (kit-app-template: `build -x`, a rebuild "
+               "from scratch).", default=False),
+         _CONFIG, _ACCEPT),
         _JOB_RESULT, ("POST", "/build"), mutates=True),
     Method(
         "launch", "Start a job that runs an app until it exits or is stopped.",
@@ -366,6 +408,8 @@ METHODS: dict[str, Method] = {m.name: m for m in (
                default="never"),
          Param("max_restarts", "integer", "Restarts allowed by the on-failure policy.",
                minimum=0, maximum=1000, default=3),
+         Param("container", "boolean", "Run the app's container image with docker, as "
+               "`repo.sh launch --container` does (kit-app-template).", default=False),
          _ACCEPT),
         _JOB_RESULT, ("POST", "/launch"), mutates=True),
     Method(
@@ -382,7 +426,7 @@ METHODS: dict[str, Method] = {m.name: m for m in (
         (_WORKSPACE, Param("app", "string", "Package only this app (builtin).", positional=True),
          Param("name", "string", "Package name (`repo.sh package -n`)."),
          Param("thin", "boolean", "A thin package (`repo.sh package --thin`).", default=False),
-         _ACCEPT),
+         _CONFIG, _ACCEPT),
         _JOB_RESULT, ("POST", "/package"), mutates=True),
     Method(
         "package_container",
@@ -392,6 +436,10 @@ METHODS: dict[str, Method] = {m.name: m for m in (
                required=True, positional=True),
          _WORKSPACE,
          Param("image_tag", "string", "Image name and tag (`--image-tag`), such as my_app:1.0."),
+         Param("from_package", "string", "Build from this package archive in the workspace "
+               "(`--from-package`), such as _build/packages/kit-sdk-fat@0.1.0...zip."),
+         Param("generate", "boolean", "Only write the container's files, build no image "
+               "(`--generate`; needs no docker).", default=False),
          _ACCEPT),
         _JOB_RESULT, ("POST", "/package_container"), mutates=True),
     Method(

@@ -73,8 +73,23 @@ TEMPLATE: dict[str, Any] = {
         "description": {"type": "string"},
         "toolchain": {"type": "string"},
         "variables": {"type": "object"},
+        "creatable": {"type": "boolean",
+                      "description": "Whether templates.create takes it on its own (layers and "
+                                     "setup extensions come with an application)."},
+        "kind": {"type": "string", "description": "What it makes: application, extension, "
+                                                  "layer, setup_extension."},
+        "layers": {"type": "array", "description": "The application layers it takes.",
+                   "items": {"type": "object",
+                             "properties": {"id": {"type": "string"},
+                                            "name": {"type": "string"},
+                                            "description": {"type": "string"}},
+                             "required": ["id", "name", "description"]}},
+        "docs": {"type": "string", "description": "Its README (Markdown), or \"\"."},
+        "icon": {"type": ["string", "null"],
+                 "description": "The bridge path of its icon (templates.icon), or null."},
     },
-    "required": ["name", "display_name", "type", "description"],
+    "required": ["name", "display_name", "type", "description", "creatable", "kind", "layers",
+                 "docs", "icon"],
 }
 
 APP: dict[str, Any] = {
