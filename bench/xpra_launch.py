@@ -90,7 +90,7 @@ def _one_launch(d: DaemonProc, bridge: Any = None, page: Any = None) -> dict[str
             if display and (page is not None or display.get("ready", True)):
                 break
     if page is not None:
-        page.goto(bridge.url + display["path"], wait_until="commit")
+        page.goto(bridge.page_url + display["path"], wait_until="commit")
         marks = page.evaluate(WATCH_JS % XPRA_WINDOW_JS, TITLE)  # until the window is drawn
         for name in ("loaded", "connected", "drawn"):
             out[name] = marks[name] / 1000 - t0

@@ -55,6 +55,7 @@ import re
 import socket
 import stat
 import struct
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +63,7 @@ import h11
 import trio
 from kitplay.daemon.protocol.displays import SESSION_ID, session_socket, starting_marker
 from kitplay.daemon.protocol.errors import InvalidRequest, KitplayError, NotFound
-from quart import Quart, Response, websocket
+from quart import Quart, Response, request, websocket
 from trio_websocket import ConnectionClosed, HandshakeError, wrap_client_stream
 
 from .errors import error_response
@@ -257,14 +258,20 @@ def prepare_index(html: bytes) -> tuple[bytes, tuple[str, ...]]:
     return html, hashes
 
 
-def add_display_routes(app: Quart, daemon_socket: Path) -> None:
-    """The routes above; the app's guards (Host, WebSocket admission, Origin) run first."""
+def add_display_routes(app: Quart, daemon_socket: Path,
+                       elsewhere: Callable[[Any], Response | None]) -> None:
+    """The routes above; the app's guards (Host, WebSocket admission, Origin) run first.
+    ``elsewhere(headers)`` refuses a page or file request that is not on the page's own
+    origin (the client shares the page's sessionStorage only there), else is None."""
     plain_csp = display_csp()
     script = (CLIENT_DIR / CLIENT_SCRIPT).read_bytes()
     files = ClientFiles()
     app.extensions.setdefault("kitplay", {})["display_files"] = files
 
     async def client_page(session: str) -> Response:
+        refused = elsewhere(request.headers)
+        if refused is not None:
+            return refused
         try:
             page, hashes = prepare_index(await files.index(Session(daemon_socket, session)))
         except (KitplayError, OSError, trio.TooSlowError, h11.ProtocolError) as e:
@@ -273,9 +280,12 @@ def add_display_routes(app: Quart, daemon_socket: Path) -> None:
                         headers=_headers(display_csp(hashes), cache="no-store"))
 
     async def client_file(session: str, name: str) -> Response:
+        refused = elsewhere(request.headers)
+        if refused is not None:
+            return refused
         if name == CLIENT_SCRIPT:
             return Response(script, content_type=TYPES[".js"],
-                            headers=_headers(plain_csp, cache="no-cache"))
+                            headers=_headers(plain_csp, cache="no-store"))
         if not ALLOWED.fullmatch(name):
             return error_response(NotFound(
                 f"{name[:100]!r} is not a file of the display client",
@@ -287,7 +297,7 @@ def add_display_routes(app: Quart, daemon_socket: Path) -> None:
         if body is None:
             return error_response(NotFound(f"the display client has no {name[:100]!r}"))
         ctype = TYPES[os.path.splitext(name)[1]]
-        return Response(body, content_type=ctype, headers=_headers(plain_csp, cache="no-cache"))
+        return Response(body, content_type=ctype, headers=_headers(plain_csp, cache="no-store"))
 
     async def relay(session: str) -> Response | None:
         try:

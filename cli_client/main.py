@@ -151,7 +151,10 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         stop.set_defaults(_method=None, _local="daemon.stop")
     if only in (None, "open"):
         op = groups.add_parser("open", help="print (or open) a new one-time playground URL")
-        op.add_argument("--browser", action="store_true", help="open it in a web browser")
+        op.add_argument("--browser", action="store_true",
+                        help="open it in a web browser ($BROWSER, else the desktop's), "
+                             "through a redirect file only you can read: no code on any "
+                             "command line")
         op.set_defaults(_method=None, _local="open")
     if only in (None, "completion"):
         comp = groups.add_parser("completion", help="print a shell completion script "
@@ -168,6 +171,9 @@ def _add_output_flags(sub: argparse.ArgumentParser, m: Method) -> None:
     if m.name in FOLLOWABLE:
         sub.add_argument("--follow", "-f", action="store_true",
                          help="stream the job's log live; exit with the job's outcome")
+        sub.add_argument("--raw", action="store_true",
+                         help="write the log as the job wrote it, control sequences and all "
+                              "(on a terminal, only colours pass otherwise)")
 
 
 def collect_params(m: Method, ns: argparse.Namespace) -> dict[str, Any]:
@@ -448,12 +454,35 @@ def progress_text(prog: dict[str, Any], tty: bool) -> str:
     return f"[{'#' * done}{'-' * (BAR - done)}] {step}/{steps} {prog.get('message', '')}"
 
 
+def for_terminal(stream: Any, text: str) -> str:
+    """``text`` as it may be written to ``stream``: neutralized on a terminal (terminal.py)."""
+    if not _isatty(stream):
+        return text
+    from .terminal import neutralize
+
+    return neutralize(text)
+
+
+def _isatty(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
 def follow(client: Client, job_id: str, offset: int, log_out: Any, reconnect_s: float,
-           until_display: bool = False) -> dict[str, Any]:
+           until_display: bool = False, raw: bool = False) -> dict[str, Any]:
     """Stream a job's log; show progress (a bar on a terminal, plain lines when piped); return
-    the final job (or, ``until_display``, the first record with a display session)."""
+    the final job (or, ``until_display``, the first record with a display session).  On a
+    terminal, and unless ``raw``, the log's control sequences other than colours are
+    neutralized."""
     tty = sys.stderr.isatty()
     shown = None  # the progress line on screen (tty) or last printed
+    term = None
+    if log_out is not None and not raw and _isatty(log_out):
+        from .terminal import TerminalText
+
+        term = TerminalText()
 
     def clear() -> None:
         if tty and shown:
@@ -461,7 +490,7 @@ def follow(client: Client, job_id: str, offset: int, log_out: Any, reconnect_s: 
 
     def notice(text: str) -> None:
         clear()
-        sys.stderr.write(f"kitplay: {text}\n")
+        sys.stderr.write(f"kitplay: {for_terminal(sys.stderr, text)}\n")
         if tty and shown:
             sys.stderr.write(shown)
         sys.stderr.flush()
@@ -474,7 +503,7 @@ def follow(client: Client, job_id: str, offset: int, log_out: Any, reconnect_s: 
             if until_display:
                 continue
             clear()
-            log_out.write(params["data"])
+            log_out.write(term.feed(params["data"]) if term else params["data"])
             log_out.flush()
             if tty and shown:
                 sys.stderr.write(shown)
@@ -489,7 +518,7 @@ def follow(client: Client, job_id: str, offset: int, log_out: Any, reconnect_s: 
                 notice(f"display session: {path} ({DISPLAY_HINT})")
             prog = job.get("progress")
             if prog and not params.get("final") and job["status"] == "running":
-                text = progress_text(prog, tty)
+                text = for_terminal(sys.stderr, progress_text(prog, tty))
                 if text != shown:
                     if tty:
                         sys.stderr.write("\r\x1b[K" + text)
@@ -499,6 +528,9 @@ def follow(client: Client, job_id: str, offset: int, log_out: Any, reconnect_s: 
                     shown = text
             if params.get("final"):
                 clear()
+                if term is not None:
+                    log_out.write(term.flush())
+                    log_out.flush()
                 if not tty and shown is None and prog:
                     # Ended before we saw it run: piped output still says how far it got.
                     sys.stderr.write(f"kitplay: progress {progress_text(prog, False)}\n")
@@ -507,39 +539,57 @@ def follow(client: Client, job_id: str, offset: int, log_out: Any, reconnect_s: 
     return final
 
 
+def _listen_addresses(info: dict[str, Any]) -> list[tuple[str, int]]:
+    """The addresses the bridge that wrote ``info`` bound, as (host, port)."""
+    out = []
+    for text in info.get("listen") or []:
+        host, _, port = str(text).rpartition(":")
+        out.append((host.strip("[]"), int(port)))
+    if not out:  # a bridge.json from before "listen": the address of its URL
+        hostport = str(info.get("url", "")).split("//", 1)[-1].split("/", 1)[0]
+        host, _, port = hostport.rpartition(":")
+        out.append((host.strip("[]"), int(port or info.get("port") or 0)))
+    return out
+
+
 def open_url(ns: argparse.Namespace) -> int:
-    """Mint a one-time page URL through the running bridge (the master token stays here)."""
+    """Mint a one-time page URL through the running bridge (the master token stays here);
+    print it, or (``--browser``) open it through a redirect file only this user can read."""
     import urllib.error
     import urllib.request
 
     sock = ns.socket or default_socket_path()
     path = bridge_info_path(Path(sock))
+    start = "start it with `kitplay-bridge --with-daemon` (or `kitplay-bridge` beside a " \
+            "running kitplayd)"
     try:
         check_private_file(path)  # another user's bridge.json would send us to their port
         info = json.loads(path.read_text())
+        listen = _listen_addresses(info)
     except PermissionError as e:
         print(f"kitplay: refusing {path}: {e}", file=sys.stderr)
         return 3
-    except (OSError, ValueError):
-        print(f"kitplay: no bridge is running ({path} not found); start it with "
-              "`kitplay-bridge --with-daemon` (or `kitplay-bridge` beside a running kitplayd)",
-              file=sys.stderr)
+    except (OSError, ValueError, TypeError):
+        print(f"kitplay: no bridge is running ({path} not found); {start}", file=sys.stderr)
         return 3
-    # The master token goes only to a port this user listens on: a bridge that was killed
-    # left bridge.json behind, and another user may listen on its port now.
-    owners = tcp_listener_uids(int(info.get("port") or 0))
-    if not owners:
-        print(f"kitplay: no bridge is running (nothing listens on port {info.get('port')}; "
-              f"{path} is left from one that stopped); start it with `kitplay-bridge "
-              "--with-daemon` (or `kitplay-bridge` beside a running kitplayd)", file=sys.stderr)
-        return 3
-    others = sorted(owners - {os.getuid()})
-    if others:
-        print(f"kitplay: refusing to send the bridge token to port {info['port']}: it is held "
-              f"by uid {others[0]}, not by you (uid {os.getuid()}); the bridge that wrote "
-              f"{path} has stopped. Start the bridge again (on another port: --bind)",
-              file=sys.stderr)
-        return 3
+    # The master token goes only to a bridge of this user's: a bridge that was killed left
+    # bridge.json behind, and another user may listen on its port now. Exactly the addresses
+    # it bound count (another user's listener on 127.0.0.2 or ::1 with the same port is no
+    # concern of ours, unless the bridge bound that address).
+    for host, port in listen:
+        where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        owners = tcp_listener_uids(port, host)
+        if not owners:
+            print(f"kitplay: no bridge is running (nothing listens on {where}; {path} is "
+                  f"left from one that stopped); {start}", file=sys.stderr)
+            return 3
+        others = sorted(owners - {os.getuid()})
+        if others:
+            print(f"kitplay: refusing to send the bridge token to {where}: it is held by uid "
+                  f"{others[0]}, not by you (uid {os.getuid()}); the bridge that wrote {path} "
+                  "has stopped. Start the bridge again (on another port: --bind)",
+                  file=sys.stderr)
+            return 3
     req = urllib.request.Request(
         f"{info['url'].rstrip('/')}/api/v1/login-codes", data=b"{}", method="POST",
         headers={"Authorization": f"Bearer {info['token']}",
@@ -548,17 +598,57 @@ def open_url(ns: argparse.Namespace) -> int:
         # No proxy: the master token goes to the bridge only, whatever http_proxy says.
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
         with opener.open(req, timeout=30) as resp:
-            url = json.loads(resp.read())["url"]
+            minted = json.loads(resp.read())
+            url, ttl = minted["url"], minted.get("expires_in_s")
     except (OSError, ValueError, KeyError) as e:
         print(f"kitplay: the bridge at {info['url']} did not give a login URL ({e}); is it "
               "still running? (`kitplay-bridge --with-daemon` starts one)", file=sys.stderr)
         return 3
-    print(url)
-    if ns.browser:
-        import webbrowser
+    if not ns.browser:
+        print(url)  # for this terminal; never a process's argument
+        return 0
+    page = write_redirect(path.parent, url, ttl)
+    import webbrowser
 
-        webbrowser.open(url)
+    # The browser gets the file's name on its command line (which every user can read in
+    # /proc), never the code: the file is this user's alone, in a directory of this user's.
+    if not webbrowser.open(page.as_uri()):
+        print(f"kitplay: no web browser found: open {page} in yours (it works once, "
+              f"within {int(ttl or 120)} s)", file=sys.stderr)
+        return 3
+    print(f"kitplay: opened the playground in your browser (through {page})", file=sys.stderr)
     return 0
+
+
+REDIRECT = """<!doctype html>
+<html><head><meta charset="utf-8"><meta name="referrer" content="no-referrer">
+<meta http-equiv="refresh" content="0;url={attr}">
+<title>kitplay playground</title></head>
+<body><p>Opening the <a href="{attr}">kitplay playground</a>&hellip;</p>
+<script>location.replace({js});</script></body></html>
+"""
+
+
+def write_redirect(directory: Path, url: str, ttl: float | None) -> Path:
+    """A page that sends the browser on to ``url``, readable by this user alone (0600, made
+    exclusively), in ``directory`` (the runtime directory, 0700); older ones, whose codes have
+    expired, are removed."""
+    import html
+    import secrets
+    import time
+
+    for old in directory.glob("open-*.html"):
+        try:
+            if old.lstat().st_mtime < time.time() - max(ttl or 120, 120):
+                old.unlink()
+        except OSError:
+            pass
+    page = directory / f"open-{secrets.token_hex(8)}.html"
+    fd = os.open(page, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(REDIRECT.format(attr=html.escape(url, quote=True),
+                                js=json.dumps(url).replace("<", "\\u003c")))
+    return page
 
 
 def run(argv: list[str] | None = None) -> int:
@@ -590,6 +680,7 @@ def run(argv: list[str] | None = None) -> int:
     following = bool(getattr(ns, "follow", False))
     if following and params.get("log") == "display":
         parser.error("--follow follows a job's own log; read Xpra's display log without it")
+    raw = bool(getattr(ns, "raw", False))
     job_id = ""
     try:
         with Client.connect(ns.socket, timeout=None) as client:
@@ -615,7 +706,10 @@ def run(argv: list[str] | None = None) -> int:
             elif m.name == "files.read":
                 write_file_out(result)
             elif not following or m.name != "jobs.logs":
-                out.write(render(m.name, result) + "\n")
+                text = render(m.name, result)
+                if m.name == "jobs.logs" and not raw:
+                    text = for_terminal(out, text)
+                out.write(text + "\n")
             out.flush()
             if not ns.json and not ns.quiet:
                 for w in warnings(m.name, result):
@@ -635,11 +729,11 @@ def run(argv: list[str] | None = None) -> int:
                 job_id = str(params.get("job_id") or job_id)
                 offset = params.get("offset", 0) if m.name == "jobs.logs" else 0
                 log_out = sys.stderr if ns.json else sys.stdout
-                job = follow(client, job_id, offset, log_out, ns.reconnect_s)
+                job = follow(client, job_id, offset, log_out, ns.reconnect_s, raw=raw)
                 if ns.json:
                     out.write(json.dumps({"job": job}) + "\n")
                 elif not ns.quiet:
-                    print(_job_line(job), file=sys.stderr)
+                    print(for_terminal(sys.stderr, _job_line(job)), file=sys.stderr)
             if m.name == "jobs.wait" or following:
                 if job and job.get("status") in JOB_FAILED:
                     return EXIT_JOB_FAILED

@@ -27,7 +27,7 @@ APP = "my_company.browser_app"
 
 @pytest.fixture
 def page(bridge: Bridge) -> Iterator[Any]:
-    with chromium(1600, 900, origin=f"{bridge.url}/") as p:
+    with chromium(1600, 900, origin=f"{bridge.page_url}/") as p:
         p.goto(bridge.login_url)
         yield p
 
@@ -40,7 +40,7 @@ def test_create_build_and_watch_the_log(page: Any, bridge: Bridge, daemon: Daemo
                                        tmp_path: Path) -> None:
     from playwright.sync_api import expect
 
-    assert page.url == f"{bridge.url}/"  # the login code left the address bar
+    assert page.url == f"{bridge.page_url}/"  # the login code left the address bar
     expect(page.locator("#templates")).to_contain_text("Console App")
     expect(page.locator("#daemon")).to_contain_text(f"kitplayd {__version__}")
 
@@ -170,7 +170,7 @@ def test_launch_in_xpra_shows_the_display_beside_the_log_and_full_size_too(
         page.click("#display-full")
     full = opened.value
     full.wait_for_load_state()
-    assert full.url == bridge.url + path
+    assert full.url == bridge.page_url + path
     xpra_window(full, TICKER_TITLE, bands=1)
     changes({"the embedded view": frame, "the full-size tab": full})
     assert frame.evaluate("() => client.connected") and full.evaluate("() => client.connected")
@@ -228,7 +228,7 @@ def test_bridge_restart_is_said_on_the_page(page: Any, bridge: Bridge, daemon: D
                                             "display": "headless"})["job"]
     job_row(page, job["id"]).locator("a").click()
     expect(page.locator("#log")).to_contain_text("line 20")
-    bridge.bind = f"127.0.0.1:{bridge.port}"  # the page's origin stays the same
+    bridge.bind = f"127.0.0.1:{bridge.port}"  # the same port; the page has a new origin
     bridge.stop()
     expect(page.locator("#log-conn")).to_contain_text("reconnecting from byte")
     bridge.start()

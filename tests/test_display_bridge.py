@@ -17,7 +17,6 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import trio
 from trio_websocket import open_websocket_url
@@ -54,7 +53,8 @@ def test_the_client_files_are_an_allowlist_each_with_its_csp(bridge: Bridge,
                                                               session: dict[str, Any]) -> None:
     path = session["path"]
     assert path == f"/display/{session['session']}/"
-    page = httpx.get(bridge.url + path, timeout=30)  # no credential: public files
+    page_origin = bridge.page_client()  # the page's origin: no credential, public files
+    page = page_origin.get(path)
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     csp = page.headers["content-security-policy"]
     assert "frame-ancestors 'self'" in csp and "connect-src 'self'" in csp
@@ -74,7 +74,7 @@ def test_the_client_files_are_an_allowlist_each_with_its_csp(bridge: Bridge,
                                                               "text/javascript"),
                         ("js/lib/wsworker_check.js", "text/javascript"),
                         ("css/client.css", "text/css"), ("icons/close.png", "image/png")):
-        r = bridge.http.get(path + name)
+        r = page_origin.get(path + name)
         assert r.status_code == 200, (name, r.text[:200])
         assert r.headers["content-type"].startswith(ctype)
         assert r.headers["x-content-type-options"] == "nosniff"
@@ -86,25 +86,29 @@ def test_the_client_files_are_an_allowlist_each_with_its_csp(bridge: Bridge,
     for name in ("Info", "Status", "connect.html", "LICENSE", "js/Client.js.map",
                  "css/bootstrap.css.map", "js/lib/broadway/AUTHORS", "audio.mp3",
                  "..%2f..%2fetc%2fpasswd", "js/../connect.html", ".hidden.js"):
-        r = bridge.http.get(path + name)
+        r = page_origin.get(path + name)
         assert r.status_code == 404, (name, r.status_code)
         assert "Xpra-WebSocket-Server" not in r.text and "xpra" not in r.headers.get(
             "server", "").lower()
     # Sessions that are not live, or names that are no session id.
     for other in ("AAAAAAAAAAAAAAAA", "short", "%2e%2e", session["session"] + "x"):
-        assert bridge.http.get(f"/display/{other}/").status_code == 404, other
-    # Host is checked as on every route (DNS rebinding).
-    r = bridge.http.get(path, headers={"Host": "evil.example:80"})
-    assert r.status_code == 403
+        assert page_origin.get(f"/display/{other}/").status_code == 404, other
+    # Host is checked as on every route (DNS rebinding); the client pages belong to the
+    # page's own origin (the loopback literals are for API clients).
+    assert page_origin.get(path, headers={"Host": "evil.example:80"}).status_code == 403
+    assert bridge.http.get(path).status_code == 421
+    assert bridge.http.get(path + "js/Client.js").status_code == 421
+    page_origin.close()
     # The page frames only its own origin.
-    page_csp = bridge.http.get("/").headers["content-security-policy"]
+    with bridge.page_client() as c:
+        page_csp = c.get("/").headers["content-security-policy"]
     assert "frame-src 'self'" in page_csp and "127.0.0.1:*" not in page_csp
 
 
 def test_the_websocket_is_admitted_like_every_bridge_websocket(
         bridge: Bridge, session: dict[str, Any]) -> None:
     path = session["path"]
-    origin = {"Origin": bridge.url}
+    origin = {"Origin": bridge.page_url}
     refused = {
         "no credential": bridge.upgrade(path, origin, token=False),
         "a wrong ticket": bridge.upgrade(path + "?ticket=nope", origin, token=False),
@@ -130,7 +134,7 @@ def test_the_websocket_is_admitted_like_every_bridge_websocket(
         return protocol
 
     ticket = bridge.ticket(bridge.session())
-    assert trio.run(relayed, f"?ticket={ticket}", [("Origin", bridge.url)]) == "binary"
+    assert trio.run(relayed, f"?ticket={ticket}", [("Origin", bridge.page_url)]) == "binary"
     assert bridge.upgrade(path + f"?ticket={ticket}", origin, token=False).status_code == 401
     assert trio.run(relayed, "", [("Authorization", f"Bearer {bridge.token}")]) == "binary"
 
@@ -138,13 +142,15 @@ def test_the_websocket_is_admitted_like_every_bridge_websocket(
 def test_an_ended_session_is_gone_from_the_bridge(bridge: Bridge, daemon: Daemon,
                                                   session: dict[str, Any]) -> None:
     path = session["path"]
-    assert bridge.http.get(path).status_code == 200
+    page_origin = bridge.page_client()
+    assert page_origin.get(path).status_code == 200
     wait_for(lambda: "Hello from" in daemon.job_log(session["job"]), 30, "the app's greeting")
     done = bridge.ok("DELETE", f"/api/jobs/{session['job']}")["job"]
     assert done["status"] == "cancelled" and "display" not in (done["result"] or {})
-    assert bridge.http.get(path).status_code == 404
-    assert bridge.http.get(path + "js/Client.js").status_code == 404
-    r = bridge.upgrade(path + f"?ticket={bridge.ticket()}", {"Origin": bridge.url},
+    assert page_origin.get(path).status_code == 404
+    assert page_origin.get(path + "js/Client.js").status_code == 404
+    page_origin.close()
+    r = bridge.upgrade(path + f"?ticket={bridge.ticket()}", {"Origin": bridge.page_url},
                        token=False)
     assert r.status_code == 404
     assert bridge.ok("GET", "/api/sessions") == {"sessions": []}

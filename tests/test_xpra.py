@@ -219,9 +219,6 @@ def test_session_is_served_on_a_private_socket_and_cancel_leaves_nothing(
 SECRET = "kp-test-secret-0123456789abcdefghijklmnop"  # a master token's shape, 40 chars
 
 
-@pytest.mark.xfail(strict=True, reason="children get the daemon's whole environment until "
-                   "runner builds theirs without kitplay's secrets (the security branch's "
-                   "child environment)")
 def test_neither_xpra_nor_the_app_gets_a_kitplay_secret(
         make_daemon: type[Daemon], client_env: dict[str, str]) -> None:
     """``xpra info`` prints the server's whole environment to whoever reaches the session:

@@ -13,9 +13,11 @@ app's own exit status. A tab that is not signed in is never admitted; and one fo
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import shutil
 import socket
+import subprocess
 import threading
 from pathlib import Path
 from typing import Any
@@ -66,7 +68,7 @@ def test_the_window_is_drawn_through_the_bridge_and_quits_from_it(
         page.on("websocket", lambda ws: urls.append(ws.url))
         page.goto(bridge.login_url)  # signs in as the page does (its sessionStorage)
         page.wait_for_function(SIGNED_IN)
-        page.goto(bridge.url + path)
+        page.goto(bridge.page_url + path)
         window = xpra_window(page, TITLE, bands=2)
         page.screenshot(path=str(tmp_path / "window.png"))
         greeting, button = window["bands"][0], window["bands"][-1]
@@ -86,8 +88,8 @@ def test_the_window_is_drawn_through_the_bridge_and_quits_from_it(
     assert daemon.call("sessions.list")["sessions"] == []
     # Everything came from the bridge's origin; the WebSocket went there with a ticket; no
     # password anywhere.
-    ws_host = bridge.url.replace("http://", "ws://")
-    assert all(u.startswith((bridge.url + "/", ws_host + "/")) for u in urls), urls
+    ws_host = bridge.page_url.replace("http://", "ws://")
+    assert all(u.startswith((bridge.page_url + "/", ws_host + "/")) for u in urls), urls
     assert [u.split("?ticket=")[0] for u in urls if "/display/" in u and
             u.startswith(ws_host)] == [ws_host + path]
     assert not [u for u in urls if "password" in u.lower()]
@@ -103,7 +105,7 @@ def test_a_tab_without_the_page_sign_in_is_not_admitted(daemon: Daemon,
     with chromium(1000, 700) as page:
         sockets: list[str] = []
         page.on("websocket", lambda ws: sockets.append(ws.url))
-        page.goto(bridge.url + path)  # the path alone, as another tab or a link would
+        page.goto(bridge.page_url + path)  # the path alone, as another tab or a link would
         expect(page.locator("#kitplay-closed")).to_contain_text("Not signed in")
         assert sockets == []
     xlog = daemon.call("jobs.logs", {"job_id": launch["id"], "log": "display"})["data"]
@@ -115,33 +117,47 @@ REQUEST_LINE = re.compile(rb"(?:^|\r\n)((?:GET|POST|DELETE) \S+ HTTP/1\.1)\r\n")
 
 
 class Forwarder:
-    """A TCP port on 127.0.0.1 forwarding every connection to ``target``, as ``ssh -L``
-    does; ``requests`` holds the request lines the browser sent through it."""
+    """Port ``port`` of this machine's 127.0.0.1 and ::1, forwarded to the Unix socket
+    ``target`` (ssh -L forwards to another host; ``NetnsBridge`` stands for that host);
+    ``requests`` holds the request lines the browser sent through it."""
 
-    def __init__(self, target: tuple[str, int]) -> None:
+    def __init__(self, target: str) -> None:
         self.target = target
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
         self.requests: list[bytes] = []
         self.sockets: list[socket.socket] = []
         self.threads: list[threading.Thread] = []
-        self._start(self._accept)
+        for _ in range(20):  # a port free on both loopback addresses
+            v4 = socket.create_server(("127.0.0.1", 0))
+            self.port = v4.getsockname()[1]
+            try:
+                v6 = socket.create_server(("::1", self.port), family=socket.AF_INET6)
+            except OSError:
+                v4.close()
+                continue
+            self.listeners = [v4, v6]
+            break
+        else:
+            raise AssertionError("no port free on both 127.0.0.1 and ::1")
+        for listener in self.listeners:
+            self._start(self._accept, listener)
 
     def _start(self, fn: Any, *args: Any) -> None:
         t = threading.Thread(target=fn, args=args, daemon=True)
         self.threads.append(t)
         t.start()
 
-    def _accept(self) -> None:
+    def _accept(self, listener: socket.socket) -> None:
         while True:
             try:
-                conn, _ = self.listener.accept()
+                conn, _ = listener.accept()
             except OSError:
                 return
+            up = socket.socket(socket.AF_UNIX)
             try:
-                up = socket.create_connection(self.target)
+                up.connect(self.target)
             except OSError:
                 conn.close()
+                up.close()
                 continue
             self.sockets += [conn, up]
             self._start(self._pump, conn, up, True)
@@ -157,7 +173,8 @@ class Forwarder:
             dst.shutdown(socket.SHUT_WR)
 
     def close(self) -> None:
-        self.listener.close()
+        for listener in self.listeners:
+            listener.close()
         for s in self.sockets:
             with contextlib.suppress(OSError):
                 s.shutdown(socket.SHUT_RDWR)
@@ -166,30 +183,52 @@ class Forwarder:
             t.join(timeout=10)
 
 
+class NetnsBridge(Bridge):
+    """A bridge in a network namespace of its own: its 127.0.0.1 and ::1 are not this
+    machine's, as those of a bridge on another host are not."""
+
+    def argv(self) -> list[str]:
+        return ["unshare", "--net", "sh", "-c", 'ip link set lo up && exec "$@"', "sh",
+                *super().argv()]
+
+
 def test_one_forwarded_port_serves_the_page_and_the_display(daemon: Daemon,
-                                                            make_bridge: Any) -> None:
-    """The bridge on 127.0.0.2:P, reached only through a forwarder on 127.0.0.1:P (the same
-    port number, as ``ssh -L P:127.0.0.1:P`` keeps it: the bridge checks the Host header's
-    port): the page signs in, starts the launch and shows the display, every byte through
-    that one port."""
+                                                            tmp_path: Path) -> None:
+    """The bridge on "another host" (a network namespace of its own), reached only through
+    one forwarded port, as ``ssh -L P:127.0.0.1:P`` makes (the same port number: the page's
+    origin carries it): the page signs in, starts the launch and shows the display, every
+    byte through that port."""
+    for tool in ("unshare", "nsenter", "ip", "socat"):
+        assert shutil.which(tool), f"needs {tool} (util-linux, iproute2, socat)"
     make_app(daemon)
-    fwd = Forwarder(("127.0.0.2", 0))
+    fwd = Forwarder(str(tmp_path / "tunnel.sock"))
+    b = NetnsBridge(daemon.socket, bind=f"127.0.0.1:{fwd.port}")
+    tunnel = None
     try:
-        b: Bridge = make_bridge(daemon, bind=f"127.0.0.2:{fwd.port}")
-        fwd.target = ("127.0.0.2", b.port)
+        b.start()
+        assert b.proc is not None
+        # The far end of the tunnel, inside the bridge's namespace: as sshd connects there.
+        tunnel = subprocess.Popen(
+            ["nsenter", f"--net=/proc/{b.proc.pid}/ns/net", "socat",
+             f"UNIX-LISTEN:{fwd.target},fork,mode=600", f"TCP:127.0.0.1:{b.port}"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(lambda: os.path.exists(fwd.target), 10, "the tunnel's far end")
         _forwarded(daemon, b, fwd)
     finally:
+        if tunnel is not None:
+            tunnel.terminate()
+            tunnel.wait(timeout=10)
+        b.stop()
         fwd.close()
 
 
 def _forwarded(daemon: Daemon, b: Bridge, fwd: Forwarder) -> None:
-    local = b.url.replace("127.0.0.2", "127.0.0.1")
-    assert local == f"http://127.0.0.1:{fwd.port}"
+    assert b.port == fwd.port and b.page_url.endswith(f".localhost:{fwd.port}")
     with chromium(1000, 700) as page:
         urls: list[str] = []
         page.on("request", lambda r: urls.append(r.url))
         page.on("websocket", lambda ws: urls.append(ws.url))
-        page.goto(b.login_url.replace("127.0.0.2", "127.0.0.1"))
+        page.goto(b.login_url)
         page.wait_for_function(SIGNED_IN)
         job = page.evaluate("""async () => {
             const r = await fetch("/api/v1/launch", {method: "POST", headers: {
@@ -198,10 +237,10 @@ def _forwarded(daemon: Daemon, b: Bridge, fwd: Forwarder) -> None:
                 body: JSON.stringify({app: "my_company.pixels", display: "xpra"})});
             return (await r.json()).job; }""")
         path = display_path(daemon, job["id"])
-        page.goto(local + path)
+        page.goto(b.page_url + path)
         xpra_window(page, TITLE, bands=2)
-    ws_local = local.replace("http://", "ws://")
-    assert all(u.startswith((local + "/", ws_local + "/")) for u in urls), urls
+    ws_page = b.page_url.replace("http://", "ws://")
+    assert all(u.startswith((b.page_url + "/", ws_page + "/")) for u in urls), urls
     lines = fwd.requests
     assert b"POST /api/v1/login HTTP/1.1" in lines and b"POST /api/v1/launch HTTP/1.1" in lines
     assert f"GET {path}js/Client.js HTTP/1.1".encode() in lines
