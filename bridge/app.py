@@ -19,6 +19,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import MethodNotAllowed as RouteMethodNotAllowed
 
 from .credentials import CODE_TTL_S, TICKET_TTL_S, Credentials
+from .displays import add_display_routes
 from .errors import (
     Forbidden,
     MethodNotAllowed,
@@ -28,7 +29,7 @@ from .errors import (
     refusal_data,
 )
 from .openapi import openapi_document
-from .page import add_page_routes
+from .page import add_page_routes, elsewhere
 from .rest import PREFIXES, add_rest_routes
 from .security import SAFE_METHODS, Guard, RateLimiter
 from .settings import BridgeSettings
@@ -40,10 +41,11 @@ PAGE_HEADERS = {
     # Scripts and styles from this origin only: no inline script, no eval, no inline style
     # (the editor's styles go to its shadow root as constructed style sheets). Images from
     # this origin and blob: (template icons, fetched with the session header). frame-src:
-    # the display panel frames Xpra's HTML5 client of a session (loopback only).
+    # the display panel frames a session's Xpra client, served by this origin under
+    # /display/ (displays.py).
     "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; "
                                "connect-src 'self'; img-src 'self' blob: data:; "
-                               "frame-src 'self' http://127.0.0.1:*; object-src 'none'; "
+                               "frame-src 'self'; object-src 'none'; "
                                "worker-src 'none'; frame-ancestors 'none'; "
                                "base-uri 'none'; form-action 'self'",
     "X-Frame-Options": "DENY",
@@ -274,6 +276,10 @@ def create_app(settings: BridgeSettings) -> QuartTrio:
         app.add_websocket(f"{prefix}/stream/<job_id>", f"{prefix}:stream", ws_view,
                           provide_automatic_options=False)
 
+    # The displays' client pages belong to the page: served on its origin only.
+    add_display_routes(app, settings.socket,
+                       lambda headers: None if guard.on_page_host(headers)
+                       else elsewhere(PAGE_HEADERS))
     add_page_routes(app, PAGE_HEADERS, guard.on_page_host)
 
     return app

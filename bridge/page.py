@@ -29,7 +29,7 @@ from typing import Any
 
 from quart import Quart, Response, request
 
-__all__ = ["STATIC", "StaticFile", "add_page_routes", "html_page", "static_files"]
+__all__ = ["STATIC", "StaticFile", "add_page_routes", "elsewhere", "html_page", "static_files"]
 
 STATIC = Path(__file__).resolve().parent / "static"
 TYPES = {
@@ -101,21 +101,23 @@ def html_page(status: int, title: str, text: str, headers: dict[str, str]) -> Re
                     headers=headers)
 
 
+def elsewhere(headers: dict[str, str]) -> Response:
+    """The answer to a request for the page (or its files) on another address than its own."""
+    return html_page(421, "The playground is not here",
+                     "The playground lives on its own address, new at every start of the "
+                     "bridge: open the URL kitplay-bridge printed, or run <code>kitplay "
+                     "open --browser</code>.", headers)
+
+
 def add_page_routes(app: Quart, headers: dict[str, str],
                     on_page_host: Callable[[Any], bool] = lambda _headers: True) -> None:
     """The page, the reference page and ``/static/<path>``, each with ``headers``."""
     files = static_files()
 
-    def elsewhere() -> Response:
-        return html_page(421, "The playground is not here",
-                         "The playground lives on its own address, new at every start of the "
-                         "bridge: open the URL kitplay-bridge printed, or run <code>kitplay "
-                         "open --browser</code>.", headers)
-
     def document_view(name: str) -> Callable[[], Awaitable[Response]]:
         async def view() -> Response:
             if not on_page_host(request.headers):
-                return elsewhere()
+                return elsewhere(headers)
             return _serve(files[name], headers)
         return view
 
@@ -125,7 +127,7 @@ def add_page_routes(app: Quart, headers: dict[str, str],
     @app.get("/static/<path:name>")
     async def static_file(name: str) -> Response:
         if not on_page_host(request.headers):
-            return elsewhere()
+            return elsewhere(headers)
         f = files.get(name)
         if f is None or name in DOCUMENTS.values():
             return html_page(404, "Not found", "No such file.", headers)

@@ -16,7 +16,7 @@ import pytest
 from kitplay.daemon.protocol.version import __version__
 
 from tests.bridge_helpers import Bridge, bridge_fixture, make_bridge_fixture  # noqa: F401
-from tests.browser_helpers import chromium, needs_chromium, xpra_window
+from tests.browser_helpers import chromium, needs_chromium, xpra_canvas_sum, xpra_window
 from tests.helpers import Daemon, create_and_build, wait_for, write_app
 
 pytestmark = [pytest.mark.browser, needs_chromium]
@@ -108,15 +108,51 @@ def test_cancel_from_the_page(page: Any, bridge: Bridge, daemon: Daemon) -> None
     assert daemon.call("jobs.get", {"job_id": job["id"]})["job"]["status"] == "cancelled"
 
 
+TICKER_TITLE = "Both Views"
+TICKER_APP = f"""import tkinter as tk
+root = tk.Tk()
+root.title({TICKER_TITLE!r})
+label = tk.Label(root, text="count 0", font=("TkDefaultFont", 14), width=24)
+label.pack(padx=24, pady=16)
+count = 0
+def tick():
+    global count
+    count += 1
+    label.config(text="count %d %s" % (count, "#" * (count % 8)))
+    root.after(250, tick)
+root.after(250, tick)
+print("window shown", flush=True)
+root.mainloop()
+"""
+
+
+def changes(views: dict[str, Any], times: int = 3) -> None:
+    """Each view's window is redrawn ``times`` times (the app draws every 0.25 s)."""
+    last = {name: xpra_canvas_sum(v, TICKER_TITLE) for name, v in views.items()}
+    seen = dict.fromkeys(views, 0)
+
+    def all_changed() -> bool:
+        for name, view in views.items():
+            now = xpra_canvas_sum(view, TICKER_TITLE)
+            if now is not None and now != last[name]:
+                seen[name] += 1
+                last[name] = now
+        return min(seen.values()) >= times
+
+    wait_for(all_changed, 30, f"the window redrawn in {', '.join(views)}")
+
+
 @pytest.mark.xpra
 @pytest.mark.skipif(shutil.which("xpra") is None, reason="needs xpra")
-def test_launch_in_xpra_shows_the_display_beside_the_editor(page: Any, daemon: Daemon,
-                                                            tmp_path: Path) -> None:
+def test_launch_in_xpra_shows_the_display_beside_the_editor_and_full_size_too(
+        page: Any, bridge: Bridge, daemon: Daemon, tmp_path: Path) -> None:
     from playwright.sync_api import expect
 
-    create_and_build(daemon, "gui_app", APP)
+    app = "my_company.both_views"
+    write_app(daemon.workspace, app, launch=["{python}", "ticker.py"],
+              files={"ticker.py": TICKER_APP})
     page.reload()
-    expect(page.locator("#appbar")).to_contain_text(APP)
+    expect(page.locator("#appbar")).to_contain_text(app)
     # The display offered first is one the daemon has: never native without a desktop.
     status = daemon.call("daemon.status")
     expect(page.locator("#display")).to_be_enabled()  # once the page has the daemon's status
@@ -133,24 +169,46 @@ def test_launch_in_xpra_shows_the_display_beside_the_editor(page: Any, daemon: D
     expect(page.locator("#log-title")).to_contain_text(job["id"])
     panel = page.locator("#display-panel")
     expect(panel).to_be_visible(timeout=60_000)
+    job = daemon.call("jobs.get", {"job_id": job["id"]})["job"]
+    path = job["result"]["display"]["path"]
+    assert page.locator("#display-frame").get_attribute("src") == path  # no port, no password
+    editor, shown = page.locator("#editor-view").bounding_box(), panel.bounding_box()
+    assert shown["x"] >= editor["x"] + editor["width"]  # beside it, not under it
     frame = page.locator("#display-frame").element_handle().content_frame()
-    window = xpra_window(frame, "Tk GUI App", bands=2)  # the app's window, drawn in the frame
+    window = xpra_window(frame, TICKER_TITLE, bands=1)  # the app's window, drawn in the frame
     r = window["rect"]  # ...and nothing of Xpra's own page covers it
     assert frame.evaluate("([x, y]) => document.elementFromPoint(x, y).tagName",
                           [r["x"] + r["w"] / 2, r["y"] + r["h"] / 2]) == "CANVAS"
-    editor, shown = page.locator("#editor-view").bounding_box(), panel.bounding_box()
-    assert shown["x"] >= editor["x"] + editor["width"]  # beside it, not under it
-    # Xpra's own server lines hide behind a toggle; the app's output shows.
-    expect(page.locator("#log")).to_contain_text("Hello from Tk GUI App")
+    wait_for(lambda: page.evaluate("kitplay.display.state") == "connected", 30,
+             "the panel to hear that its display connected")
+    # Xpra's own server lines stay behind a toggle; the app's output shows.
+    expect(page.locator("#log")).to_contain_text("window shown")
     assert "xpra is ready" not in page.locator("#log").text_content()
     page.check("#log-xpra")  # (in its own pane where the daemon keeps it apart)
     expect(page.locator(".log-panel")).to_contain_text("xpra is ready")
     page.screenshot(path=str(tmp_path / "playground-display.png"))
 
+    # ...and opens full size in a tab of its own, while the embedded view stays live.
+    with page.context.expect_page() as opened:
+        page.click("#display-full")
+    full = opened.value
+    full.wait_for_load_state()
+    assert full.url == bridge.page_url + path
+    xpra_window(full, TICKER_TITLE, bands=1)
+    changes({"the embedded view": frame, "the full-size tab": full})
+    assert frame.evaluate("() => client.connected") and full.evaluate("() => client.connected")
+    assert page.evaluate("kitplay.display.state") == "connected"
+    xlog = daemon.call("jobs.logs", {"job_id": job["id"], "log": "display"})["data"]
+    assert "does not wish to share" not in xlog and "client   2" in xlog
+    full.close()
+    changes({"the embedded view": frame})
+
     page.click("#stop")
     expect(job_row(page, job["id"])).to_contain_text("cancelled")
     expect(panel).to_be_hidden()  # the session ended with the job
+    assert page.locator("#display-frame").get_attribute("src") == "about:blank"
     expect(page.locator("#stop")).to_have_count(0)
+    expect(job_row(page, job["id"]).locator("button")).to_have_count(0)  # nothing left to do
 
 
 def test_log_rides_through_daemon_restarts(page: Any, bridge: Bridge, daemon: Daemon,

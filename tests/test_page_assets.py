@@ -109,6 +109,7 @@ def test_static_files_compress_and_stay_in_their_list(bridge: Bridge) -> None:
                           "frame-ancestors 'none'"):
             assert directive in csp, csp
         assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
+        assert "frame-src 'self';" in csp  # frames from this origin only (the displays)
         ref = c.get("/reference")
         assert ref.status_code == 200 and ref.headers["content-security-policy"] == csp
         assert "kitplay API reference" in ref.text
