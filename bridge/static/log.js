@@ -48,6 +48,7 @@ export function init() {
   $("log").addEventListener("wheel", userScrolled, { passive: true });
   $("log").addEventListener("keydown", userScrolled);
   $("log-download").addEventListener("click", download);
+  window.addEventListener("blur", () => setTimeout(keyboardBack, 0)); // a frame took the focus
   // For tests and the curious: the stream's counters, and a way to see it resume.
   window.kitplay = window.kitplay || {};
   Object.defineProperty(window.kitplay, "stream", { get: () => ({
@@ -95,7 +96,18 @@ function header(job) {
   put($("log-status"), job.status ? badge(job.status) : "");
   $("log-xpra-wrap").hidden = !isXpraLaunch(job);
   $("display-title").textContent = `Display of ${jobApp(job) || "the app"}`;
-  displayPanel().then((d) => { if (state.followed === job.id) d.show(job); });
+  displayPanel().then((d) => {
+    if (state.followed !== job.id) return;
+    d.show(job);
+    keyboardBack();
+  });
+}
+
+// A display that went away must not keep the keyboard: Xpra's client takes the focus, and
+// keys sent to a hidden frame (Ctrl-S in the editor) would go nowhere.
+function keyboardBack() {
+  const frame = $("display-frame");
+  if ($("display-panel").hidden && document.activeElement === frame) frame.blur();
 }
 
 // The display panel is display.js's: it frames a running launch's display beside the editor,
