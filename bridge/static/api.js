@@ -103,6 +103,7 @@ export async function signIn() {
     if (joined) { sessionStorage.setItem(SESSION_KEY, joined); how = "joined"; }
   }
   if (!how) throw new Error(`Not signed in. ${signInHelp()}`);
+  performance.mark("kitplay:signed-in");
   answerJoins();
   return how;
 }
