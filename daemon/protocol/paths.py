@@ -9,10 +9,10 @@ import os
 import stat
 import struct
 from _socket import SO_PEERCRED, SOL_SOCKET  # not socket: `kitplay` avoids its import
-from pathlib import Path
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing slows `kitplay` down
 if TYPE_CHECKING:
+    from pathlib import Path
     from typing import Any
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "check_private_file",
     "check_socket_path",
     "config_path",
+    "default_socket",
     "default_socket_path",
     "default_state_dir",
     "ensure_private_dir",
@@ -34,17 +35,28 @@ __all__ = [
 MAX_SOCKET_PATH = 107
 
 
-def default_socket_path() -> Path:
+def default_socket() -> str:
+    """The socket path as a string: ``$KITPLAY_SOCKET``, else ``$XDG_RUNTIME_DIR/kitplay/
+    kitplayd.sock``, else ``/tmp/kitplay-$UID/kitplayd.sock``.  No pathlib: `kitplay`'s
+    common commands start without it (pathlib imports urllib.parse, ~5 ms)."""
     env = os.environ.get("KITPLAY_SOCKET")
     if env:
-        return Path(env)
+        return env
     xdg = os.environ.get("XDG_RUNTIME_DIR")
     if xdg:
-        return Path(xdg) / "kitplay" / "kitplayd.sock"
-    return Path(f"/tmp/kitplay-{os.getuid()}") / "kitplayd.sock"
+        return os.path.join(xdg, "kitplay", "kitplayd.sock")
+    return f"/tmp/kitplay-{os.getuid()}/kitplayd.sock"
+
+
+def default_socket_path() -> Path:
+    from pathlib import Path
+
+    return Path(default_socket())
 
 
 def default_state_dir() -> Path:
+    from pathlib import Path
+
     env = os.environ.get("KITPLAY_STATE_DIR")
     if env:
         return Path(env)
@@ -54,6 +66,8 @@ def default_state_dir() -> Path:
 
 
 def config_path() -> Path:
+    from pathlib import Path
+
     xdg = os.environ.get("XDG_CONFIG_HOME")
     base = Path(xdg) if xdg else Path.home() / ".config"
     return base / "kitplay" / "config.toml"
@@ -175,7 +189,7 @@ def tcp_listener_uids(port: int) -> set[int]:
     return uids
 
 
-def check_peer(sock: Any, path: Path) -> None:
+def check_peer(sock: Any, path: Path | str) -> None:
     """Raise PermissionError unless the process listening at ``path`` runs as this user.
 
     Checked with SO_PEERCRED before anything is sent: a socket another user put in our place
