@@ -273,11 +273,8 @@ async def _serve_connection(stream: trio.SocketStream, dispatcher: Dispatcher, m
     async with trio.open_nursery() as nursery:
         conn = Connection(stream, nursery, frames)
 
-        async def process(msg: Any, token: object) -> None:
-            key = _request_key(msg)
-            scope = trio.CancelScope()
-            if key is not None:
-                pending.setdefault(key, []).append(scope)
+        async def process(msg: Any, token: object, key: tuple[bool, Any] | None,
+                          scope: trio.CancelScope) -> None:
             try:
                 with scope:
                     response = await dispatcher.handle_message(msg, conn)
@@ -347,7 +344,11 @@ async def _serve_connection(stream: trio.SocketStream, dispatcher: Dispatcher, m
                         limiter.acquire_on_behalf_of_nowait(token)
                     except trio.WouldBlock:
                         await limiter.acquire_on_behalf_of(token)
-                    nursery.start_soon(process, msg, token)
+                    # Known to `$/cancelRequest` from now on, even before its task starts.
+                    key, scope = _request_key(msg), trio.CancelScope()
+                    if key is not None:
+                        pending.setdefault(key, []).append(scope)
+                    nursery.start_soon(process, msg, token, key, scope)
                 if frames.error is not None:  # after the good frames that came before it
                     await conn.send(error_response(frames.error))
                     break
