@@ -10,7 +10,7 @@ from kitplay.daemon.protocol.schemas import COMPONENTS
 from kitplay.daemon.protocol.version import API_VERSION, __version__
 
 from .errors import REFUSALS
-from .rest import path_params, rest_methods
+from .rest import creates_job, path_params, rest_methods
 
 __all__ = ["openapi_document"]
 
@@ -94,6 +94,13 @@ def _operation(method: Method) -> dict[str, Any]:
             "content": {"application/json": {"schema": method.result}},
         }},
     }
+    if creates_job(method):
+        op["responses"]["200"]["description"] += (
+            " The job is recorded and queued; Location names its record (GET it, or "
+            "GET .../wait, for its outcome). API v1 answers 200 with the record, not 202.")
+        op["responses"]["200"]["headers"] = {"Location": {
+            "description": "The new job's record: /api/v1/jobs/{job_id}.", "required": True,
+            "schema": {"type": "string"}}}
     body_props: dict[str, Any] = {}
     body_required: list[str] = []
     for p in method.params:
@@ -142,7 +149,9 @@ def openapi_document() -> dict[str, Any]:
                 "registry. Every route is served under /api/v1 and, as an alias of the current "
                 "version, /api. Authenticate with `Authorization: Bearer <token>` (bridge.json "
                 "beside the daemon socket holds the token; the playground page uses a session "
-                "token instead, see x-login). WebSocket routes, which OpenAPI cannot describe, "
+                "token instead, see x-login); this document itself (GET /api/openapi.json) "
+                "needs none. Job-creating POSTs answer 200 with the new job's record and a "
+                "Location header naming it. WebSocket routes, which OpenAPI cannot describe, "
                 "are listed under x-websockets."),
         },
         "servers": [{"url": "/api/v1"}, {"url": "/api"}],

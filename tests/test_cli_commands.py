@@ -253,6 +253,16 @@ def test_launch_xpra_prints_the_session_url(daemon: Daemon) -> None:
     wait_for(lambda: daemon.call("sessions.list")["sessions"], 30, "the session")
     assert daemon.call("sessions.list")["sessions"][0]["url"] == m.group(1)
     daemon.call("jobs.cancel", {"job_id": job_id, "grace_s": 5})
+    # --json waits the same way: the record it prints names the session, as text mode does.
+    import json
+
+    r = kitplay(daemon, "launch", "my_company.win", "--display", "xpra", "--json")
+    assert r.returncode == 0, r.stderr
+    job = json.loads(r.stdout)["job"]
+    res = job["result"] or {}
+    assert res.get("url") or res.get("display"), job
+    assert job["id"] in {s["job_id"] for s in daemon.call("sessions.list")["sessions"]}
+    daemon.call("jobs.cancel", {"job_id": job["id"], "grace_s": 5})
 
 
 # -- usage, help and errors ---------------------------------------------------------------------
