@@ -25,7 +25,6 @@ Commands that need more than the standard library and the registry (``daemon sta
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
@@ -105,6 +104,8 @@ def exit_codes() -> list[tuple[int, str]]:
 
 def error_json(code: int, message: str, data: Any = None) -> str:
     """An error as ``--json`` prints it on stderr: the REST API's error body."""
+    import json
+
     return json.dumps({"error": {"code": code, "message": message, "data": data}})
 
 
@@ -149,12 +150,12 @@ def fast(args: list[str]) -> int | None:
             return None  # anything else (help, a flag, a second word): the parser decides
     if positional and positional not in params:
         return None  # the parser says what is missing
-    from kitplay.daemon.protocol.client import Client
     from kitplay.daemon.protocol.errors import KitplayError
 
+    from .fast import call
+
     try:
-        with Client.connect(None, timeout=None) as client:
-            result = client.call(method, params)
+        result = call(method, params)
     except KitplayError as e:
         return report(e, mode == "json")
     show(method, result, mode)
@@ -168,21 +169,22 @@ def complete_names(args: list[str]) -> int:
     kind, opts = args[0], dict(zip(args[1::2], args[2::2]))
     if kind not in NAME_KINDS:
         return EXIT_USAGE
-    from kitplay.daemon.protocol.client import Client
     from kitplay.daemon.protocol.errors import KitplayError
+
+    from .fast import call
 
     ws = opts.get("--workspace")
     params = {"workspace": os.path.abspath(os.path.expanduser(ws))} if ws else {}
+    sock, limit = opts.get("--socket") or None, COMPLETE_TIMEOUT_S
     try:
-        with Client.connect(opts.get("--socket") or None, timeout=COMPLETE_TIMEOUT_S) as c:
-            if kind == "templates":
-                names = [t["name"] for t in c.call("templates.list", params)["templates"]]
-            elif kind == "apps":
-                names = [a["name"] for a in c.call("apps.list", params)["apps"]]
-            else:
-                jobs = c.call("jobs.list", {"limit": 200})["jobs"]
-                names = [j["id"] for j in jobs
-                         if kind == "jobs" or j["status"] in ("queued", "running")]
+        if kind == "templates":
+            names = [t["name"] for t in call("templates.list", params, sock, limit)["templates"]]
+        elif kind == "apps":
+            names = [a["name"] for a in call("apps.list", params, sock, limit)["apps"]]
+        else:
+            jobs = call("jobs.list", {"limit": 200}, sock, limit)["jobs"]
+            names = [j["id"] for j in jobs
+                     if kind == "jobs" or j["status"] in ("queued", "running")]
     except (KitplayError, OSError, ValueError, KeyError, TypeError):
         return EXIT_OK
     sys.stdout.write("".join(f"{n}\n" for n in names))
@@ -607,6 +609,8 @@ def render(method: str, result: Any) -> str:
     if isinstance(result, dict) and "job" in result:
         line = _job_line(result["job"])
         return line + ("  (timed out waiting)" if result.get("timed_out") else "")
+    import json
+
     return json.dumps(result, indent=2)
 
 
@@ -625,6 +629,8 @@ def show(method: str, result: Any, mode: str) -> None:
     warnings it carries on stderr."""
     try:
         if mode == "json":
+            import json
+
             sys.stdout.write(json.dumps(result) + "\n")
         elif mode == "quiet":
             q = quiet(method, result)
@@ -882,6 +888,8 @@ def call_method(m: Method, params: dict[str, Any], ns: argparse.Namespace) -> in
                 else:  # --junit without --follow: wait for the end quietly
                     job = wait_end(client, job_id, ns.reconnect_s)
                 if following and mode == "json":
+                    import json
+
                     sys.stdout.write(json.dumps({"job": job}) + "\n")
                 elif following and not mode:
                     print(_job_line(job), file=sys.stderr)
@@ -932,6 +940,7 @@ def run_local(ns: argparse.Namespace) -> int:
 
 def open_url(ns: argparse.Namespace) -> int:
     """Mint a one-time page URL through the running bridge (the master token stays here)."""
+    import json
     import urllib.request
     from pathlib import Path
 

@@ -6,12 +6,13 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 from kitplay.daemon.protocol.errors import InvalidState
 from kitplay.daemon.protocol.registry import METHODS
 
-from tests.helpers import ROOT, Daemon, create_and_build, wait_for, write_app
+from tests.helpers import ROOT, Daemon, create_and_build, installed_command, wait_for, write_app
 
 
 def kitplay(d: Daemon, *args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
@@ -33,20 +34,19 @@ def test_import_path_has_no_trio_quart_hypercorn() -> None:
     assert out.strip() == "[]"
 
 
-# What `kitplay daemon status` may import beyond the interpreter's start and the console
-# script's own `import re`: the fast path (no argparse, pathlib, typing or registry).
+# What `kitplay daemon status` may import beyond the interpreter's own start: the fast path
+# (cli_client/fast.py), with no json, re, argparse, pathlib, typing or registry.
 FAST_PATH_MODULES = {
-    "kitplay", "kitplay.cli_client", "kitplay.cli_client.main", "kitplay.daemon",
-    "kitplay.daemon.protocol", "kitplay.daemon.protocol.version",
-    "kitplay.daemon.protocol.errors", "kitplay.daemon.protocol.framing",
-    "kitplay.daemon.protocol.paths", "kitplay.daemon.protocol.client",
-    "json", "json.decoder", "json.scanner", "json.encoder", "_json",
-    "_socket", "struct", "_struct", "collections.abc",
+    "kitplay", "kitplay.cli_client", "kitplay.cli_client.main", "kitplay.cli_client.fast",
+    "kitplay.daemon", "kitplay.daemon.protocol", "kitplay.daemon.protocol.version",
+    "kitplay.daemon.protocol.errors", "kitplay.daemon.protocol.paths",
+    "__future__", "_json", "_socket", "struct", "_struct",
 }
+SCRIPT = ROOT / "cli_client" / "bin" / "kitplay"
 
 
-def _imported_after_site(code: str, env: dict[str, str]) -> set[str]:
-    proc = subprocess.run([sys.executable, "-X", "importtime", "-c", code], capture_output=True,
+def _imported_after_site(argv: list[str], env: dict[str, str]) -> set[str]:
+    proc = subprocess.run([sys.executable, "-X", "importtime", *argv], capture_output=True,
                           text=True, cwd=ROOT, env=env)
     assert proc.returncode == 0, proc.stderr
     lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("import time:")]
@@ -55,21 +55,43 @@ def _imported_after_site(code: str, env: dict[str, str]) -> set[str]:
 
 
 def test_daemon_status_imports_only_what_it_needs(daemon: Daemon) -> None:
-    """What `kitplay daemon status` imports after site, as ``python -X importtime`` lists it,
-    beyond what the console-script wrapper's own ``import re`` brings: exactly the fast path's
-    modules.  argparse (with gettext), pathlib (with urllib.parse and ipaddress), typing and
-    the registry cost more than the rest of the command; ``socket`` and ``selectors`` come
-    with the stdlib socket wrapper the client avoids."""
+    """What the `kitplay` script imports for `kitplay daemon status`, after site, as ``python
+    -X importtime`` lists it: exactly the fast path's modules.  ``re`` (which ``json`` and pip's
+    entry-point wrappers import, with enum, functools and collections), argparse with gettext,
+    pathlib with urllib.parse and ipaddress, typing and the registry each cost more than the
+    rest of the command; ``socket`` and ``selectors`` come with the stdlib socket wrapper the
+    client avoids."""
     env = {**os.environ, "KITPLAY_SOCKET": str(daemon.socket)}
-    code = ("import re, sys; sys.argv = ['kitplay', 'daemon', 'status']; "
-            "from kitplay.cli_client.main import main; main()")
-    imported = _imported_after_site(code, env) - _imported_after_site("import re", env)
+    imported = _imported_after_site([str(SCRIPT), "daemon", "status"], env)
     assert imported <= FAST_PATH_MODULES, sorted(imported - FAST_PATH_MODULES)
-    assert {"kitplay.cli_client.main", "kitplay.daemon.protocol.client"} <= imported
-    heavy = {"argparse", "pathlib", "urllib.parse", "typing", "inspect", "dataclasses",
-             "kitplay.daemon.protocol.registry", "socket", "selectors", "trio", "quart",
-             "hypercorn", "jsonrpcserver", "psutil", "asyncio", "logging", "subprocess"}
+    assert {"kitplay.cli_client.main", "kitplay.cli_client.fast"} <= imported
+    heavy = {"re", "json", "enum", "argparse", "pathlib", "urllib.parse", "typing", "inspect",
+             "dataclasses", "kitplay.daemon.protocol.registry", "kitplay.daemon.protocol.client",
+             "socket", "selectors", "trio", "quart", "hypercorn", "jsonrpcserver", "psutil",
+             "asyncio", "logging", "subprocess"}
     assert not imported & heavy
+    # The installed command is that script (pip writes its interpreter over the first line).
+    installed = installed_command("kitplay")
+    assert installed and Path(installed).read_text().split("\n", 1)[1] == \
+        SCRIPT.read_text().split("\n", 1)[1]
+
+
+def test_the_fast_paths_json_agrees_with_the_json_module() -> None:
+    import json
+
+    from kitplay.cli_client.fast import dumps, loads
+
+    value = {"a": [1, -2.5, 1e300, "x\u00e9\"\\\n\ud800", True, False, None, {}], "é": {"b": []}}
+    assert json.loads(dumps(value)) == json.loads(json.dumps(value))
+    text = json.dumps(value, ensure_ascii=False)
+    assert loads(text) == json.loads(text)
+    assert loads(" [1] \n") == [1]
+    for bad in ("[1", "{}x", "NaN", ""):
+        try:
+            loads(bad)
+        except ValueError:
+            continue
+        raise AssertionError(f"{bad!r} was taken for JSON")
 
 
 def test_every_method_has_a_subcommand() -> None:
