@@ -45,6 +45,8 @@ def _statuses(method: Method) -> list[int]:
         out.update(_WITH_BODY)
     if method.mutates or method.name.startswith("templates.") or method.name == "apps.list":
         out.update((409, 422, 501))  # invalid state, toolchain failure, unsupported
+    if method.name.startswith("files."):
+        out.update((409, 413, 422))  # invalid state, file too large, not text
     return sorted(out)
 
 
@@ -99,8 +101,27 @@ def _operation(method: Method) -> dict[str, Any]:
             " The job is recorded and queued; Location names its record (GET it, or "
             "GET .../wait, for its outcome). API v1 answers 200 with the record, not 202.")
         op["responses"]["200"]["headers"] = {"Location": {
-            "description": "The new job's record: /api/v1/jobs/{job_id}.", "required": True,
+            "description": "The new job's record: /api/v1/jobs/{job_id} (whenever the result "
+                           "holds a job).",
+            "required": "job" in method.result.get("required", []),
             "schema": {"type": "string"}}}
+    if method.http_media:
+        op["description"] = (f"JSON-RPC method `{method.name}`: the response body is the "
+                             "bytes of its result's `data_base64`, with its `content_type`."
+                             + (f" {method.http_note}" if method.http_note else ""))
+        op["responses"]["200"] = {
+            "description": f"The image `{method.name}` returns.",
+            # application/octet-stream too: what the route answers for a file of another
+            # type (as an attachment), and what generators map to bytes (openapi-python-client
+            # knows no image/*).
+            "content": {method.http_media: {"schema": {"type": "string",
+                                                       "format": "binary"}},
+                        "application/octet-stream": {"schema": {"type": "string",
+                                                                "format": "binary"}}},
+            "headers": {"Content-Security-Policy": {"schema": {"type": "string"},
+                                                    "description": "Always sandboxing."},
+                        "X-Content-Type-Options": {"schema": {"type": "string",
+                                                              "const": "nosniff"}}}}
     body_props: dict[str, Any] = {}
     body_required: list[str] = []
     for p in method.params:

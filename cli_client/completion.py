@@ -39,7 +39,8 @@ def names_kind(method: str, param: str) -> str:
         return "active-jobs" if method == "jobs.cancel" else "jobs"
     if param == "app":
         return "apps"
-    if param == "template" or (method == "templates.get" and param == "name"):
+    if param == "template" or (method in ("templates.get", "templates.icon")
+                               and param == "name"):
         return "templates"
     return ""
 

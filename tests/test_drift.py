@@ -39,7 +39,7 @@ CONNECTION_SCOPED = {"jobs.subscribe", "jobs.unsubscribe"}
 
 
 def test_cli_leaves_out_exactly_the_connection_scoped_methods() -> None:
-    assert {m.name for m in METHODS.values() if not m.cli} == CONNECTION_SCOPED
+    assert {m.name for m in METHODS.values() if not m.has_command} == CONNECTION_SCOPED
     for name in CONNECTION_SCOPED:
         # Over HTTP too they are no plain route: a WebSocket, or nothing.
         http = METHODS[name].http
@@ -58,9 +58,11 @@ def test_cli_matches_registry() -> None:
             for word2, sub2 in inner[0].choices.items():  # type: ignore[union-attr]
                 if (word, word2) in LOCAL_COMMANDS:
                     continue
-                seen.add(f"{word}.{word2}")
+                name = sub2.get_default("_method")  # files.list is `kitplay files ls`
+                assert METHODS[name].cli_words == (word, word2)
+                seen.add(name)
                 flags = {a.dest for a in sub2._actions if a.option_strings}
-                assert {p.name for p in METHODS[f"{word}.{word2}"].params} <= flags
+                assert {p.name for p in METHODS[name].params} <= flags
         else:
             seen.add(word)
     assert seen == set(METHODS) - CONNECTION_SCOPED
