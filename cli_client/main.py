@@ -464,6 +464,8 @@ def collect_params(m: Method, ns: argparse.Namespace) -> dict[str, Any]:
     if getattr(ns, "tail", None) is not None:
         if "offset" in params:
             raise KitplayUsage("--tail and --offset choose where to start: give one")
+        if params.get("log") not in (None, "job"):
+            raise KitplayUsage("--tail reads the job's own log (leave out --log)")
         if ns.tail < 0:
             raise KitplayUsage("--tail takes a number of lines, 0 or more")
     return params
@@ -557,11 +559,24 @@ def _job_line(job: dict[str, Any]) -> str:
         bits.append(f"exit {job['exit_code']}")
     if job.get("error"):
         bits.append(f"- {job['error']['message']}")
-    res = job.get("result") or {}
-    url = res.get("url") or (res.get("display") or {}).get("path")
-    if url:
-        bits.append(f"- {url}")
+    path = display_path(job)
+    if path:
+        bits.append(f"- display {path}")
     return "  ".join(bits)
+
+
+def display_path(job: dict[str, Any]) -> str | None:
+    """A running job's display session path on the bridge, once its Xpra answers (an ended
+    job has none)."""
+    display = (job.get("result") or {}).get("display")
+    if job.get("status") != "running" or not isinstance(display, dict) or \
+            display.get("ready") is False:
+        return None
+    path = display.get("path")
+    return path if isinstance(path, str) else None
+
+
+DISPLAY_HINT = "shown in the playground beside the job's log (`kitplay open`)"
 
 
 def _fields(d: dict[str, Any], indent: str = "") -> list[str]:
@@ -639,9 +654,9 @@ def render(method: str, result: Any) -> str:
         return _table(rows, ["NAME", "TYPE", "DISPLAY NAME", "VERSION", "OF", "BUILT"]) \
             if rows else "no apps yet"
     if method == "sessions.list":
-        rows = [[s.get("job_id", ""), s.get("app", ""), s.get("display", ""),
-                 s.get("url") or s.get("path") or ""] for s in result["sessions"]]
-        return _table(rows, ["JOB", "APP", "DISPLAY", "URL"]) if rows else "no display sessions"
+        rows = [[s["job_id"], s["app"], s["x_display"], s["path"]] for s in result["sessions"]]
+        return _table(rows, ["JOB", "APP", "X DISPLAY", "PATH ON THE BRIDGE"]) \
+            if rows else "no display sessions"
     if method == "daemon.status":
         lines = [f"{k}: {v}" for k, v in result.items() if not isinstance(v, dict)]
         lines.append("toolchain: " + ", ".join(f"{k}={v}" for k, v in result["toolchain"].items()
@@ -786,9 +801,8 @@ def _isatty(stream: Any) -> bool:
 
 
 def has_display(job: dict[str, Any]) -> bool:
-    """Whether a launch job's result names its display session (an URL or a bridge path)."""
-    res = job.get("result") or {}
-    return bool(res.get("url") or res.get("display"))
+    """Whether a launch job's display session is up (``display_path``)."""
+    return display_path(job) is not None
 
 
 def follow(client: Client, job_id: str, offset: int, log_out: Any, reconnect_s: float,
@@ -820,7 +834,7 @@ def follow(client: Client, job_id: str, offset: int, log_out: Any, reconnect_s: 
         sys.stderr.flush()
 
     final: dict[str, Any] = {}
-    display_seen = False
+    display_seen = None
     for note in client.follow(job_id, offset, reconnect_s=reconnect_s, notice=notice):
         params = note["params"]
         if note["method"] == "jobs.output":
@@ -834,11 +848,12 @@ def follow(client: Client, job_id: str, offset: int, log_out: Any, reconnect_s: 
                 sys.stderr.flush()
         elif note["method"] == "jobs.state":
             job = params["job"]
-            if has_display(job) and not display_seen:
-                display_seen = True
+            path = display_path(job)
+            if path and path != display_seen:  # a restart brings a new session
+                display_seen = path
                 if until_display:
                     return dict(job)
-                notice(f"display session: {_display_text(job)}")
+                notice(f"display session: {path} ({DISPLAY_HINT})")
             prog = job.get("progress")
             if prog and not params.get("final") and job["status"] == "running":
                 text = for_terminal(sys.stderr, progress_text(prog, tty))
@@ -860,8 +875,7 @@ def follow(client: Client, job_id: str, offset: int, log_out: Any, reconnect_s: 
 
 
 def _display_text(job: dict[str, Any]) -> str:
-    res = job.get("result") or {}
-    return str(res.get("url") or (res.get("display") or {}).get("path") or "")
+    return f"{display_path(job) or ''} ({DISPLAY_HINT})"
 
 
 def tail_offset(client: Client, job_id: str, lines: int) -> int:
@@ -965,6 +979,8 @@ def run(argv: list[str] | None = None) -> int:
         params = collect_params(m, ns)
     except KitplayUsage as e:
         where.error(str(e))
+    if getattr(ns, "follow", False) and params.get("log") == "display":
+        where.error("--follow follows a job's own log; read Xpra's display log without it")
     return call_method(m, params, ns)
 
 

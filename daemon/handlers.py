@@ -233,7 +233,8 @@ class Handlers:
         return await self.jobs.wait(p["job_id"], p.get("timeout_s", 30))
 
     async def jobs_logs(self, ctx: Any, p: dict[str, Any]) -> dict[str, Any]:
-        return await self.jobs.read_log(p["job_id"], p.get("offset", 0), p.get("limit", 1 << 20))
+        return await self.jobs.read_log(p["job_id"], p.get("offset", 0), p.get("limit", 1 << 20),
+                                        p.get("log", "job"))
 
     async def jobs_prune(self, ctx: Any, p: dict[str, Any]) -> dict[str, Any]:
         return await self.jobs.prune(p.get("older_than_s"), p.get("keep"),

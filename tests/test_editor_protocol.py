@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from kitplay.daemon.protocol.errors import RequestCancelled
+from kitplay.daemon.protocol.registry import METHODS
 
 from tests.helpers import Daemon, write_app
 from tests.rawconn import LspRawConn, RawConn
@@ -84,10 +85,12 @@ def test_a_body_that_is_not_json_gets_advice_for_its_framing(daemon: Daemon,
 
 def test_too_many_parameters_by_position_names_them(daemon: Daemon) -> None:
     with RawConn(daemon.socket) as c:
-        err = c.error("jobs.logs", ["a-job", 0, 10, "extra"])
+        names = [p.name for p in METHODS["jobs.logs"].params]
+        err = c.error("jobs.logs", ["a-job", 0, 10, *[None] * (len(names) - 3), "extra"])
         assert err["code"] == -32602
-        assert "job_id, offset, limit" in err["message"] and "got 4" in err["message"]
-        assert err["data"] == {"params": ["job_id", "offset", "limit"], "got": 4}
+        assert ", ".join(names) in err["message"]
+        assert f"got {len(names) + 1}" in err["message"]
+        assert err["data"] == {"params": names, "got": len(names) + 1}
         err = c.error("sessions.list", [1])
         assert "takes no parameters" in err["message"]
         assert err["data"] == {"params": [], "got": 1}
