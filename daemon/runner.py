@@ -56,6 +56,7 @@ class Active:
     cancel_requested: bool = False
     cancel_reason: str = ""
     cancel_grace: float = 0.0
+    killed: bool = False  # the cancel's grace ran out: SIGKILL ended the step
     cancel_scope: trio.CancelScope = field(default_factory=trio.CancelScope)
     done: trio.Event = field(default_factory=trio.Event)
 
@@ -113,10 +114,21 @@ class StepRunner:
 
     async def run_steps(self, act: Active, plan: Plan, logw: LogWriter, first: int,
                          adopted: dict[str, Any] | None) -> dict[str, Any]:
-        job_id = act.job_id
-        n = len(plan.steps)
         if plan.kind == "launch":
             return await self._run_launch(act, plan, logw, adopted)
+        if first == 0 and adopted is None:
+            for report in plan.reports:  # never list a report of an earlier run
+                report.unlink(missing_ok=True)
+        outcome = await self._run_steps(act, plan, logw, first, adopted)
+        if plan.kind == "test":  # the reports, passed or failed: CI reads them either way
+            found = [str(r) for r in plan.reports if r.is_file()]
+            outcome["result"] = {**(outcome.get("result") or {}), "junit": found}
+        return outcome
+
+    async def _run_steps(self, act: Active, plan: Plan, logw: LogWriter, first: int,
+                         adopted: dict[str, Any] | None) -> dict[str, Any]:
+        job_id = act.job_id
+        n = len(plan.steps)
         for i in range(first, n):
             step = plan.steps[i]
             if act.cancel_requested:
@@ -145,7 +157,7 @@ class StepRunner:
             adopted = None
             code = status.get("exit_code")
             if act.cancel_requested:
-                return {"status": "cancelled", "exit_code": code}
+                return {"status": "cancelled", "exit_code": code, "_how": ended_how(act, status)}
             if code != 0:
                 return {"status": "failed", "exit_code": code,
                         "error": self._step_error(job_id, plan, step, status)}
@@ -192,7 +204,7 @@ class StepRunner:
             adopted = None
             code = status.get("exit_code")
             if act.cancel_requested:
-                return {"status": "cancelled", "exit_code": code}
+                return {"status": "cancelled", "exit_code": code, "_how": ended_how(act, status)}
             if code == 0:
                 return {"status": "succeeded", "exit_code": 0,
                         "result": {**(self.get_record(job_id).get("result") or {}),
@@ -369,6 +381,7 @@ class StepRunner:
         with trio.move_on_after(grace):
             await act.exited.wait()
         while not act.exited.is_set():
+            act.killed = True
             signal_tree(pid, signal.SIGKILL)
             with trio.move_on_after(0.5):
                 await act.exited.wait()
@@ -376,6 +389,22 @@ class StepRunner:
                 break
         if self.displays is not None:
             await self.displays.cleanup(act.job_id)
+
+
+def ended_how(act: Active, status: dict[str, Any]) -> str:
+    """How a cancelled step ended, in words for the job's error: after SIGTERM it exited
+    (with which code), was ended by a signal, or needed SIGKILL when the grace period ran out."""
+    if act.killed:
+        return f"SIGTERM sent; still running after {act.cancel_grace:g} s, so killed (SIGKILL)"
+    sig = status.get("signal")
+    if sig:
+        try:
+            name = signal.Signals(sig).name
+        except ValueError:
+            name = f"signal {sig}"
+        return f"SIGTERM sent; it ended by {name}"
+    code = status.get("exit_code")
+    return "SIGTERM sent" + (f"; it exited with code {code}" if code is not None else "")
 
 
 def read_exit(path: Path) -> dict[str, Any] | None:
