@@ -103,6 +103,10 @@ async function start() {
   if (!state.apps.length) gallery.show();
   else showEditor();
   setInterval(() => { if (!document.hidden) refreshStatus(); }, STATUS_MS);
+  // Apps made or removed from a terminal or an editor show up when the user comes back.
+  document.addEventListener("visibilitychange", () => {
+    if (!document.hidden) refreshApps();
+  });
   const { preload } = await import("./vendor-load.js");
   preload();
 }

@@ -379,12 +379,12 @@ function status(text) {
   if (!tab || !tab.state) { put(bar, note); return; }
   const pos = tab.state.selection.main.head;
   const line = tab.state.doc.lineAt(pos);
-  put(bar, 
-    el("span", { class: "path" }, tab.path),
+  put(bar,
+    el("span", { class: "path", title: tab.path }, tab.path),
     el("span", {}, langFor(tab.path).label),
     el("span", {}, `Ln ${line.number}, Col ${pos - line.from + 1}`),
     el("span", { class: dirty(tab) ? "warn" : "" }, dirty(tab) ? "unsaved changes (Ctrl-S saves)" : "saved"),
-    note ? el("span", { class: "note" }, note) : null);
+    note ? el("span", { class: "note", title: note }, note) : null);
 }
 
 export function hasTabs() { return ed.tabs.length > 0; }
