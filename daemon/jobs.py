@@ -25,7 +25,7 @@ from .logs import log_size
 from .protocol.errors import InvalidState, KitplayError, NotFound, Unsupported, describe_bug
 from .protocol.framing import Encoded, encode
 from .protocol.schemas import TERMINAL_STATUSES
-from .runner import INTERRUPTED, Active, LogWriter, StepInterrupted, StepRunner
+from .runner import INTERRUPTED, STOP_BOUND_S, Active, LogWriter, StepInterrupted, StepRunner
 from .store import Store
 from .toolchains.base import Plan
 
@@ -538,12 +538,16 @@ class JobManager:
     # -- shutdown ---------------------------------------------------------------------------
 
     async def shutdown(self) -> None:
-        """Stop builds gracefully; leave launched apps running for the next daemon."""
+        """Stop builds gracefully; leave launched apps running for the next daemon.
+
+        Ends within ``shutdown_grace_s`` + ``STOP_BOUND_S``, whatever the processes do (a
+        stopped tree is continued, then killed)."""
         self.stopping = True
-        async with trio.open_nursery() as nursery:
-            for act in list(self.active.values()):
-                if act.plan is not None and act.plan.kind != "launch":
-                    nursery.start_soon(self._cancel_quietly, act.job_id)
+        with trio.move_on_after(self.cfg.shutdown_grace_s + STOP_BOUND_S):
+            async with trio.open_nursery() as nursery:
+                for act in list(self.active.values()):
+                    if act.plan is not None and act.plan.kind != "launch":
+                        nursery.start_soon(self._cancel_quietly, act.job_id)
 
     async def _cancel_quietly(self, job_id: str) -> None:
         try:

@@ -25,13 +25,13 @@ import trio
 
 from .config import Config
 from .logs import tail_lines
-from .procs import DEVNULL, SHIM_MODULE, alive, signal_tree
+from .procs import DEVNULL, SHIM_MODULE, signal_tree
 from .protocol.errors import KitplayError, ToolchainError
 from .protocol.process import NOFILE_ENV, user_nofile, user_umask
 from .toolchains.base import Plan, Step
 
-__all__ = ["INTERRUPTED", "Active", "JobRecords", "LogWriter", "StepInterrupted", "StepRunner",
-           "read_exit"]
+__all__ = ["INTERRUPTED", "STOP_BOUND_S", "Active", "JobRecords", "LogWriter", "StepInterrupted",
+           "StepRunner", "read_exit"]
 
 log = logging.getLogger("kitplayd.runner")
 
@@ -58,6 +58,11 @@ class Active:
     cancel_scope: trio.CancelScope = field(default_factory=trio.CancelScope)
     done: trio.Event = field(default_factory=trio.Event)
 
+
+# How long the monitor gets to end once its tree was SIGKILLed, and once it was itself.
+KILL_WAIT_S = 1.0
+# What stopping a step takes at most beyond its grace period (and display clean-up).
+STOP_BOUND_S = 2 * KILL_WAIT_S + 1.0
 
 INTERRUPTED = "the process ended while kitplayd was not watching and left no exit status"
 
@@ -253,7 +258,9 @@ class StepRunner:
                 # its tree here (shielded, this scope being cancelled).  A daemon shutdown
                 # requests no cancel: a launch keeps running for the next daemon to adopt.
                 if act.cancel_requested and not act.exited.is_set():
-                    with trio.CancelScope(shield=True):
+                    with trio.CancelScope(shield=True) as stopping:
+                        stopping.deadline = (trio.current_time() + act.cancel_grace
+                                             + STOP_BOUND_S)
                         await self._stop(act, proc, act.cancel_grace)
                 raise
             if scope.cancelled_caught:
@@ -339,20 +346,37 @@ class StepRunner:
         return read_exit(self.exit_path(job_id))
 
     async def terminate(self, act: Active, grace: float) -> None:
-        """SIGTERM the step's process group and every descendant; SIGKILL after ``grace``."""
+        """Stop the step's whole tree; return within ``grace`` + ``STOP_BOUND_S``.
+
+        SIGTERM (with SIGCONT: a stopped process must run to act on it) to the process group
+        and every descendant; after ``grace``, SIGKILL to every descendant, again for a moment
+        (a tree that keeps forking), while the monitor, continued, records the exit status;
+        then SIGKILL to the monitor too, should it still not end (stopped again, or stuck).
+        """
         pid = act.shim_pid
         if pid is None:
             return
         if self.displays is None or not self.displays.terminate(act.job_id, pid):
             signal_tree(pid, signal.SIGTERM)
+        else:
+            signal_tree(pid, signal.SIGCONT)
         with trio.move_on_after(grace):
             await act.exited.wait()
-        while not act.exited.is_set():
-            signal_tree(pid, signal.SIGKILL)
-            with trio.move_on_after(0.5):
+        with trio.move_on_after(KILL_WAIT_S):
+            while not act.exited.is_set():
+                signal_tree(pid, signal.SIGKILL)
+                signal_tree(pid, signal.SIGCONT)
+                with trio.move_on_after(0.2):
+                    await act.exited.wait()
+        if not act.exited.is_set():
+            log.warning("job %s: its monitor (pid %s) did not end %.1f s after its tree was "
+                        "killed; killing it", act.job_id, pid, KILL_WAIT_S)
+            signal_tree(pid, signal.SIGKILL, root=True)
+            with trio.move_on_after(KILL_WAIT_S):
                 await act.exited.wait()
-            if not act.exited.is_set() and not alive(pid):
-                break
+            if not act.exited.is_set():
+                log.error("job %s: pid %s survives SIGKILL (uninterruptible sleep?)",
+                          act.job_id, pid)
         if self.displays is not None:
             await self.displays.cleanup(act.job_id)
 

@@ -96,6 +96,8 @@ def _reap_tree(grace: float) -> None:
         for p in kids:
             try:
                 p.send_signal(sig)
+                if sig == signal.SIGTERM:
+                    p.send_signal(signal.SIGCONT)  # a stopped process must run to see it
             except psutil.Error:
                 pass
         _gone, alive = psutil.wait_procs(kids, timeout=0.05)
