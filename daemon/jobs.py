@@ -34,6 +34,18 @@ __all__ = ["JobManager", "new_job_id"]
 log = logging.getLogger("kitplayd.jobs")
 
 _HIDDEN = ("pid_start", "step_index", "extra")
+
+
+def _boot_id() -> str:
+    """This boot's id: the monotonic clock's readings compare only within one boot."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+BOOT_ID = _boot_id()
 _ENDED_CACHE = 1024
 
 
@@ -108,6 +120,7 @@ class JobManager:
         # A plain string path: this runs on every jobs.get, and pathlib costs more than stat.
         out["log_size"] = log_size(os.path.join(self._logs_dir, rec["id"] + ".log"))
         extra = rec.get("extra") or {}
+        out["duration_s"] = extra.get("duration_s")
         if extra.get("log_removed"):
             out["log_removed"] = True
         return out
@@ -358,16 +371,21 @@ class JobManager:
 
     # -- running ----------------------------------------------------------------------------
 
-    async def _run(self, act: Active, first_step: int, adopted: dict[str, Any] | None) -> None:
+    async def _run(self, act: Active, first_step: int, adopted: dict[str, Any] | None,
+                   resumed: bool = False) -> None:
         job_id, plan = act.job_id, act.plan
         assert plan is not None
         outcome: dict[str, Any] | None = None
         try:
             with act.cancel_scope:
-                if adopted is None:
-                    self.set_fields(job_id, status="running", started_at=time.time())
+                if adopted is None and not resumed:
+                    # The monotonic clock is the system's (since boot): a later daemon on the
+                    # same boot measures the job's duration from it, whatever the wall clock does.
+                    self.set_fields(job_id, status="running", started_at=time.time(),
+                                    extra=self.extra_with(job_id, mono=time.monotonic(),
+                                                          boot=BOOT_ID))
                 outcome = await self.runner.run_steps(act, plan, LogWriter(self.log_path(job_id)),
-                                                first_step, adopted)
+                                                      first_step, adopted, resumed)
             if outcome is None and act.cancel_requested:  # cancelled between steps
                 outcome = {"status": "cancelled"}
         except StepInterrupted as e:
@@ -401,7 +419,7 @@ class JobManager:
         LogWriter(self.log_path(job_id)).write(
             f"[kitplay] job {status}"
             + (f": {outcome['error']['message']}" if status != "succeeded" else "") + "\n")
-        self.set_fields(job_id, status=status, finished_at=time.time(), pid=None, **outcome)
+        self._end(job_id, status, **outcome)
         # A step's stdin file (runner._spawn) is read by then; retention removes logs only.
         try:
             (self.cfg.logs_dir / f"{job_id}.stdin").unlink(missing_ok=True)
@@ -414,6 +432,23 @@ class JobManager:
         self._after_finish()
         self._wake.set()
 
+
+    def _end(self, job_id: str, status: str, **fields: Any) -> None:
+        """Record a job's end, with its duration measured on the monotonic clock when the
+        daemon saw it start on this boot (a wall-clock step cannot make it negative)."""
+        now = time.time()
+        rec = self.get_record(job_id)
+        extra = dict(rec.get("extra") or {})
+        extra.pop("exit_seen", None)
+        if extra.get("boot") == BOOT_ID and isinstance(extra.get("mono"), float):
+            extra["duration_s"] = round(max(0.0, time.monotonic() - extra["mono"]), 6)
+        elif rec.get("started_at") is not None:
+            extra["duration_s"] = round(max(0.0, now - rec["started_at"]), 6)
+        self.set_fields(job_id, status=status, finished_at=now, pid=None, extra=extra, **fields)
+
+    def extra_with(self, job_id: str, **values: Any) -> dict[str, Any]:
+        """The job's ``extra`` record with ``values`` set (to pass to ``set_fields``)."""
+        return {**(self.get_record(job_id).get("extra") or {}), **values}
 
     # -- cancellation -----------------------------------------------------------------------
 
@@ -437,7 +472,11 @@ class JobManager:
         if act is None:
             raise InvalidState(f"job {job_id} is {rec['status']} but no process is known; "
                                "restart kitplayd to recover it", {"job_id": job_id})
+        # Recorded before any signal goes out: a daemon that dies in the grace period leaves
+        # a job its successor records as cancelled (finishing the cancel if it still runs).
         # No log line here: while a step runs, its shim is the log's only writer.
+        self.set_fields(job_id, extra=self.extra_with(job_id, cancel={
+            "reason": reason, "grace": grace, "deadline": time.time() + grace}))
         act.cancel_requested = True
         act.cancel_grace = grace
         act.cancel_reason = reason
@@ -501,13 +540,27 @@ class JobManager:
             elif isinstance(d, recovery.Interrupt):
                 LogWriter(self.log_path(d.job_id)).write(
                     f"[kitplay] job interrupted: kitplayd restarted and {d.why}\n")
-                self.set_fields(d.job_id, status="interrupted", finished_at=time.time(),
-                                pid=None, error={"message": f"interrupted: {d.why}",
-                                                 "step": None})
+                self._end(d.job_id, "interrupted",
+                          error={"message": f"interrupted: {d.why}", "step": None})
+            elif isinstance(d, recovery.Cancelled):
+                LogWriter(self.log_path(d.job_id)).write(
+                    f"[kitplay] job cancelled: {d.reason} (kitplayd restarted {d.why})\n")
+                self._end(d.job_id, "cancelled", error={"message": d.reason, "step": None})
+            elif isinstance(d, recovery.Resume):
+                act = self.active[d.job_id] = Active(d.job_id, d.plan, exit_seen=d.exit_seen)
+                self.plans[d.job_id] = d.plan
+                log.info("resuming job %s at step %d", d.job_id, d.step_index + 1)
+                self._nursery.start_soon(self._run, act, d.step_index, None, True)
             else:
                 if d.found is not None:
                     self.set_fields(d.job_id, pid=d.found[0], pid_start=d.found[1])
                 act = self.active[d.job_id] = Active(d.job_id, d.plan)
+                if d.cancel is not None:  # the last daemon was cancelling it
+                    act.cancel_requested = True
+                    act.cancel_reason = d.cancel.get("reason") or ""
+                    grace = float(d.cancel.get("grace") or 0.0)  # what is left of it
+                    act.cancel_grace = min(grace, max(
+                        0.0, float(d.cancel.get("deadline") or 0.0) - time.time()))
                 self.plans[d.job_id] = d.plan
                 log.info("re-adopting job %s (pid %s)", d.job_id, d.pid)
                 self._nursery.start_soon(self._run, act, d.step_index, {"pid": d.pid})

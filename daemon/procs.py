@@ -29,7 +29,7 @@ def is_shim(cmdline: list[str], log_path: str | None = None) -> bool:
     head = cmdline[1:4]
     if "-m" not in head:
         return False
-    i = head.index("-m") + 1
+    i = 1 + head.index("-m") + 1  # the module's name, in cmdline
     return (len(cmdline) > i + 1 and cmdline[i] in _SHIM_MODULES
             and (log_path is None or cmdline[i + 1] == log_path))
 

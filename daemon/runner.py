@@ -23,6 +23,7 @@ from typing import Any, Protocol
 import psutil
 import trio
 
+from . import failpoints
 from .config import Config
 from .logs import tail_lines
 from .procs import DEVNULL, SHIM_MODULE, signal_tree
@@ -43,6 +44,7 @@ class JobRecords(Protocol):
 
     def set_fields(self, job_id: str, **fields: Any) -> None: ...
 
+
 @dataclass
 class Active:
     """A job the daemon is running (or has re-adopted) right now."""
@@ -57,6 +59,9 @@ class Active:
     cancel_grace: float = 0.0
     cancel_scope: trio.CancelScope = field(default_factory=trio.CancelScope)
     done: trio.Event = field(default_factory=trio.Event)
+    # ``finished_at`` of the last exit status read (the previous step's or run's): its file
+    # may still be there when the daemon dies before starting the next one.
+    exit_seen: float | None = None
 
 
 # How long the monitor gets to end once its tree was SIGKILLed, and once it was itself.
@@ -116,23 +121,27 @@ class StepRunner:
         self.records.set_fields(job_id, **fields)
 
     async def run_steps(self, act: Active, plan: Plan, logw: LogWriter, first: int,
-                         adopted: dict[str, Any] | None) -> dict[str, Any]:
+                        adopted: dict[str, Any] | None, resumed: bool = False,
+                        ) -> dict[str, Any]:
+        """Run the steps from ``first``: the first of them ``adopted`` (a live or ended process
+        of a previous daemon), or ``resumed`` (a previous daemon died before starting it)."""
         job_id = act.job_id
         n = len(plan.steps)
         if plan.kind == "launch":
-            return await self._run_launch(act, plan, logw, adopted)
+            return await self._run_launch(act, plan, logw, adopted, resumed)
+        if resumed:
+            logw.write(f"[kitplay] kitplayd restarted between steps; resuming at step "
+                       f"{first + 1}/{n}\n")
         for i in range(first, n):
             step = plan.steps[i]
             if act.cancel_requested:
                 return {"status": "cancelled"}
             progress = {"step": i + 1, "steps": n, "message": step.name}
             if adopted is None:
-                # The previous step's status is consumed: a restart must never read it as
-                # this step's (that would skip this step).
-                self.exit_path(job_id).unlink(missing_ok=True)
-            self._set(job_id, progress=progress, step_index=i)
-            if adopted is None:
+                self._next_run(act, progress=progress, step_index=i)
                 logw.write(f"[kitplay] step {i + 1}/{n}: {step.name}\n")
+            else:
+                self._set(job_id, progress=progress, step_index=i)
             if step.func is not None:
                 try:
                     await trio.to_thread.run_sync(step.func, logw)
@@ -145,8 +154,12 @@ class StepRunner:
                     logw.write(f"[kitplay] {msg}\n")
                     return {"status": "failed", "error": {"message": msg, "step": step.name}}
                 continue
+            if i > 0:
+                failpoints.hit("step.spawn")
             status = await self._run_process(act, step, adopted)
+            failpoints.hit("step.ended")
             adopted = None
+            act.exit_seen = status.get("finished_at")
             code = status.get("exit_code")
             if act.cancel_requested:
                 return {"status": "cancelled", "exit_code": code}
@@ -156,6 +169,16 @@ class StepRunner:
         result = await trio.to_thread.run_sync(plan.finish) if plan.finish else {}
         return {"status": "succeeded", "exit_code": 0, "result": result,
                 "progress": {"step": n, "steps": n, "message": "done"}}
+
+    def _next_run(self, act: Active, **fields: Any) -> None:
+        """Record that no process of the next step (or run) is started yet, in one write with
+        the exit status already read; then remove that status's file.  A daemon that dies
+        anywhere from here to the spawn leaves a record that says so (``pid`` None), and its
+        successor starts that step instead of taking the old status for it (recovery.py)."""
+        extra = {**(self.get_record(act.job_id).get("extra") or {}),
+                 "exit_seen": act.exit_seen}
+        self._set(act.job_id, pid=None, pid_start=None, extra=extra, **fields)
+        self.exit_path(act.job_id).unlink(missing_ok=True)
 
     def _step_error(self, job_id: str, plan: Plan, step: Step,
                     status: dict[str, Any]) -> dict[str, Any]:
@@ -176,7 +199,11 @@ class StepRunner:
         return {"message": msg, "step": step.name, "tail": tail or None}
 
     async def _run_launch(self, act: Active, plan: Plan, logw: LogWriter,
-                          adopted: dict[str, Any] | None) -> dict[str, Any]:
+                          adopted: dict[str, Any] | None, resumed: bool) -> dict[str, Any]:
+        """Run the app until it ends, restarting it by its policy.  ``restarts`` counts the
+        restarts that started: it advances with the spawn, never in the backoff before it, so
+        a daemon that dies in a backoff uses up no restart (``resumed``: its successor starts
+        the pending one)."""
         job_id = act.job_id
         rec = self.get_record(job_id)
         params = rec["params"]
@@ -185,13 +212,22 @@ class StepRunner:
         restarts = rec.get("restarts") or 0
         backoff = self.cfg.restart_backoff_initial_s
         step = plan.steps[0]
+        again = resumed  # the next run is a restart
+        if resumed:
+            logw.write(f"[kitplay] kitplayd restarted during the restart backoff of {plan.app}; "
+                       "restarting it now\n")
         while True:
+            counted: dict[str, Any] = {}
             if adopted is None:
+                if again:
+                    counted = {"restarts": restarts + 1}
                 logw.write(f"[kitplay] launching {plan.app} ({plan.display}): "
                            f"{' '.join(step.argv or [])}\n")
             started = time.monotonic()
-            status = await self._run_process(act, step, adopted)
+            status = await self._run_process(act, step, adopted, counted)
+            restarts = counted.get("restarts", restarts)
             adopted = None
+            act.exit_seen = status.get("finished_at")
             code = status.get("exit_code")
             if act.cancel_requested:
                 return {"status": "cancelled", "exit_code": code}
@@ -206,16 +242,18 @@ class StepRunner:
                 return {"status": "failed", "exit_code": code, "error": err}
             if time.monotonic() - started >= self.cfg.restart_stable_s:
                 backoff = self.cfg.restart_backoff_initial_s
-            restarts += 1
-            logw.write(f"[kitplay] {plan.app} exited with code {code}; restart {restarts}/"
+            logw.write(f"[kitplay] {plan.app} exited with code {code}; restart {restarts + 1}/"
                        f"{max_restarts} in {backoff:.2f} s\n")
-            self._set(job_id, restarts=restarts)
+            self._next_run(act)
             await trio.sleep(backoff)
             backoff = min(backoff * 2, self.cfg.restart_backoff_max_s)
+            again = True
 
-    async def _run_process(self, act: Active, step: Step,
-                           adopted: dict[str, Any] | None) -> dict[str, Any]:
-        """Run (or keep waiting for an adopted) step under a shim; return its exit status."""
+    async def _run_process(self, act: Active, step: Step, adopted: dict[str, Any] | None,
+                           counted: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Run (or keep waiting for an adopted) step under a shim; return its exit status.
+
+        ``counted``: fields recorded with the new process's pid (a restart's number)."""
         job_id = act.job_id
         exit_path = self.exit_path(job_id)
         if adopted is None:
@@ -244,7 +282,7 @@ class StepRunner:
             except psutil.Error:
                 start = None
             try:
-                self._set(job_id, pid=proc.pid, pid_start=start)
+                self._set(job_id, pid=proc.pid, pid_start=start, **(counted or {}))
                 timeout = step.timeout_s or math.inf
                 with trio.move_on_after(timeout) as scope:
                     async with trio.open_nursery() as nursery:
@@ -283,12 +321,15 @@ class StepRunner:
                 fd = os.pidfd_open(pid)
             except (ProcessLookupError, OSError):
                 fd = None
-        if fd is not None:
-            try:
-                await trio.lowlevel.wait_readable(fd)
-            finally:
-                os.close(fd)
-        act.exited.set()
+        async with trio.open_nursery() as nursery:
+            if act.cancel_requested and fd is not None:  # a cancel the last daemon began
+                nursery.start_soon(self.terminate, act, act.cancel_grace)
+            if fd is not None:
+                try:
+                    await trio.lowlevel.wait_readable(fd)
+                finally:
+                    os.close(fd)
+            act.exited.set()
         status = await self._display_ended(act, self.read_exit(job_id) or {"interrupted": True})
         if status.get("interrupted"):
             raise StepInterrupted(step.name)
