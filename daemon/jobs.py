@@ -416,6 +416,12 @@ class JobManager:
         status = outcome.pop("status", "failed")
         if status != "succeeded" and outcome.get("error") is None:
             outcome["error"] = {"message": f"job ended {status}", "step": None}
+        if act.log_error:  # the job's own outcome stands; the record says what is missing
+            if status == "succeeded":
+                outcome["result"] = {**(outcome.get("result") or {}), "log_error": act.log_error}
+            else:
+                outcome["error"] = {**outcome["error"],
+                                    "message": f"{outcome['error']['message']}; {act.log_error}"}
         LogWriter(self.log_path(job_id)).write(
             f"[kitplay] job {status}"
             + (f": {outcome['error']['message']}" if status != "succeeded" else "") + "\n")
@@ -445,6 +451,12 @@ class JobManager:
         elif rec.get("started_at") is not None:
             extra["duration_s"] = round(max(0.0, now - rec["started_at"]), 6)
         self.set_fields(job_id, status=status, finished_at=now, pid=None, extra=extra, **fields)
+        if job_id not in self._unsaved:  # recorded: the monitor's exit status is read for good
+            for suffix in (".exit", ".exit.tmp"):
+                try:
+                    (self.cfg.logs_dir / f"{job_id}{suffix}").unlink(missing_ok=True)
+                except OSError:
+                    pass
 
     def extra_with(self, job_id: str, **values: Any) -> dict[str, Any]:
         """The job's ``extra`` record with ``values`` set (to pass to ``set_fields``)."""

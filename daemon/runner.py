@@ -62,6 +62,7 @@ class Active:
     # ``finished_at`` of the last exit status read (the previous step's or run's): its file
     # may still be there when the daemon dies before starting the next one.
     exit_seen: float | None = None
+    log_error: str | None = None  # the job's output could not all be written to its log
 
 
 # How long the monitor gets to end once its tree was SIGKILLed, and once it was itself.
@@ -88,7 +89,11 @@ class LogWriter:
 
     def write(self, text: str) -> None:
         try:
-            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+            except FileNotFoundError:  # someone removed logs/: make it again
+                self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
             try:
                 size = os.fstat(fd).st_size
                 if size and os.pread(fd, 1, size - 1) != b"\n":
@@ -306,6 +311,8 @@ class StepRunner:
                 return {"exit_code": proc.returncode, "timed_out": True}
             act.exited.set()
             status = self.read_exit(job_id)
+            if status is not None and status.get("log_error"):
+                act.log_error = _log_error(self.cfg.logs_dir, str(status["log_error"]))
             if status is None:
                 code = proc.returncode
                 status = {"exit_code": code if code is not None and code >= 0 else 128 - (
@@ -430,6 +437,16 @@ def read_exit(path: Path) -> dict[str, Any] | None:
         return data
     except (OSError, ValueError):
         return None
+
+
+def _log_error(logs_dir: Path, error: str) -> str:
+    why = f"its log is incomplete: writing it failed ({error})"
+    try:
+        if shutil.disk_usage(logs_dir).free < 64 * 1024:
+            why += f"; the disk holding {logs_dir} is full: free space there"
+    except OSError:
+        pass
+    return why
 
 
 def _no_status(logs_dir: Path) -> str:
