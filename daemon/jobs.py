@@ -26,7 +26,8 @@ from .protocol.errors import InvalidState, KitplayError, NotFound, Unsupported, 
 from .protocol.framing import Encoded, encode
 from .protocol.schemas import TERMINAL_STATUSES
 from .runner import INTERRUPTED, STOP_BOUND_S, Active, LogWriter, StepInterrupted, StepRunner
-from .store import Store
+from .store import Problem, Store
+from .store import problem as store_problem
 from .toolchains.base import Plan
 
 __all__ = ["JobManager", "new_job_id"]
@@ -47,6 +48,7 @@ def _boot_id() -> str:
 
 BOOT_ID = _boot_id()
 _ENDED_CACHE = 1024
+STORE_WATCH_S = 0.5  # how soon a state that takes writes again is noticed
 
 
 def new_job_id() -> str:
@@ -102,8 +104,8 @@ class JobManager:
         # Changes the store could not take (disk full, I/O error): kept here, in order, shown
         # by jobs.get/list, and written as soon as the store takes writes again.
         self._unsaved: dict[str, dict[str, Any]] = {}
-        self.store_error: str | None = None
-        self._flushing = False
+        self.store_problem: Problem | None = None
+        self._retention_due = False
         self._pending: _Batch | None = None  # submissions waiting for their group commit
         self._queued_launches = 0  # launches in ``queue`` (they skip the concurrency limit)
 
@@ -185,9 +187,10 @@ class JobManager:
         return out
 
     def set_fields(self, job_id: str, **fields: Any) -> None:
-        """Record a change; when the store refuses it, keep it until the store takes it."""
-        if job_id in self._unsaved:  # keep the order: earlier changes go first
-            self._unsaved[job_id].update(fields)
+        """Record a change; when the store refuses it, keep it until the store takes it.
+        While changes are kept, new ones queue behind them: the oldest are written first."""
+        if self._unsaved:
+            self._unsaved.setdefault(job_id, {}).update(fields)
             self._flush()
         else:
             try:
@@ -199,42 +202,73 @@ class JobManager:
 
     def _keep_unsaved(self, job_id: str, fields: dict[str, Any], e: Exception) -> None:
         self._unsaved.setdefault(job_id, {}).update(fields)
-        if self.store_error is None:
-            log.error("cannot write job records to %s (%s); keeping changes in memory and "
-                      "retrying until it takes writes again", self.cfg.db_path, e)
-        self.store_error = (f"{e}: the state directory {self.cfg.state_dir} cannot take "
-                            "writes (full?); job changes are kept in memory and written once "
-                            "there is space")
-        if not self._flushing and self._nursery is not None:
-            self._flushing = True
-            self._nursery.start_soon(self._retry_unsaved)
+        self._store_failed(e)
+
+    def _store_failed(self, e: BaseException) -> None:
+        was = self.store_problem
+        self.store_problem = store_problem(e, self.store.path)
+        if was is None or was.cause != self.store_problem.cause:
+            log.error("cannot write job records: %s; job changes are kept in memory and "
+                      "written once it takes writes again", self.store_problem.message)
 
     def _flush(self) -> bool:
-        """Write what was kept; True when everything is written."""
+        """Write what was kept, oldest first; True when everything is written."""
         for job_id in list(self._unsaved):
             try:
                 self.store.update(job_id, **self._unsaved[job_id])
-            except (sqlite3.Error, OSError):
+            except (sqlite3.Error, OSError) as e:
+                self._store_failed(e)
                 return False
             del self._unsaved[job_id]
-        if self.store_error is not None:
-            log.info("job records written again to %s", self.cfg.db_path)
-        self.store_error = None
+        if self.store_problem is not None:
+            log.info("job records are written again to %s", self.cfg.db_path)
+        self.store_problem = None
         return True
 
-    async def _retry_unsaved(self) -> None:
-        try:
-            while True:  # polling: nothing tells us when space comes back
-                if self._flush():
-                    return
-                await trio.sleep(1.0)
-        finally:
-            self._flushing = False
+    async def _watch_store(self) -> None:
+        """Notice, within ``STORE_WATCH_S``, a state that takes writes again (and write what
+        was kept), and a database removed under the daemon (and write it again)."""
+        while True:
+            await trio.sleep(STORE_WATCH_S)
+            self.check_store()
+
+    def check_store(self) -> None:
+        store = self.store
+        if store.moved():
+            try:
+                store.restore()
+            except (sqlite3.Error, OSError) as e:
+                self._store_failed(e)
+                if self.store_problem is not None and self.store_problem.cause != "missing":
+                    self.store_problem = Problem("missing", (
+                        f"the database {store.path} was removed under kitplayd and cannot be "
+                        f"written again ({e}); job changes are kept in memory"))
+                return
+            log.warning("the database %s was removed under kitplayd; written again from "
+                        "what kitplayd had open", store.path)
+        if self.store_problem is None and not self._unsaved and not store.exclusive:
+            return
+        if store.exclusive or (self.store_problem is not None
+                               and self.store_problem.cause in ("read-only", "missing")):
+            try:
+                store.reopen()  # a connection opened read-only (or exclusive) stays so
+            except (sqlite3.Error, OSError) as e:
+                self._store_failed(e)
+                return
+        problem = store.probe()
+        if problem is not None:
+            self.store_problem = problem
+            return
+        if self._flush() and self._retention_due:
+            self._after_finish(force=True)
 
     def store_state(self) -> dict[str, Any]:
-        """For daemon.status: whether the state dir takes writes."""
-        return {"ok": self.store_error is None, "error": self.store_error,
-                "unsaved_jobs": len(self._unsaved)}
+        """For daemon.status: whether the state dir takes writes, and why not."""
+        p = self.store_problem
+        return {"ok": p is None, "cause": None if p is None else p.cause,
+                "error": None if p is None else (
+                    f"{p.message}; job changes are kept in memory and written once it takes "
+                    "writes again"), "unsaved_jobs": len(self._unsaved)}
 
     def _bump(self, job_id: str) -> None:
         self._versions[job_id] = self._versions.get(job_id, 0) + 1
@@ -283,9 +317,12 @@ class JobManager:
             self.store.insert_many(batch.records)
         except (sqlite3.Error, OSError) as e:
             log.error("could not record %d new job(s): %s", len(batch.records), e)
+            self._store_failed(e)
+            p = self.store_problem
+            assert p is not None
             batch.error = InvalidState(
-                f"cannot record the job in {self.cfg.db_path}: {e}; free some space in the "
-                "state directory and submit it again", {"state_dir": str(self.cfg.state_dir)})
+                f"cannot record the job: {p.message}; then submit it again",
+                {"state_dir": str(self.cfg.state_dir), "cause": p.cause})
         else:
             for rec, plan in zip(batch.records, batch.plans):
                 self.plans[rec["id"]] = plan
@@ -301,9 +338,10 @@ class JobManager:
                                "has restarted")
         if plan.kind == "launch":
             self._check_display(plan)
-        if self.store_error is not None and not self._flush():
-            raise InvalidState(f"cannot accept a new job: {self.store_error}; free some space "
-                               "and submit it again", {"state_dir": str(self.cfg.state_dir)})
+        if self.store_problem is not None and not self._flush():
+            p = self.store_problem
+            raise InvalidState(f"cannot accept a new job: {p.message}; then submit it again",
+                               {"state_dir": str(self.cfg.state_dir), "cause": p.cause})
         job_id = new_job_id()
         rec = {
             "id": job_id, "kind": plan.kind, "status": "queued", "params": params,
@@ -333,7 +371,11 @@ class JobManager:
         self.cfg.logs_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
+            self.store_problem = self.store.probe()  # said from the start, not at a submit
+            if self.store_problem is not None:
+                log.error("the state cannot take writes: %s", self.store_problem.message)
             self._recover()
+            nursery.start_soon(self._watch_store)
             task_status.started()
             while True:
                 await self._wake.wait()
@@ -598,7 +640,10 @@ class JobManager:
                 self._forget(job_id)
             self.store.set_retention_mark(mark)
         except (sqlite3.Error, OSError) as e:  # retention waits for the next round
+            self._retention_due = True
             log.warning("log retention skipped: %s", e)
+        else:
+            self._retention_due = False
 
     # -- shutdown ---------------------------------------------------------------------------
 

@@ -233,9 +233,12 @@ METHODS: dict[str, Method] = {m.name: m for m in (
             "jobs": {"type": "object", "additionalProperties": {"type": "integer"}},
             "limits": {"type": "object"},
             "state": {"type": "object", "description": (
-                "Whether the state directory takes writes: ok, error (why not, e.g. the disk is "
-                "full), unsaved_jobs (job changes kept in memory until they can be written)."),
+                "Whether the state directory takes writes: ok, cause (why not: full, "
+                "read-only, missing, error), error (the same in words, saying what to do), "
+                "unsaved_jobs (job changes kept in memory until they can be written)."),
                 "properties": {"ok": {"type": "boolean"}, "error": {"type": ["string", "null"]},
+                               "cause": {"enum": [None, "full", "read-only", "missing",
+                                                  "error"]},
                                "unsaved_jobs": {"type": "integer"}}},
             "displays": {"type": "object", "description": (
                 "Each display backend (native, headless, xpra): available, or missing what "
