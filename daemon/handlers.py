@@ -73,7 +73,12 @@ class Handlers:
         return plan
 
     async def _submit(self, kind: str, params: dict[str, Any]) -> dict[str, Any]:
+        key = params.pop("idempotency_key", None)
         refuse_ignored(kind, params)
+        if key is not None:  # a retry: answered before planning, which may fail by now
+            first = self.jobs.keyed(key, kind, params)
+            if first is not None:
+                return {"job": first}
         if kind in _PLANNED_INLINE:
             # A build or launch plan needs a few stats and the app's declaration (cached by
             # its stat): on the trio thread, as jobs.get's stat of a log is.  A thread hop
@@ -82,7 +87,7 @@ class Handlers:
         else:  # reads catalogues, templates or tool output: a worker thread
             plan = await trio.to_thread.run_sync(self.plan, kind, params)
         stored = {**params, "workspace": str(plan.workspace)}
-        return {"job": await self.jobs.submit(plan, stored)}
+        return {"job": await self.jobs.submit(plan, stored, key)}
 
     # -- daemon -----------------------------------------------------------------------------
 

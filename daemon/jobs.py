@@ -18,11 +18,18 @@ from typing import Any
 
 import trio
 
-from . import recovery
+from . import failpoints, recovery
 from .config import Config
 from .following import read_log_slice
 from .logs import log_size
-from .protocol.errors import InvalidState, KitplayError, NotFound, Unsupported, describe_bug
+from .protocol.errors import (
+    InvalidParams,
+    InvalidState,
+    KitplayError,
+    NotFound,
+    Unsupported,
+    describe_bug,
+)
 from .protocol.framing import Encoded, encode
 from .protocol.schemas import TERMINAL_STATUSES
 from .runner import INTERRUPTED, STOP_BOUND_S, Active, LogWriter, StepInterrupted, StepRunner
@@ -68,17 +75,20 @@ def _b36(n: int) -> str:
 class _Batch:
     """New job records committed together, and the event their submitters wait on."""
 
-    __slots__ = ("done", "error", "plans", "records")
+    __slots__ = ("done", "error", "keys", "plans", "records")
 
     def __init__(self) -> None:
         self.records: list[dict[str, Any]] = []
         self.plans: list[Plan] = []
+        self.keys: dict[str, str] = {}  # job id -> idempotency key
         self.done = trio.Event()
         self.error: KitplayError | None = None
 
-    def add(self, rec: dict[str, Any], plan: Plan) -> None:
+    def add(self, rec: dict[str, Any], plan: Plan, key: str | None) -> None:
         self.records.append(rec)
         self.plans.append(plan)
+        if key is not None:
+            self.keys[rec["id"]] = key
 
 
 class JobManager:
@@ -107,6 +117,7 @@ class JobManager:
         self.store_problem: Problem | None = None
         self._retention_due = False
         self._pending: _Batch | None = None  # submissions waiting for their group commit
+        self._pending_keys: dict[str, tuple[_Batch, dict[str, Any]]] = {}
         self._queued_launches = 0  # launches in ``queue`` (they skip the concurrency limit)
 
     # -- records ----------------------------------------------------------------------------
@@ -287,7 +298,8 @@ class JobManager:
 
     # -- submission -------------------------------------------------------------------------
 
-    async def submit(self, plan: Plan, params: dict[str, Any]) -> dict[str, Any]:
+    async def submit(self, plan: Plan, params: dict[str, Any],
+                     key: str | None = None) -> dict[str, Any]:
         """Record a new job and queue it; return its public record once it is on disk.
 
         Group commit: the first submission of a scheduler tick yields once, so that every
@@ -295,26 +307,67 @@ class JobManager:
         batch, then commits the batch in one transaction; all of them are acknowledged after
         that commit.  A job is queued only once its record is committed, by the committer, so a
         submitter cancelled while it waits (its client left) still leaves a well-kept job.
+
+        ``key`` (idempotency): committed with the job; a submission with a key already known
+        (committed within a day, or in this batch) gets that job instead of a new one.
         """
+        if key is not None:
+            first = self.keyed(key, plan.kind, params)
+            if first is not None:
+                return first
+            waiting = self._pending_keys.get(key)
+            if waiting is not None:  # the same key twice in one batch: one job
+                joined, rec = waiting
+                self._same_request(key, rec, plan.kind, params)
+                await joined.done.wait()
+                if joined.error is not None:
+                    raise joined.error
+                return self.public(rec)
         rec = self._new_record(plan, params)
         batch = self._pending
         if batch is None:
             batch = self._pending = _Batch()
-            batch.add(rec, plan)
+            batch.add(rec, plan, key)
+            if key is not None:
+                self._pending_keys[key] = (batch, rec)
             # Shielded: the leader commits for the others even if its own call is cancelled.
             await trio.lowlevel.cancel_shielded_checkpoint()
             self._commit(batch)
         else:
-            batch.add(rec, plan)
+            batch.add(rec, plan, key)
+            if key is not None:
+                self._pending_keys[key] = (batch, rec)
             await batch.done.wait()
         if batch.error is not None:
             raise batch.error
         return self.public(rec)
 
+    def keyed(self, key: str, kind: str, params: dict[str, Any]) -> dict[str, Any] | None:
+        """The public record of the job ``key`` named within a day, or None; a key used for
+        another request is refused (the caller meant something else)."""
+        job_id = self.store.find_key(key)
+        if job_id is None:
+            return None
+        self._same_request(key, self.get_record(job_id), kind, params)
+        return self.get(job_id)
+
+    @staticmethod
+    def _same_request(key: str, rec: dict[str, Any], kind: str, params: dict[str, Any]) -> None:
+        def comparable(p: dict[str, Any]) -> dict[str, Any]:
+            return {k: v for k, v in p.items() if k != "workspace"}
+
+        if rec["kind"] != kind or comparable(rec["params"]) != comparable(params):
+            raise InvalidParams(
+                f"idempotency key {key!r} already named job {rec['id']} ({rec['kind']}, "
+                "with other parameters) within the last day; use a new key for a new job",
+                {"param": "idempotency_key", "job_id": rec["id"]})
+
     def _commit(self, batch: _Batch) -> None:
         self._pending = None
+        for key in batch.keys.values():
+            self._pending_keys.pop(key, None)
         try:
-            self.store.insert_many(batch.records)
+            self.store.insert_many(batch.records, batch.keys)
         except (sqlite3.Error, OSError) as e:
             log.error("could not record %d new job(s): %s", len(batch.records), e)
             self._store_failed(e)
@@ -324,6 +377,7 @@ class JobManager:
                 f"cannot record the job: {p.message}; then submit it again",
                 {"state_dir": str(self.cfg.state_dir), "cause": p.cause})
         else:
+            failpoints.hit("submit.committed")
             for rec, plan in zip(batch.records, batch.plans):
                 self.plans[rec["id"]] = plan
                 self.queue.append(rec["id"])
@@ -639,6 +693,7 @@ class JobManager:
                 self.store.update(job_id, extra={**extra, "log_removed": True})
                 self._forget(job_id)
             self.store.set_retention_mark(mark)
+            self.store.forget_keys()
         except (sqlite3.Error, OSError) as e:  # retention waits for the next round
             self._retention_due = True
             log.warning("log retention skipped: %s", e)

@@ -218,6 +218,13 @@ _ACCEPT = Param("accept_license", "boolean",
                 "Accept the Omniverse licence for this kit-app-template workspace (creates "
                 ".omniverse_eula_accepted.txt).", default=False)
 
+# Every method that creates a job takes it: a client that lost the answer (the daemon died
+# between the commit and the reply) retries with the same key and learns the first job's id.
+_IDEMPOTENCY = Param("idempotency_key", "string",
+                     "A key of the caller's choosing (printable ASCII, no spaces): a retry "
+                     "with the same key within a day returns the first job instead of "
+                     "creating another.", pattern=r"^[!-~]{1,128}$")
+
 METHODS: dict[str, Method] = {m.name: m for m in (
     Method(
         "daemon.status", "Version, pid, uptime, paths, job counts, toolchains and display "
@@ -270,7 +277,7 @@ METHODS: dict[str, Method] = {m.name: m for m in (
          Param("display_name", "string", "Human-readable name."),
          Param("version", "string", "Version of the new app, such as 0.1.0."),
          Param("layers", "array", "Application layers to add (kit-app-template).", items="string"),
-         _WORKSPACE, _ACCEPT),
+         _WORKSPACE, _ACCEPT, _IDEMPOTENCY),
         _JOB_RESULT, ("POST", "/templates/create"), mutates=True),
     Method(
         "apps.list", "Apps and extensions already created in the workspace.",
@@ -283,12 +290,13 @@ METHODS: dict[str, Method] = {m.name: m for m in (
         "`template modify`).",
         (Param("app", "string", "The app to add layers to.", required=True, positional=True),
          Param("layers", "array", "Application layers to add.", required=True, items="string"),
-         _WORKSPACE, _ACCEPT),
+         _WORKSPACE, _ACCEPT, _IDEMPOTENCY),
         _JOB_RESULT, ("POST", "/apps/modify"), mutates=True),
     Method(
         "build", "Start a job that builds the workspace (or one app of it).",
         (_WORKSPACE, Param("app", "string", "Build only this app.", positional=True),
-         Param("clean", "boolean", "Clean before building.", default=False), _ACCEPT),
+         Param("clean", "boolean", "Clean before building.", default=False), _ACCEPT,
+         _IDEMPOTENCY),
         _JOB_RESULT, ("POST", "/build"), mutates=True),
     Method(
         "launch", "Start a job that runs an app until it exits or is stopped.",
@@ -303,14 +311,14 @@ METHODS: dict[str, Method] = {m.name: m for m in (
                default="never"),
          Param("max_restarts", "integer", "Restarts allowed by the on-failure policy.",
                minimum=0, maximum=1000, default=3),
-         _ACCEPT),
+         _ACCEPT, _IDEMPOTENCY),
         _JOB_RESULT, ("POST", "/launch"), mutates=True),
     Method(
         "test",
         "Start a job that runs the workspace's tests (kit-app-template: `repo.sh test`; "
         "builtin: each app's own tests); the job's log is the test output.",
         (_WORKSPACE, Param("app", "string", "Test only this app (builtin).", positional=True),
-         _ACCEPT),
+         _ACCEPT, _IDEMPOTENCY),
         _JOB_RESULT, ("POST", "/test"), mutates=True),
     Method(
         "package",
@@ -319,7 +327,7 @@ METHODS: dict[str, Method] = {m.name: m for m in (
         (_WORKSPACE, Param("app", "string", "Package only this app (builtin).", positional=True),
          Param("name", "string", "Package name (`repo.sh package -n`)."),
          Param("thin", "boolean", "A thin package (`repo.sh package --thin`).", default=False),
-         _ACCEPT),
+         _ACCEPT, _IDEMPOTENCY),
         _JOB_RESULT, ("POST", "/package"), mutates=True),
     Method(
         "package_container",
@@ -329,7 +337,7 @@ METHODS: dict[str, Method] = {m.name: m for m in (
                required=True, positional=True),
          _WORKSPACE,
          Param("image_tag", "string", "Image name and tag (`--image-tag`), such as my_app:1.0."),
-         _ACCEPT),
+         _ACCEPT, _IDEMPOTENCY),
         _JOB_RESULT, ("POST", "/package_container"), mutates=True),
     Method(
         "jobs.list", "Job records, newest first, filterable by status and kind.",
