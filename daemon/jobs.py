@@ -37,7 +37,7 @@ from .store import Problem, Store
 from .store import problem as store_problem
 from .toolchains.base import Plan
 
-__all__ = ["JobManager", "new_job_id"]
+__all__ = ["JobManager", "new_job_id", "seed_job_ids"]
 
 log = logging.getLogger("kitplayd.jobs")
 
@@ -58,9 +58,29 @@ _ENDED_CACHE = 1024
 STORE_WATCH_S = 0.5  # how soon a state that takes writes again is noticed
 
 
+_last_ms = 0  # the last id's sequence number
+
+
 def new_job_id() -> str:
-    """Sortable, short, safe as a file name: milliseconds in base 36 plus randomness."""
-    return f"{_b36(int(time.time() * 1000))}-{secrets.token_hex(3)}"
+    """Sortable, short, safe as a file name: a sequence number in base 36, plus randomness.
+
+    The sequence starts from the wall clock in milliseconds and never goes back: each id
+    takes the clock or the last id's number plus one, whichever is larger.  So ids sort in
+    creation order even after the wall clock steps back (they run ahead of it until it
+    catches up), and still tell roughly when a job was made.
+    """
+    global _last_ms
+    _last_ms = max(int(time.time() * 1000), _last_ms + 1)
+    return f"{_b36(_last_ms)}-{secrets.token_hex(3)}"
+
+
+def seed_job_ids(newest: str | None) -> None:
+    """Continue the sequence after ``newest``, the id of the newest job on record."""
+    global _last_ms
+    try:
+        _last_ms = max(_last_ms, int((newest or "0").split("-", 1)[0], 36))
+    except ValueError:
+        pass
 
 
 def _b36(n: int) -> str:
@@ -99,6 +119,7 @@ class JobManager:
         self.planner = planner  # (kind, params) -> Plan; raises KitplayError
         self.displays = displays  # display sessions (xpra), or None where xpra is absent
         self.runner = StepRunner(cfg, self, displays)
+        seed_job_ids(store.newest_id())
         self.active: dict[str, Active] = {}
         self.queue: list[str] = []
         self.plans: dict[str, Plan] = {}
