@@ -25,6 +25,7 @@ from pathlib import Path
 
 from kitplay.daemon.protocol.client import RECONNECT_S, Client
 from kitplay.daemon.protocol.errors import DaemonUnreachable, KitplayError
+from kitplay.daemon.protocol.passthrough import chunk_bytes
 from kitplay.daemon.protocol.paths import (
     bridge_info_path,
     check_private_file,
@@ -346,6 +347,18 @@ def progress_text(prog: dict[str, Any], tty: bool) -> str:
     return f"[{'#' * done}{'-' * (BAR - done)}] {step}/{steps} {prog.get('message', '')}"
 
 
+def write_log(out: Any, data: bytes) -> None:
+    """A job's log bytes, exactly, to a text stream's binary buffer (when it has one)."""
+    out.flush()
+    raw = getattr(out, "buffer", None)
+    if raw is not None:
+        raw.write(data)
+        raw.flush()
+    else:
+        out.write(data.decode("utf-8", "replace"))
+        out.flush()
+
+
 def follow(client: Client, job_id: str, offset: int, log_out: Any, reconnect_s: float,
            until_url: bool = False) -> dict[str, Any]:
     """Stream a job's log; show progress (a bar on a terminal, plain lines when piped); return
@@ -372,8 +385,7 @@ def follow(client: Client, job_id: str, offset: int, log_out: Any, reconnect_s: 
             if until_url:
                 continue
             clear()
-            log_out.write(params["data"])
-            log_out.flush()
+            write_log(log_out, chunk_bytes(params))
             if tty and shown:
                 sys.stderr.write(shown)
                 sys.stderr.flush()
@@ -486,6 +498,8 @@ def run(argv: list[str] | None = None) -> int:
     except KitplayUsage as e:
         parser.error(str(e))
     following = bool(getattr(ns, "follow", False))
+    if m.name == "jobs.logs" and not ns.json:
+        params.setdefault("encoding", "auto")  # exact bytes for the terminal or a pipe
     job_id = ""
     try:
         with Client.connect(ns.socket, timeout=None) as client:
@@ -506,7 +520,10 @@ def run(argv: list[str] | None = None) -> int:
                 q = quiet(m.name, result)
                 if q:
                     out.write(q + "\n")
-            elif not following or m.name != "jobs.logs":
+            elif m.name == "jobs.logs":
+                if not following:  # the log's bytes, exactly (--follow writes them below)
+                    write_log(out, chunk_bytes(result))
+            else:
                 out.write(render(m.name, result) + "\n")
             out.flush()
             if not ns.json and not ns.quiet:

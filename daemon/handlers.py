@@ -179,10 +179,12 @@ class Handlers:
         return await self.jobs.wait(p["job_id"], p.get("timeout_s", 30))
 
     async def jobs_logs(self, ctx: Any, p: dict[str, Any]) -> dict[str, Any]:
-        return await self.jobs.read_log(p["job_id"], p.get("offset", 0), p.get("limit", 1 << 20))
+        return await self.jobs.read_log(p["job_id"], p.get("offset", 0), p.get("limit", 1 << 20),
+                                        p.get("encoding", "text"))
 
     async def jobs_subscribe(self, ctx: Any, p: dict[str, Any]) -> dict[str, Any]:
-        return {"subscription": await ctx.subscribe(self.jobs, p["job_id"], p.get("offset", 0))}
+        return {"subscription": await ctx.subscribe(self.jobs, p["job_id"], p.get("offset", 0),
+                                                    p.get("encoding", "text"))}
 
     def jobs_unsubscribe(self, ctx: Any, p: dict[str, Any]) -> dict[str, Any]:
         return {"unsubscribed": ctx.unsubscribe(p["subscription"])}

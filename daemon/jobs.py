@@ -630,7 +630,8 @@ class JobManager:
                 await self._event(job_id).wait()
         return {"job": self.get(job_id), "timed_out": True}
 
-    async def read_log(self, job_id: str, offset: int, limit: int) -> dict[str, Any]:
+    async def read_log(self, job_id: str, offset: int, limit: int,
+                       encoding: str = "text") -> dict[str, Any]:
         rec = self.get_record(job_id)  # the store is used from the trio thread only
         if (rec.get("extra") or {}).get("log_removed"):
             raise NotFound(f"the log of job {job_id} was removed by the retention limit "
@@ -638,7 +639,7 @@ class JobManager:
                            {"job_id": job_id})
         terminal = rec["status"] in TERMINAL_STATUSES
         return await trio.to_thread.run_sync(
-            read_log_slice, self.log_path(job_id), offset, limit, terminal)
+            read_log_slice, self.log_path(job_id), offset, limit, terminal, encoding)
 
     def changed(self, job_id: str) -> trio.Event | None:
         """An event set at the job's next change, or None when it can no longer change."""

@@ -169,14 +169,15 @@ class Connection:
         self.closed = True  # nothing more is written, not even the rest of a cut frame
         self.nursery.cancel_scope.cancel()
 
-    async def subscribe(self, jobs: Followable, job_id: str, offset: int) -> str:
+    async def subscribe(self, jobs: Followable, job_id: str, offset: int,
+                        encoding: str = "text") -> str:
         jobs.get_record(job_id)  # NotFound before a subscription exists
         follower = follow_job(jobs, job_id, offset)
         # Validate the offset now, so a bad one is this call's error.
         first = await follower.__anext__()
         sub = f"s{next(_sub_ids)}"
         self.subscriptions[sub] = trio.CancelScope()
-        self.nursery.start_soon(self._pump, sub, job_id, first, follower)
+        self.nursery.start_soon(self._pump, sub, job_id, first, follower, encoding)
         return sub
 
     def unsubscribe(self, sub: str) -> bool:
@@ -186,7 +187,8 @@ class Connection:
         scope.cancel()
         return True
 
-    async def _pump(self, sub: str, job_id: str, first: Any, follower: Any) -> None:
+    async def _pump(self, sub: str, job_id: str, first: Any, follower: Any,
+                    encoding: str) -> None:
         # Let the subscribe response go out before the first notification.
         await trio.lowlevel.checkpoint()
         # The subscription's cancel scope covers only the wait for more output, never a
@@ -195,7 +197,7 @@ class Connection:
         try:
             item = first
             while True:
-                await self._emit(sub, job_id, item)
+                await self._emit(sub, job_id, item, encoding)
                 if sub not in self.subscriptions:
                     break  # unsubscribed while writing
                 with trio.CancelScope() as wait:
@@ -209,13 +211,13 @@ class Connection:
             await follower.aclose()
         self.subscriptions.pop(sub, None)
 
-    async def _emit(self, sub: str, job_id: str, item: tuple[str, Any]) -> None:
+    async def _emit(self, sub: str, job_id: str, item: tuple[str, Any], encoding: str) -> None:
         kind, payload = item
         if kind == "output":
             # Escaped at the byte level, "data" last, so relays can pass its string on
             # without decoding it (daemon.protocol.passthrough).
             offset, data = payload
-            await self.send_json(output_body(sub, job_id, offset, data))
+            await self.send_json(output_body(sub, job_id, offset, data, encoding))
         else:
             job, final = payload
             await self.send(notification("jobs.state", {

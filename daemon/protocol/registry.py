@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 
 from .errors import InvalidParams, NotFound
-from .schemas import DISPLAYS, JOB_KINDS, JOB_STATUSES
+from .schemas import DISPLAYS, JOB_KINDS, JOB_STATUSES, LOG_ENCODINGS
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing slows `kitplay` down
 if TYPE_CHECKING:
@@ -225,6 +225,13 @@ _IDEMPOTENCY = Param("idempotency_key", "string",
                      "with the same key within a day returns the first job instead of "
                      "creating another.", pattern=r"^[!-~]{1,128}$")
 
+# Logs carry any bytes; offsets always count the log file's bytes.
+_ENCODING = Param("encoding", "string",
+                  "How log data is sent: text (bytes that are not UTF-8 become U+FFFD), auto "
+                  "(text when the chunk is valid UTF-8, else base64, saying which in "
+                  "'encoding': the exact bytes) or base64 (always).", enum=LOG_ENCODINGS,
+                  default="text")
+
 METHODS: dict[str, Method] = {m.name: m for m in (
     Method(
         "daemon.status", "Version, pid, uptime, paths, job counts, toolchains and display "
@@ -367,16 +374,19 @@ METHODS: dict[str, Method] = {m.name: m for m in (
         "jobs.logs", "Read a job's log from a byte offset.",
         (_JOB_ID, Param("offset", "integer", "Byte offset to read from.", minimum=0, default=0),
          Param("limit", "integer", "At most this many bytes.", minimum=1,
-               maximum=16 * 1024 * 1024, default=1024 * 1024)),
+               maximum=16 * 1024 * 1024, default=1024 * 1024), _ENCODING),
         _obj({"data": {"type": "string"}, "offset": {"type": "integer"},
-              "next_offset": {"type": "integer"}, "eof": {"type": "boolean"}}),
+              "next_offset": {"type": "integer"}, "eof": {"type": "boolean"},
+              "encoding": {"enum": ["utf-8", "base64"], "description": (
+                  "How data holds the bytes (encoding auto or base64 only).")}},
+             ["data", "offset", "next_offset", "eof"]),
         ("GET", "/jobs/{job_id}/logs")),
     Method(
         "jobs.subscribe",
         "Push jobs.output and jobs.state notifications for a job, from a byte offset, "
         "until it ends.",
         (_JOB_ID, Param("offset", "integer", "Byte offset to resume from.", minimum=0,
-                        default=0)),
+                        default=0), _ENCODING),
         _obj({"subscription": {"type": "string"}}), ("WS", "/stream/{job_id}"),
         http_note="Over HTTP, a WebSocket streams the same output and state."),
     Method(

@@ -11,12 +11,16 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-__all__ = ["JOB_KINDS", "JOB_STATUSES", "DISPLAYS", "TERMINAL_STATUSES", "COMPONENTS"]
+__all__ = ["JOB_KINDS", "JOB_STATUSES", "DISPLAYS", "LOG_ENCODINGS", "TERMINAL_STATUSES",
+           "COMPONENTS"]
 
 JOB_KINDS = ("create", "build", "launch", "test", "package", "package_container", "modify")
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled", "interrupted")
 TERMINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled", "interrupted"})
 DISPLAYS = ("native", "xpra", "headless")
+# How log chunks travel (daemon.protocol.passthrough.encode_chunk): text (lossy for bytes that
+# are not UTF-8), auto (text when valid UTF-8, else base64: exact), base64 (always: exact).
+LOG_ENCODINGS = ("text", "auto", "base64")
 
 _nullable_number = {"type": ["number", "null"]}
 
