@@ -79,7 +79,8 @@ async function pickApp(allowAll: boolean): Promise<string | null | undefined> {
 function follow(jobId: string): void {
   const channel = vscode.window.createOutputChannel(`kitplay ${jobId}`);
   channel.show(true);
-  followLog(jobId, (text) => channel.append(text), {
+  const decoder = new TextDecoder('utf-8'); // streaming: a character split across chunks
+  followLog(jobId, (bytes) => channel.append(decoder.decode(bytes, { stream: true })), {
     socket: configuredSocket(),
     onReconnect: () => channel.appendLine('\n[kitplay extension] reconnected; resuming'),
   }).then((job) => {
