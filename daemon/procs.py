@@ -13,7 +13,8 @@ from pathlib import Path
 
 import psutil
 
-__all__ = ["alive", "find_shim", "is_shim", "same_process", "signal_tree", "DEVNULL", "SHIM_MODULE"]
+__all__ = ["alive", "find_shim", "is_shim", "same_process", "signal_tree", "DEVNULL", "NICE_ENV",
+           "SHIM_MODULE"]
 
 # A job's monitor runs as `python -P -m kitplay.daemon.shim LOG ...`; monitors started by
 # kitplay before its imports moved under `kitplay` ran `python -m daemon.shim LOG ...` and are
@@ -22,6 +23,8 @@ SHIM_MODULE = "kitplay.daemon.shim"
 _SHIM_MODULES = (SHIM_MODULE, "daemon.shim")
 
 DEVNULL = subprocess.DEVNULL
+# The niceness a job's monitor adds to itself before it starts the command (config job_nice).
+NICE_ENV = "KITPLAY_JOB_NICE"
 
 
 def is_shim(cmdline: list[str], log_path: str | None = None) -> bool:

@@ -26,7 +26,7 @@ import trio
 from . import failpoints
 from .config import Config
 from .logs import tail_lines
-from .procs import DEVNULL, SHIM_MODULE, signal_tree
+from .procs import DEVNULL, NICE_ENV, SHIM_MODULE, signal_tree
 from .protocol.errors import KitplayError, ToolchainError
 from .protocol.process import NOFILE_ENV, user_nofile, user_umask
 from .toolchains.base import Plan, Step
@@ -386,6 +386,8 @@ class StepRunner:
         shim_env = dict(env)
         if user_nofile() > 0:
             shim_env[NOFILE_ENV] = str(user_nofile())
+        if self.cfg.job_nice > 0:
+            shim_env[NICE_ENV] = str(self.cfg.job_nice)
         return await trio.lowlevel.open_process(
             cmd, env=shim_env, start_new_session=True, stdin=DEVNULL,
             stdout=DEVNULL, stderr=DEVNULL, umask=user_umask())

@@ -180,6 +180,16 @@ def _open_log(log: str) -> int:
         return os.open(log, os.O_WRONLY | os.O_CREAT, 0o600)
 
 
+def _lower_priority() -> None:
+    """Run (and start the command) this much nicer than the daemon (config job_nice)."""
+    value = os.environ.pop("KITPLAY_JOB_NICE", "")  # daemon.procs.NICE_ENV
+    if value.isdigit():
+        try:
+            os.nice(min(int(value), 19))
+        except OSError:
+            pass
+
+
 def _restore_nofile() -> None:
     """The fd soft limit the daemon started with (it raised its own), for the job."""
     value = os.environ.pop("KITPLAY_JOB_NOFILE", "")  # daemon.protocol.process.NOFILE_ENV
@@ -217,6 +227,7 @@ def main(argv: list[str]) -> int:
         pass
     stdin_fd = os.open(stdin_path or os.devnull, os.O_RDONLY)
     _restore_nofile()
+    _lower_priority()
 
     terminated = []
     for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
