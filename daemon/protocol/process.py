@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import resource
 
-__all__ = ["NOFILE_ENV", "harden_process", "user_nofile", "user_umask"]
+__all__ = ["NOFILE_ENV", "bound_malloc", "harden_process", "release_memory", "user_nofile",
+           "user_umask"]
 
 # What the process started with, before harden_process (-1: unknown): jobs get them back.
 _user_umask = -1
@@ -45,3 +46,38 @@ def harden_process() -> int:
         except (ValueError, OSError):
             pass
     return soft
+
+
+def bound_malloc() -> None:
+    """Keep the RSS of a long-lived process near its idle size after bursts (glibc only).
+
+    A fixed mmap threshold (glibc otherwise raises it as big buffers are freed) returns big
+    buffers (256 KB log chunks, large frames) to the system when they are freed, and two
+    malloc arenas stop every worker thread from keeping a heap of its own.  Measured by
+    tests/test_reliability_load.py: 200 clients and 100 followers left the daemon +17 MB
+    without this.
+    """
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None)
+        libc.mallopt(-3, 128 * 1024)  # M_MMAP_THRESHOLD
+        libc.mallopt(-8, 2)  # M_ARENA_MAX
+    except (OSError, AttributeError):
+        pass
+
+
+def release_memory() -> None:
+    """After a burst (hundreds of connections just closed): collect their reference cycles
+    now, not at some later full collection, and hand the heap's free pages back to the system
+    (glibc keeps them otherwise: bench/bridge_memory.py measured 84 MB left where 60 MB was
+    in use).  Costs tens of milliseconds: for the end of a burst, not every request."""
+    import gc
+
+    gc.collect()
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
