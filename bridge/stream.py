@@ -30,7 +30,7 @@ from typing import Any
 import trio
 from kitplay.daemon.protocol.aclient import open_client
 from kitplay.daemon.protocol.errors import InvalidParams, KitplayError
-from kitplay.daemon.protocol.process import release_memory
+from kitplay.daemon.protocol.process import Bursts
 from kitplay.daemon.protocol.registry import METHODS, validate_params
 from quart import Response, websocket
 
@@ -45,44 +45,14 @@ BUFFER = 1  # notifications waiting between the daemon connection and the WebSoc
 TRY_AGAIN = 1013
 
 
-# A burst: this many streams opened since memory was last released, all ended now.
-BURST = 64
-SETTLE_S = 1.0  # after a burst's last stream, before releasing its memory
-
-
-class StreamStats:
-    """Live counters, for tests and the status log; and when a burst of streams has ended.
+class StreamStats(Bursts):
+    """Live counters (``active``, ``total``), for tests and the status log.
 
     Hundreds of streams at once leave their memory in the heap once they close (glibc keeps
-    freed pages, and reference cycles wait for a full collection): ``settle`` releases it
-    (``release_memory``) a moment after a burst's last stream ends, so the bridge returns
-    near its idle size instead of keeping its largest burst's (bench/bridge_memory.py).
+    freed pages, and reference cycles wait for a full collection): ``settle`` releases it a
+    moment after a burst's last stream ends, so the bridge returns near its idle size instead
+    of keeping its largest burst's (bench/bridge_memory.py).
     """
-
-    def __init__(self) -> None:
-        self.active = 0
-        self.total = 0
-        self.released_at = 0  # ``total`` when memory was last released
-        self._ended = trio.Event()
-
-    def opened(self) -> None:
-        self.active += 1
-        self.total += 1
-
-    def closed(self) -> None:
-        self.active -= 1
-        if self.active == 0 and self.total - self.released_at >= BURST:
-            self._ended.set()
-
-    async def settle(self) -> None:
-        """Run for the bridge's life: release memory after each burst of streams."""
-        while True:
-            await self._ended.wait()
-            self._ended = trio.Event()
-            await trio.sleep(SETTLE_S)  # the streams' last tasks and buffers go first
-            if self.active == 0:
-                self.released_at = self.total
-                release_memory()
 
 
 def _message(method: str, params: dict[str, Any]) -> str:

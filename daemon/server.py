@@ -28,8 +28,9 @@ from .protocol.errors import (
     RequestCancelled,
 )
 from .protocol.framing import dumps, error_response, notification
-from .protocol.passthrough import output_body
+from .protocol.passthrough import output_parts
 from .protocol.paths import check_socket_path, ensure_private_dir
+from .protocol.process import Bursts
 from .protocol.wire import FrameReader
 from .rpc import Dispatcher
 
@@ -118,6 +119,10 @@ class Connection:
     async def send_json(self, body: bytes) -> None:
         """Send one message already encoded as compact JSON, in the connection's framing."""
         await self._write(self.frames.frame(body))
+
+    async def send_parts(self, parts: list[bytes]) -> None:
+        """The same, for a message in parts (a log chunk: one copy of it, not two)."""
+        await self._write(self.frames.frame_parts(parts))
 
     async def _write(self, data: bytes) -> None:
         try:  # uncontended: take the lock without a scheduler round trip (bench: -1 batch)
@@ -217,7 +222,7 @@ class Connection:
             # Escaped at the byte level, "data" last, so relays can pass its string on
             # without decoding it (daemon.protocol.passthrough).
             offset, data = payload
-            await self.send_json(output_body(sub, job_id, offset, data, encoding))
+            await self.send_parts(output_parts(sub, job_id, offset, data, encoding))
         else:
             job, final = payload
             await self.send(notification("jobs.state", {
@@ -230,8 +235,16 @@ async def serve(listen_sock: stdsocket.socket, dispatcher: Dispatcher, *, max_li
     tsock = trio.socket.from_stdlib_socket(listen_sock)
     listener = trio.SocketListener(tsock)
     my_uid = os.getuid()
+    bursts = Bursts()
 
     async def handle(stream: trio.SocketStream) -> None:
+        bursts.opened()
+        try:
+            await handle_one(stream)
+        finally:
+            bursts.closed()
+
+    async def handle_one(stream: trio.SocketStream) -> None:
         async with stream:
             try:
                 uid = peer_uid(stream.socket)
@@ -252,7 +265,10 @@ async def serve(listen_sock: stdsocket.socket, dispatcher: Dispatcher, *, max_li
                 log.exception("closing a connection after an internal error")
 
     task_status.started(listener)
-    await trio.serve_listeners(handle, [listener])
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(bursts.settle)
+        await trio.serve_listeners(handle, [listener])
+
 
 
 async def _serve_connection(stream: trio.SocketStream, dispatcher: Dispatcher, max_line: int,

@@ -137,11 +137,11 @@ def _websocket_follow(b: Bridge, job_id: str) -> Any:
     return lambda f: trio.run(main, f)
 
 
-def _cli(d: Daemon, *args: str) -> subprocess.Popen[bytes]:
+def _cli(d: Daemon, *args: str, out: Any = subprocess.PIPE) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "kitplay.cli_client", "--socket", str(d.socket),
          "--reconnect-s", "120", *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        stdout=out, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
 
 
 def _log(d: Daemon, job_id: str) -> bytes:
@@ -164,8 +164,14 @@ def test_every_follower_gets_the_exact_bytes_through_restarts(daemon: Daemon, br
                  Follower("websocket", _websocket_follow(bridge, job_id))]
     for f in followers:
         f.start()
-    cli = _cli(daemon, "jobs", "logs", job_id, "--follow")
+    cli_out = tmp_path / "cli.out"
+    with open(cli_out, "wb") as out:
+        cli = _cli(daemon, "jobs", "logs", job_id, "--follow", out=out)
     try:
+        # Its first call is not retried (a call that changes state might have run): let it
+        # reach the daemon before the daemon restarts; from then on it rides through.
+        wait_for(lambda: cli_out.stat().st_size > 0 or cli.poll() is not None, 60,
+                 "the CLI to follow")
         # The daemon's launch line comes first, then the pieces.
         wait_for(lambda: _log(daemon, job_id).endswith(PIECES[0]), 30, "the first piece")
         written = len(_log(daemon, job_id)) - len(PIECES[0])
@@ -186,7 +192,8 @@ def test_every_follower_gets_the_exact_bytes_through_restarts(daemon: Daemon, br
         assert done["status"] == "succeeded", done
         for f in followers:
             f.join(120)
-        out, err = cli.communicate(timeout=120)
+        _, err = cli.communicate(timeout=120)
+        out = cli_out.read_bytes()
     finally:
         if cli.poll() is None:
             cli.kill()

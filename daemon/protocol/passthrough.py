@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 __all__ = ["ENCODINGS", "OUTPUT_PREFIX", "RESULT_PREFIX", "chunk_bytes", "encode_chunk",
-           "json_literal", "output_body", "split_output", "split_result"]
+           "json_literal", "output_body", "output_parts", "split_output", "split_result"]
 
 ENCODINGS = LOG_ENCODINGS  # how log chunks travel: see ``encode_chunk``
 
@@ -40,18 +40,24 @@ RESULT_PREFIX = b'{"jsonrpc":"2.0","result":'
 _ID_KEY = b',"id":'
 _DATA_KEY = b',"data":"'
 
-# Bytes a log holds often and JSON escapes: replaced in place (a C pass each, when present).
+# Bytes JSON escapes in a string: control characters, '"' and '\\'.  A log holds some of them
+# often (each is replaced in place: one C pass, when present), the other control characters
+# rarely (a chunk holding one takes the encoder).  Each is looked for with ``in`` (memchr):
+# 33 of those cost a third of one ``translate`` pass over a 256 KiB chunk (measured).
 _REPLACE = ((b"\\", b"\\\\"), (b'"', b'\\"'), (b"\n", b"\\n"), (b"\r", b"\\r"),
-            (b"\t", b"\\t"), (b"\x1b", b"\\u001b"))
-# The other control characters: rare; a chunk holding one takes the encoder.
-_RARE = bytes(c for c in range(32) if c not in (9, 10, 13, 27))
-_ALL_BUT_RARE = bytes(c for c in range(256) if c not in _RARE)
+            (b"\t", b"\\t"), (b"\x1b", b"\\u001b"))  # the backslash first
+_RARE = tuple(bytes([c]) for c in range(32) if c not in (9, 10, 13, 27))
 _encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
 def json_literal(data: bytes, valid: bool = False) -> bytes:
     """``data`` (UTF-8 text) as a JSON string literal: the bytes ``json.dumps(data.decode(
-    "utf-8", "replace"), ensure_ascii=False)`` would give, UTF-8 encoded.
+    "utf-8", "replace"), ensure_ascii=False)`` would give, UTF-8 encoded."""
+    return b"".join(_literal_parts(data, valid))
+
+
+def _literal_parts(data: bytes, valid: bool) -> list[bytes]:
+    """``json_literal`` as parts, for one join with the rest of a message.
 
     A log chunk is escaped at the byte level, without a round trip through ``str`` and the
     JSON encoder (about 8x faster on build output: the daemon's follower sends 256 KiB chunks
@@ -62,13 +68,14 @@ def json_literal(data: bytes, valid: bool = False) -> bytes:
         try:
             data.decode("utf-8")  # strict: replacement characters need the encoder's path
         except UnicodeDecodeError:
-            return _slow_literal(data)
-    if data.translate(None, _ALL_BUT_RARE):
-        return _slow_literal(data)
+            return [_slow_literal(data)]
+    for rare in _RARE:
+        if rare in data:
+            return [_slow_literal(data)]
     for old, new in _REPLACE:
         if old in data:
             data = data.replace(old, new)
-    return b'"' + data + b'"'
+    return [b'"', data, b'"']
 
 
 def _slow_literal(data: bytes) -> bytes:
@@ -79,10 +86,17 @@ def output_body(subscription: str, job_id: str, offset: int, data: bytes,
                 encoding: str = "text") -> bytes:
     """A ``jobs.output`` notification as compact JSON (no framing), ``data`` last, in the
     subscription's ``encoding`` (``encode_chunk``)."""
-    return b"".join((OUTPUT_PREFIX, b'"subscription":', _encoder.encode(subscription).encode(),
-                     b',"job_id":', _encoder.encode(job_id).encode(),
-                     b',"offset":%d,"next_offset":%d,' % (offset, offset + len(data)),
-                     encode_chunk(data, encoding), b"}}"))
+    return b"".join(output_parts(subscription, job_id, offset, data, encoding))
+
+
+def output_parts(subscription: str, job_id: str, offset: int, data: bytes,
+                 encoding: str = "text") -> list[bytes]:
+    """``output_body`` as parts: joined once, with the connection's framing (a copy of
+    256 KiB less per chunk than joining twice)."""
+    return [OUTPUT_PREFIX, b'"subscription":', _encoder.encode(subscription).encode(),
+            b',"job_id":', _encoder.encode(job_id).encode(),
+            b',"offset":%d,"next_offset":%d,' % (offset, offset + len(data)),
+            *_chunk_parts(data, encoding), b"}}"]
 
 
 def encode_chunk(data: bytes, encoding: str) -> bytes:
@@ -94,16 +108,20 @@ def encode_chunk(data: bytes, encoding: str) -> bytes:
       ``"encoding":"base64"`` and the bytes in base64: the file's bytes exactly, always;
     - ``base64``: ``"encoding":"base64"`` and the bytes in base64, every chunk.
     """
+    return b"".join(_chunk_parts(data, encoding))
+
+
+def _chunk_parts(data: bytes, encoding: str) -> list[bytes]:
     if encoding == "text":
-        return b'"data":' + json_literal(data)
+        return [b'"data":', *_literal_parts(data, False)]
     if encoding == "auto":
         try:
             data.decode("utf-8")
         except UnicodeDecodeError:
             pass
         else:
-            return b'"encoding":"utf-8","data":' + json_literal(data, valid=True)
-    return b'"encoding":"base64","data":"' + binascii.b2a_base64(data, newline=False) + b'"'
+            return [b'"encoding":"utf-8","data":', *_literal_parts(data, True)]
+    return [b'"encoding":"base64","data":"', binascii.b2a_base64(data, newline=False), b'"']
 
 
 def chunk_bytes(chunk: dict[str, Any]) -> bytes:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import resource
 
-__all__ = ["NOFILE_ENV", "bound_malloc", "harden_process", "release_memory", "user_nofile",
-           "user_umask"]
+__all__ = ["NOFILE_ENV", "Bursts", "bound_malloc", "harden_process", "release_memory",
+           "user_nofile", "user_umask"]
 
 # What the process started with, before harden_process (-1: unknown): jobs get them back.
 _user_umask = -1
@@ -49,20 +49,18 @@ def harden_process() -> int:
 
 
 def bound_malloc() -> None:
-    """Keep the RSS of a long-lived process near its idle size after bursts (glibc only).
+    """Two malloc arenas (glibc only): worker threads share them instead of each keeping a
+    heap of its own, so a long-lived process stays near its idle size after bursts.
 
-    A fixed mmap threshold (glibc otherwise raises it as big buffers are freed) returns big
-    buffers (256 KB log chunks, large frames) to the system when they are freed, and two
-    malloc arenas stop every worker thread from keeping a heap of its own.  Measured by
-    tests/test_reliability_load.py: 200 clients and 100 followers left the daemon +17 MB
-    without this.
+    No fixed mmap threshold: it did return big buffers (256 KiB log chunks) to the system at
+    once, but mapping and zeroing them again for every chunk cost the daemon a third more CPU
+    per followed megabyte and the bridge five times more (bench/bridge.py); ``release_memory``
+    after a burst gives the memory back instead.
     """
     try:
         import ctypes
 
-        libc = ctypes.CDLL(None)
-        libc.mallopt(-3, 128 * 1024)  # M_MMAP_THRESHOLD
-        libc.mallopt(-8, 2)  # M_ARENA_MAX
+        ctypes.CDLL(None).mallopt(-8, 2)  # M_ARENA_MAX
     except (OSError, AttributeError):
         pass
 
@@ -81,3 +79,38 @@ def release_memory() -> None:
         ctypes.CDLL(None).malloc_trim(0)
     except (OSError, AttributeError):
         pass
+
+
+class Bursts:
+    """Connections open now; and, a moment after a burst of them has ended (hundreds of
+    clients or followers), ``release_memory``: the process returns near its idle size."""
+
+    BURST = 64
+    SETTLE_S = 1.0
+
+    def __init__(self) -> None:
+        import trio  # here: the rest of this module is for `kitplay` too, which has no trio
+
+        self.active = self.total = self.released_at = 0
+        self._ended = trio.Event()
+
+    def opened(self) -> None:
+        self.active += 1
+        self.total += 1
+
+    def closed(self) -> None:
+        self.active -= 1
+        if self.active == 0 and self.total - self.released_at >= self.BURST:
+            self._ended.set()
+
+    async def settle(self) -> None:
+        """Run for the process's life: release memory after each burst."""
+        import trio
+
+        while True:
+            await self._ended.wait()
+            self._ended = trio.Event()
+            await trio.sleep(self.SETTLE_S)
+            if self.active == 0:
+                self.released_at = self.total
+                release_memory()
