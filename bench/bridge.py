@@ -49,10 +49,9 @@ class _Bridge:
         if not line.startswith("kitplay-bridge: open "):
             self.stop()
             raise RuntimeError(f"kitplay-bridge did not start: {line!r}")
-        page = line.split(" open ", 1)[1].strip()
-        self.url = page.partition("/#code=")[0]
-        self.port = int(self.url.rsplit(":", 1)[1].split("/")[0])
         info = json.loads((socket.parent / "bridge.json").read_text())
+        self.url = info["url"].rstrip("/")  # API clients: a loopback literal (the page's
+        self.port = int(self.url.rsplit(":", 1)[1])  # kp-*.localhost is for browsers)
         self.token = info["token"]
 
     def _line(self, timeout: float) -> str:

@@ -21,6 +21,7 @@ from werkzeug.exceptions import MethodNotAllowed as RouteMethodNotAllowed
 
 from .credentials import CODE_TTL_S, TICKET_TTL_S, Credentials
 from .errors import (
+    Forbidden,
     MethodNotAllowed,
     Unauthorized,
     UnsupportedMediaType,
@@ -59,6 +60,9 @@ def create_app(settings: BridgeSettings) -> QuartTrio:
     app = QuartTrio(__name__, static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.config["BACKGROUND_TASK_SHUTDOWN_TIMEOUT"] = None
+    # A request body that does not arrive within this many seconds is given up (Quart's
+    # BODY_TIMEOUT, 60 by default): loopback bodies of at most max_body_bytes take far less.
+    app.config["BODY_TIMEOUT"] = settings.idle_timeout_s * 2
     credentials = Credentials(settings.token)
     guard = Guard(settings, credentials)
     limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
@@ -112,13 +116,21 @@ def create_app(settings: BridgeSettings) -> QuartTrio:
             refused.headers["Connection"] = "close"
         return refused
 
-    def admit(headers: Any) -> Response | None:
+    def authenticated(scope: Any) -> None:
+        """This connection carries a valid credential: near the connection cap, it is one of
+        the last to be closed for a newcomer (serving.py)."""
+        connections = app.extensions["kitplay"].get("connections")
+        if connections is not None:
+            connections.mark_authenticated(scope.get("client"))
+
+    def admit(headers: Any, scope: Any) -> Response | None:
         """Authenticate first, then rate-limit by credential: a request without a valid
         credential is refused from the anonymous budget and never touches the user's."""
         who, err = guard.authenticate(headers)
         if err is not None:
             return refuse_anonymous(err)
         assert who is not None
+        authenticated(scope)
         return rate_limited(limiter, who)
 
     def refuse_http() -> Response | None:
@@ -129,7 +141,7 @@ def create_app(settings: BridgeSettings) -> QuartTrio:
             return None  # the page and its static files hold no secret
         # A login's credential is the code in its body, checked by the view.
         if not (request.path in login_paths and request.method == "POST"):
-            refused = admit(request.headers)
+            refused = admit(request.headers, request.scope)
             if refused is not None:
                 return refused
         exc = request.routing_exception
@@ -165,9 +177,10 @@ def create_app(settings: BridgeSettings) -> QuartTrio:
                 return refuse_anonymous(Unauthorized(
                     "this stream ticket is used up, expired or wrong: ask for a new one with "
                     "POST /api/v1/stream-tickets", refusal_data("ticket")))
+            authenticated(websocket.scope)
             refused = rate_limited(limiter, "session")
         else:
-            refused = admit(websocket.headers)
+            refused = admit(websocket.headers, websocket.scope)
         if refused is not None:
             return refused
         err = guard.check_origin(websocket.headers)
@@ -188,12 +201,20 @@ def create_app(settings: BridgeSettings) -> QuartTrio:
                 "only the master token (bridge.json) can mint login codes",
                 refusal_data("token")))
         code = credentials.mint_code()
-        return json_response({"url": f"{settings.base_url()}/#code={code}", "code": code,
+        return json_response({"url": f"{settings.page_origin()}/#code={code}", "code": code,
                               "expires_in_s": CODE_TTL_S})
 
     async def new_session() -> Response:
-        """``{"code": ...}`` -> ``{"session": ...}``: the page trades its login code."""
-        body = await request.get_data()
+        """``{"code": ...}`` -> ``{"session": ...}``: the page trades its login code.
+
+        Only on the page's own origin, and the answer clears that origin's HTTP cache
+        (``Clear-Site-Data``): nothing cached before the sign-in is used after it."""
+        body = await request.get_data()  # read first: the connection stays usable
+        if not guard.on_page_host(request.headers):
+            return error_response(Forbidden(
+                "sign in on the page's own address (the URL kitplay-bridge printed, or "
+                "`kitplay open --browser`), not on "
+                f"{(request.headers.get('Host') or '')[:100]!r}", refusal_data("host")))
         try:
             code = json.loads(body).get("code")
         except (ValueError, AttributeError):
@@ -203,7 +224,10 @@ def create_app(settings: BridgeSettings) -> QuartTrio:
             return refuse_anonymous(Unauthorized(
                 "this login code is used up, expired or wrong: run `kitplay open` for a new "
                 "page URL", refusal_data("code")))
-        return json_response({"session": session})
+        response = json_response({"session": session})
+        # Not "storage" too: it would end the sessions of the page's other tabs.
+        response.headers["Clear-Site-Data"] = '"cache"'
+        return response
 
     async def new_stream_ticket() -> Response:
         await request.get_data()
@@ -254,19 +278,31 @@ def create_app(settings: BridgeSettings) -> QuartTrio:
         app.add_websocket(f"{prefix}/stream/<job_id>", f"{prefix}:stream", ws_view,
                           provide_automatic_options=False)
 
+    def elsewhere() -> Response:
+        """The page and its files on an address other than the page's own origin."""
+        return _page(421, "The playground is not here",
+                     "The playground lives on its own address, new at every start of the "
+                     "bridge: open the URL kitplay-bridge printed, or run <code>kitplay open "
+                     "--browser</code>.")
+
     @app.get("/")
     async def page() -> Response:
         # No secret in the page: it signs in with the login code in its URL's #fragment.
+        if not guard.on_page_host(request.headers):
+            return elsewhere()
         return Response((STATIC / "index.html").read_bytes(),
                         content_type="text/html; charset=utf-8", headers=PAGE_HEADERS)
 
     @app.get("/static/<name>")
     async def static_file(name: str) -> Response:
+        if not guard.on_page_host(request.headers):
+            return elsewhere()
         path = STATIC / name
         types = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}
         if name.startswith(".") or path.suffix not in types or not path.is_file():
             return _page(404, "Not found", "No such file.")
+        # no-store (in PAGE_HEADERS): never kept, so never served from a cache instead.
         return Response(path.read_bytes(), content_type=f"{types[path.suffix]}; charset=utf-8",
-                        headers={**PAGE_HEADERS, "Cache-Control": "no-cache"})
+                        headers=PAGE_HEADERS)
 
     return app

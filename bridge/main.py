@@ -19,6 +19,7 @@ from kitplay.daemon.protocol.paths import config_path
 from kitplay.daemon.protocol.process import bound_malloc, harden_process
 from kitplay.daemon.protocol.version import __version__
 
+from .credentials import TOKEN_ENV
 from .server import serve_bridge
 from .settings import DEFAULT_BIND, BridgeSettings, load_bridge_config, parse_bind
 
@@ -55,8 +56,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="burst of requests without a valid credential (config [bridge] "
                         "anon_burst)")
     p.add_argument("--max-connections", type=int, metavar="N",
-                   help="open connections at most; more get 503 (config [bridge] "
-                        "max_connections)")
+                   help="open connections at most; near it only yours are taken, and at it "
+                        "others are closed for yours (config [bridge] max_connections)")
+    p.add_argument("--idle-timeout", type=float, metavar="SECONDS",
+                   help="close a connection silent this long, or whose request head is not "
+                        "complete by then (config [bridge] idle_timeout_s; default 5)")
     p.add_argument("--max-body", type=int, metavar="BYTES",
                    help="largest request body (config [bridge] max_body_bytes)")
     p.add_argument("--log-level", default="info",
@@ -72,7 +76,8 @@ def build_settings(ns: argparse.Namespace, socket_path: Path) -> BridgeSettings:
         s.host, s.port = parse_bind(ns.bind)
     overrides = {"rate_limit_per_s": ns.rate_limit, "rate_limit_burst": ns.rate_burst,
                  "max_body_bytes": ns.max_body, "anon_rate_per_s": ns.anon_rate,
-                 "anon_burst": ns.anon_burst, "max_connections": ns.max_connections}
+                 "anon_burst": ns.anon_burst, "max_connections": ns.max_connections,
+                 "idle_timeout_s": ns.idle_timeout}
     s.apply({k: v for k, v in overrides.items() if v is not None})
     s.allow_remote = ns.allow_remote
     s.rotate_token = ns.rotate_token
@@ -154,6 +159,9 @@ def main(argv: list[str] | None = None) -> None:
     except (ValueError, OSError) as e:
         print(f"kitplay-bridge: {e}", file=sys.stderr)
         sys.exit(2)
+    # The token lives in settings from here on: nothing this process starts (with
+    # --with-daemon, every job of the daemon) may inherit it.
+    os.environ.pop(TOKEN_ENV, None)
     try:
         trio.run(run, settings, daemon_cfg)
     except BaseException as e:

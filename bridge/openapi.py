@@ -45,6 +45,8 @@ def _statuses(method: Method) -> list[int]:
         out.update(_WITH_BODY)
     if method.mutates or method.name.startswith("templates.") or method.name == "apps.list":
         out.update((409, 422, 501))  # invalid state, toolchain failure, unsupported
+    if method.name.startswith("files."):
+        out.update((409, 413, 422))  # invalid state, file too large, not text
     return sorted(out)
 
 
@@ -94,6 +96,18 @@ def _operation(method: Method) -> dict[str, Any]:
             "content": {"application/json": {"schema": method.result}},
         }},
     }
+    if method.http_media:
+        op["description"] = (f"JSON-RPC method `{method.name}`: the response body is the "
+                             "bytes of its result's `data_base64`, with its `content_type`."
+                             + (f" {method.http_note}" if method.http_note else ""))
+        op["responses"]["200"] = {
+            "description": f"The image `{method.name}` returns.",
+            "content": {method.http_media: {"schema": {"type": "string",
+                                                       "format": "binary"}}},
+            "headers": {"Content-Security-Policy": {"schema": {"type": "string"},
+                                                    "description": "Always sandboxing."},
+                        "X-Content-Type-Options": {"schema": {"type": "string",
+                                                              "const": "nosniff"}}}}
     body_props: dict[str, Any] = {}
     body_required: list[str] = []
     for p in method.params:

@@ -8,6 +8,8 @@ The success body is the method's result, the same JSON as over the socket.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import re
 from collections.abc import Awaitable, Callable
@@ -124,6 +126,34 @@ async def collect_params(method: Method, verb: str, view_args: dict[str, Any]) -
 
 
 _NO_STORE = {"Cache-Control": "no-store"}
+# The image types a media route may answer; anything else is sent as a download.
+IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp", "image/x-icon",
+                         "image/svg+xml"})
+# Bytes a workspace supplied (a template's icon, maybe an SVG) must not run on the bridge's
+# origin: no script, no plugin, no sniffing; opened directly, the document is sandboxed.
+MEDIA_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; img-src 'self' data:; "
+                               "style-src 'unsafe-inline'; sandbox",
+    "X-Content-Type-Options": "nosniff",
+    "Cross-Origin-Resource-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+
+def media_response(result: bytes) -> Response:
+    """A media method's result (``content_type``, ``data_base64``) as the bytes themselves."""
+    try:
+        value = json.loads(result)
+        data = base64.b64decode(value["data_base64"], validate=True)
+        content_type = str(value["content_type"])
+    except (ValueError, KeyError, TypeError, binascii.Error):
+        raise KitplayError("the daemon's answer to a media route is not an image record") \
+            from None
+    headers = dict(MEDIA_HEADERS)
+    if content_type not in IMAGE_TYPES:
+        content_type = "application/octet-stream"
+        headers["Content-Disposition"] = "attachment"
+    return Response(data, status=200, content_type=content_type, headers=headers)
 
 
 def make_view(method: Method, call: Caller) -> Callable[..., Awaitable[Response]]:
@@ -134,6 +164,8 @@ def make_view(method: Method, call: Caller) -> Callable[..., Awaitable[Response]
         try:
             params = await collect_params(method, verb, view_args)
             result = await call(method, params)
+            if method.http_media:
+                return media_response(result)
         except KitplayError as e:
             return error_response(e)
         return Response(result + b"\n", status=200, content_type="application/json",

@@ -1,13 +1,17 @@
 """What keeps other web pages and other machines out of a localhost server.
 
-- Host allowlist (loopback literals and ``localhost`` with the bridge's port): DNS rebinding
-  gives an attacker's page our address but never our Host header.
+- Host allowlist (loopback literals and ``localhost`` with the bridge's port, for API clients;
+  the page's own random ``kp-<random>.localhost`` name): DNS rebinding gives an attacker's
+  page our address but never our Host header.
+- The page, its files and the sign-in live on the page's own origin only (settings.py,
+  ``page_origin``): an origin nobody else can have served pages or service workers for.
 - A credential on every ``/api`` request and WebSocket: ``Authorization: Bearer`` with the
   master token or a page session (``credentials.py``), or a one-time ticket on a WebSocket.
   No cookie is ever read or set: browsers send a host's cookies to every port of that host, so
   a cookie would leak to any other program listening on 127.0.0.1, and any such program can
   toss (overwrite) ours.
-- Origin: same origin on every state-changing request and every WebSocket upgrade.
+- Origin: the page's origin on every state-changing request and every WebSocket upgrade that
+  carries one (API clients send none).
 - Rate limits after authentication: a bucket per credential, and one small bucket shared by
   every request without a valid credential, which can never use up the user's.
 """
@@ -15,6 +19,7 @@
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -28,6 +33,7 @@ from .settings import BridgeSettings
 __all__ = ["SAFE_METHODS", "Guard", "RateLimiter"]
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_OLD_PAGE_HOST = re.compile(r"kp-[0-9a-f]{1,64}\.localhost(:[0-9]{1,5})?")
 
 
 class RateLimiter:
@@ -69,27 +75,43 @@ class RateLimiter:
         return err, {"Retry-After": str(secs)}
 
 
+def page_hosts(settings: BridgeSettings) -> frozenset[str]:
+    """The Host values of the page's origin."""
+    return frozenset({settings.page_origin().removeprefix("http://").lower()})
+
+
 def allowed_hosts(settings: BridgeSettings) -> frozenset[str]:
     port = settings.port
     hosts = {f"127.0.0.1:{port}", f"[::1]:{port}", f"localhost:{port}"}
-    if settings.allow_remote and settings.host not in ("0.0.0.0", "::", "localhost"):
+    if settings.host not in ("0.0.0.0", "::", "localhost"):
         hosts.add(f"{settings.url_host()}:{port}".lower())
-    return frozenset(hosts)
+    return frozenset(hosts | page_hosts(settings))
 
 
 class Guard:
     def __init__(self, settings: BridgeSettings, credentials: Credentials) -> None:
         self.credentials = credentials
         self.hosts = allowed_hosts(settings)
-        self.origins = frozenset(f"http://{h}" for h in self.hosts)
+        self.page_hosts = page_hosts(settings)
+        self.origins = frozenset(f"http://{h}" for h in self.page_hosts)
 
     def check_host(self, headers: Any) -> KitplayError | None:
         host = (headers.get("Host") or "").strip().lower()
         if host in self.hosts:
             return None
+        if _OLD_PAGE_HOST.fullmatch(host):
+            return Forbidden(
+                "this page is from an earlier start of kitplay-bridge, which gives the page a "
+                "new address at every start: run `kitplay open --browser` (or open the URL "
+                "kitplay-bridge printed)", refusal_data("host"))
+        # The page's own name is not listed: nobody needs to learn it from a refusal.
         return Forbidden(
-            f"Host {host[:100]!r} is not allowed: use one of {', '.join(sorted(self.hosts))}",
-            refusal_data("host"))
+            f"Host {host[:100]!r} is not allowed: API clients use one of "
+            f"{', '.join(sorted(self.hosts - self.page_hosts))}", refusal_data("host"))
+
+    def on_page_host(self, headers: Any) -> bool:
+        """True for a request to the page's own origin (its Host was checked already)."""
+        return (headers.get("Host") or "").strip().lower() in self.page_hosts
 
     def bearer(self, headers: Any) -> str | None:
         """The Authorization header's bearer value ("" for another scheme), None without one."""

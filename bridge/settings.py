@@ -8,7 +8,9 @@ config.toml (``$XDG_CONFIG_HOME/kitplay/config.toml``)::
     rate_limit_burst = 200      # requests a credential may make at once
     anon_rate_per_s = 5         # all requests without a valid credential, together
     anon_burst = 20
-    max_connections = 1000      # open connections; more are refused with a 503
+    max_connections = 1000      # open connections; near it, only yours (see docs/security.md)
+    idle_timeout_s = 5          # a connection silent this long, or a request head not
+                                # complete in this time, is closed
     max_body_bytes = 1048576    # larger request bodies get 413
 
 Put daemon keys under ``[daemon]`` when the file has a ``[bridge]`` table.
@@ -17,6 +19,7 @@ Put daemon keys under ``[daemon]`` when the file has a ``[bridge]`` table.
 from __future__ import annotations
 
 import ipaddress
+import secrets
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -29,6 +32,15 @@ from .credentials import env_token
 __all__ = ["DEFAULT_BIND", "BridgeSettings", "load_bridge_config", "parse_bind"]
 
 DEFAULT_BIND = "127.0.0.1:8765"
+# Browsers (Chromium checked) resolve every *.localhost name to ::1 first, then 127.0.0.1.
+BROWSER_LOOPBACKS = ("127.0.0.1", "::1")
+
+
+def new_page_host() -> str:
+    """A host name for the page that nobody else can know: new at every bridge start."""
+    return f"kp-{secrets.token_hex(12)}.localhost"
+
+
 @dataclass
 class BridgeSettings:
     socket: Path = field(default_factory=default_socket_path)
@@ -44,6 +56,11 @@ class BridgeSettings:
     anon_burst: int = 20
     max_connections: int = 1000
     max_body_bytes: int = 1024 * 1024
+    idle_timeout_s: float = 5.0
+    # The page's own origin, http://<page_host>:<port>: see page_origin().
+    page_host: str = field(default_factory=new_page_host)
+    # The addresses actually bound, (host, port), the first one for API clients.
+    listen: list[tuple[str, int]] = field(default_factory=list)
 
     @property
     def bind(self) -> str:
@@ -60,12 +77,30 @@ class BridgeSettings:
         return f"[{self.host}]" if ":" in self.host else self.host
 
     def base_url(self) -> str:
+        """Where API clients reach the bridge (a loopback literal: no name to resolve)."""
         return f"http://{self.url_host()}:{self.port}"
+
+    @property
+    def serves_page_host(self) -> bool:
+        """The page lives on its own random name when the bridge holds both addresses a
+        browser tries for a ``*.localhost`` name (``bind_listeners`` binds both)."""
+        return self.host in (*BROWSER_LOOPBACKS, "localhost")
+
+    def page_origin(self) -> str:
+        """The page's origin: ``http://kp-<random>.localhost:PORT``, which no one who binds the
+        port while the bridge is down can know, so whatever they leave in the browser for
+        ``http://127.0.0.1:PORT`` (a service worker, cached files) never reaches the page. A
+        bridge bound elsewhere (``--allow-remote``, another 127/8 address) serves the page on
+        its own address."""
+        if self.serves_page_host:
+            return f"http://{self.page_host}:{self.port}"
+        return self.base_url()
 
     def apply(self, values: dict[str, Any]) -> None:
         """Apply the ``[bridge]`` table of config.toml; refuse unknown keys and wrong types."""
         known = {f.name for f in fields(self)} - {"socket", "host", "port", "token",
-                                                   "allow_remote", "rotate_token"}
+                                                   "allow_remote", "rotate_token",
+                                                   "page_host", "listen"}
         for key, value in values.items():
             key = key.replace("-", "_")
             if key == "bind":

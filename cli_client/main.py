@@ -68,6 +68,10 @@ def _add_param(sub: argparse.ArgumentParser, p: Param) -> None:
         sub.add_argument(_flag(p), dest=dest, action="append", metavar=p.name.upper(),
                          help=p.doc + " (repeat the flag for several)")
         return
+    if p.type == "object":
+        sub.add_argument(_flag(p), dest=dest, action="append", metavar="KEY=VALUE",
+                         help=p.doc + " (KEY=VALUE; repeat the flag for several)")
+        return
     sub.add_argument(_flag(p), dest=dest, type=kind, choices=p.enum, metavar=(
         None if p.enum else p.name.upper()), help=p.doc + (" (required)" if p.required else ""))
     if p.positional:
@@ -133,6 +137,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         sub.set_defaults(_method=m.name)
         for p in m.params:
             _add_param(sub, p)
+        if m.name == "files.write":
+            sub.add_argument("--from", dest="_from", metavar="FILE", help="read the new "
+                             "content from FILE ('-' or no --text: standard input)")
         _add_output_flags(sub, m)
     if only in (None, "daemon"):
         start = subgroups["daemon"].add_parser(
@@ -145,7 +152,10 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         stop.set_defaults(_method=None, _local="daemon.stop")
     if only in (None, "open"):
         op = groups.add_parser("open", help="print (or open) a new one-time playground URL")
-        op.add_argument("--browser", action="store_true", help="open it in a web browser")
+        op.add_argument("--browser", action="store_true",
+                        help="open it in a web browser ($BROWSER, else the desktop's), "
+                             "through a redirect file only you can read: no code on any "
+                             "command line")
         op.set_defaults(_method=None, _local="open")
     if only in (None, "completion"):
         comp = groups.add_parser("completion", help="print a shell completion script "
@@ -162,6 +172,9 @@ def _add_output_flags(sub: argparse.ArgumentParser, m: Method) -> None:
     if m.name in FOLLOWABLE:
         sub.add_argument("--follow", "-f", action="store_true",
                          help="stream the job's log live; exit with the job's outcome")
+        sub.add_argument("--raw", action="store_true",
+                         help="write the log as the job wrote it, control sequences and all "
+                              "(on a terminal, only colours pass otherwise)")
 
 
 def collect_params(m: Method, ns: argparse.Namespace) -> dict[str, Any]:
@@ -173,6 +186,8 @@ def collect_params(m: Method, ns: argparse.Namespace) -> dict[str, Any]:
             if value is not None and value != pos:
                 raise KitplayUsage(f"{p.name} given twice ({pos!r} and {value!r})")
             value = pos
+        if value is not None and p.type == "object":
+            value = _pairs(p, value)
         if value is not None:
             params[p.name] = value
     rest = getattr(ns, "_rest", None)
@@ -180,6 +195,8 @@ def collect_params(m: Method, ns: argparse.Namespace) -> dict[str, Any]:
         if m.name != "launch":
             raise KitplayUsage("arguments after -- are only for `kitplay launch APP -- ARGS`")
         params["args"] = [*params.get("args", []), *rest]
+    if m.name == "files.write" and "text" not in params:
+        params["text"] = _read_local(getattr(ns, "_from", None))
     ws = params.get("workspace")
     if isinstance(ws, str):
         params["workspace"] = os.path.abspath(os.path.expanduser(ws))
@@ -192,6 +209,35 @@ def collect_params(m: Method, ns: argparse.Namespace) -> dict[str, Any]:
 
 class KitplayUsage(Exception):
     pass
+
+
+def _read_local(path: str | None) -> str:
+    """`files put`'s content: a local file, or standard input; UTF-8 text."""
+    if path in (None, "-"):
+        if sys.stdin.isatty():
+            raise KitplayUsage("files put needs the content: --from FILE, --text TEXT, or "
+                               "pipe it in (kitplay files put PATH < FILE)")
+        data, where = sys.stdin.buffer.read(), "standard input"
+    else:
+        try:
+            data, where = Path(path).read_bytes(), path
+        except OSError as e:
+            raise KitplayUsage(f"cannot read {path}: {e.strerror}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise KitplayUsage(f"{where} is not UTF-8 text (byte {e.start}); files put writes "
+                           "text files only") from None
+
+
+def _pairs(p: Param, values: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in values:
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            raise KitplayUsage(f"{_flag(p)} takes KEY=VALUE, got {item!r}")
+        out[key] = value
+    return out
 
 
 # -- output ------------------------------------------------------------------------------------
@@ -273,6 +319,11 @@ def warnings(method: str, result: Any) -> list[str]:
             out += [f"warning: {e}" for e in tc.get("errors") or []]
             if tc.get("error"):
                 out.append(f"warning: {tc['error']}")
+        lic = result.get("license")
+        if method == "templates.list" and isinstance(lic, dict) and lic.get("required") \
+                and not lic.get("accepted"):
+            out.append("the workspace's licence is not accepted yet: `kitplay templates create "
+                       "... --accept-license` accepts it (see `kitplay templates list --json`)")
         total = result.get("total")
         if method == "jobs.list" and isinstance(total, int) and total > len(result["jobs"]):
             out.append(f"showing {len(result['jobs'])} of {total} (--limit)")
@@ -317,10 +368,52 @@ def render(method: str, result: Any) -> str:
         return "\n".join(lines)
     if method == "jobs.logs":
         return str(result["data"]).rstrip("\n")
+    if method == "files.list":
+        entries = result["entries"]
+        rows = [[e["kind"] + ("*" if e["build_output"] else ""), str(e["size"]),
+                 _fmt_time(e["mtime"]), _shown(e["path"])] for e in entries]
+        lines = [_table(rows, ["KIND", "SIZE", "MODIFIED", "PATH"]) if rows else "no files"]
+        if any(e["build_output"] for e in entries):
+            lines.append("(* build output)")
+        if result["truncated"]:
+            lines.append(f"(cut at {len(rows)} entries: list a directory by its path)")
+        if result.get("skipped"):
+            lines.append(f"({result['skipped']} names that are not UTF-8 left out)")
+        return "\n".join(lines)
+    if method == "files.write":
+        return f"wrote {_shown(result['path'])} ({result['size']} bytes, etag {result['etag']})"
+    if method == "files.delete":
+        return f"deleted {_shown(result['path'])}"
+    if method in ("apps.delete", "apps.clean"):
+        gone = result["removed"] + [f"{e['file']}: {e['what']}" for e in result.get("edited", [])]
+        return "\n".join(f"removed {x}" for x in gone) or "nothing to remove"
+    if method == "templates.create" and isinstance(result, dict) and "replay" in result:
+        return str(result["replay"]).rstrip("\n")
+    if method == "templates.icon":
+        return f"{result['name']}: {result['content_type']}, {result['size']} bytes (--json " \
+               "has them as data_base64)"
     if isinstance(result, dict) and "job" in result:
         line = _job_line(result["job"])
         return line + ("  (timed out waiting)" if result.get("timed_out") else "")
     return json.dumps(result, indent=2)
+
+
+def _shown(path: str) -> str:
+    """A path as one printable line: control characters escaped, as ``ls`` shows them."""
+    return path if path.isprintable() else repr(path)[1:-1]
+
+
+def write_file_out(result: dict[str, Any]) -> None:
+    """`files cat`: the file itself on standard output, nothing added."""
+    if "data_base64" in result:
+        import base64
+
+        data = base64.b64decode(result["data_base64"])
+    else:
+        data = result["text"].encode("utf-8")  # the file's bytes, whatever the locale says
+    sys.stdout.flush()
+    sys.stdout.buffer.write(data)
+    sys.stdout.buffer.flush()
 
 
 def quiet(method: str, result: Any) -> str | None:
@@ -359,12 +452,34 @@ def write_log(out: Any, data: bytes) -> None:
         out.flush()
 
 
+def for_terminal(stream: Any, text: str) -> str:
+    """``text`` as it may be written to ``stream``: neutralized on a terminal (terminal.py)."""
+    if not _isatty(stream):
+        return text
+    from .terminal import neutralize
+
+    return neutralize(text)
+
+
+def _isatty(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
 def follow(client: Client, job_id: str, offset: int, log_out: Any, reconnect_s: float,
-           until_url: bool = False) -> dict[str, Any]:
+           until_url: bool = False, raw: bool = False) -> dict[str, Any]:
     """Stream a job's log; show progress (a bar on a terminal, plain lines when piped); return
-    the final job (or, ``until_url``, the first record with a session URL)."""
+    the final job (or, ``until_url``, the first record with a session URL).  On a terminal,
+    and unless ``raw``, the log's control sequences other than colours are neutralized."""
     tty = sys.stderr.isatty()
     shown = None  # the progress line on screen (tty) or last printed
+    term = None
+    if log_out is not None and not raw and _isatty(log_out):
+        from .terminal import TerminalText
+
+        term = TerminalText()
 
     def clear() -> None:
         if tty and shown:
@@ -372,7 +487,7 @@ def follow(client: Client, job_id: str, offset: int, log_out: Any, reconnect_s: 
 
     def notice(text: str) -> None:
         clear()
-        sys.stderr.write(f"kitplay: {text}\n")
+        sys.stderr.write(f"kitplay: {for_terminal(sys.stderr, text)}\n")
         if tty and shown:
             sys.stderr.write(shown)
         sys.stderr.flush()
@@ -385,7 +500,12 @@ def follow(client: Client, job_id: str, offset: int, log_out: Any, reconnect_s: 
             if until_url:
                 continue
             clear()
-            write_log(log_out, chunk_bytes(params))
+            data = chunk_bytes(params)  # the log's bytes, exactly
+            if term is not None:  # a terminal: shown, not obeyed (terminal.py)
+                log_out.write(term.feed(data.decode("utf-8", "replace")))
+                log_out.flush()
+            else:
+                write_log(log_out, data)
             if tty and shown:
                 sys.stderr.write(shown)
                 sys.stderr.flush()
@@ -399,7 +519,7 @@ def follow(client: Client, job_id: str, offset: int, log_out: Any, reconnect_s: 
                 notice(f"display session: {url}")
             prog = job.get("progress")
             if prog and not params.get("final") and job["status"] == "running":
-                text = progress_text(prog, tty)
+                text = for_terminal(sys.stderr, progress_text(prog, tty))
                 if text != shown:
                     if tty:
                         sys.stderr.write("\r\x1b[K" + text)
@@ -409,6 +529,9 @@ def follow(client: Client, job_id: str, offset: int, log_out: Any, reconnect_s: 
                     shown = text
             if params.get("final"):
                 clear()
+                if term is not None:
+                    log_out.write(term.flush())
+                    log_out.flush()
                 if not tty and shown is None and prog:
                     # Ended before we saw it run: piped output still says how far it got.
                     sys.stderr.write(f"kitplay: progress {progress_text(prog, False)}\n")
@@ -417,39 +540,57 @@ def follow(client: Client, job_id: str, offset: int, log_out: Any, reconnect_s: 
     return final
 
 
+def _listen_addresses(info: dict[str, Any]) -> list[tuple[str, int]]:
+    """The addresses the bridge that wrote ``info`` bound, as (host, port)."""
+    out = []
+    for text in info.get("listen") or []:
+        host, _, port = str(text).rpartition(":")
+        out.append((host.strip("[]"), int(port)))
+    if not out:  # a bridge.json from before "listen": the address of its URL
+        hostport = str(info.get("url", "")).split("//", 1)[-1].split("/", 1)[0]
+        host, _, port = hostport.rpartition(":")
+        out.append((host.strip("[]"), int(port or info.get("port") or 0)))
+    return out
+
+
 def open_url(ns: argparse.Namespace) -> int:
-    """Mint a one-time page URL through the running bridge (the master token stays here)."""
+    """Mint a one-time page URL through the running bridge (the master token stays here);
+    print it, or (``--browser``) open it through a redirect file only this user can read."""
     import urllib.error
     import urllib.request
 
     sock = ns.socket or default_socket_path()
     path = bridge_info_path(Path(sock))
+    start = "start it with `kitplay-bridge --with-daemon` (or `kitplay-bridge` beside a " \
+            "running kitplayd)"
     try:
         check_private_file(path)  # another user's bridge.json would send us to their port
         info = json.loads(path.read_text())
+        listen = _listen_addresses(info)
     except PermissionError as e:
         print(f"kitplay: refusing {path}: {e}", file=sys.stderr)
         return 3
-    except (OSError, ValueError):
-        print(f"kitplay: no bridge is running ({path} not found); start it with "
-              "`kitplay-bridge --with-daemon` (or `kitplay-bridge` beside a running kitplayd)",
-              file=sys.stderr)
+    except (OSError, ValueError, TypeError):
+        print(f"kitplay: no bridge is running ({path} not found); {start}", file=sys.stderr)
         return 3
-    # The master token goes only to a port this user listens on: a bridge that was killed
-    # left bridge.json behind, and another user may listen on its port now.
-    owners = tcp_listener_uids(int(info.get("port") or 0))
-    if not owners:
-        print(f"kitplay: no bridge is running (nothing listens on port {info.get('port')}; "
-              f"{path} is left from one that stopped); start it with `kitplay-bridge "
-              "--with-daemon` (or `kitplay-bridge` beside a running kitplayd)", file=sys.stderr)
-        return 3
-    others = sorted(owners - {os.getuid()})
-    if others:
-        print(f"kitplay: refusing to send the bridge token to port {info['port']}: it is held "
-              f"by uid {others[0]}, not by you (uid {os.getuid()}); the bridge that wrote "
-              f"{path} has stopped. Start the bridge again (on another port: --bind)",
-              file=sys.stderr)
-        return 3
+    # The master token goes only to a bridge of this user's: a bridge that was killed left
+    # bridge.json behind, and another user may listen on its port now. Exactly the addresses
+    # it bound count (another user's listener on 127.0.0.2 or ::1 with the same port is no
+    # concern of ours, unless the bridge bound that address).
+    for host, port in listen:
+        where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        owners = tcp_listener_uids(port, host)
+        if not owners:
+            print(f"kitplay: no bridge is running (nothing listens on {where}; {path} is "
+                  f"left from one that stopped); {start}", file=sys.stderr)
+            return 3
+        others = sorted(owners - {os.getuid()})
+        if others:
+            print(f"kitplay: refusing to send the bridge token to {where}: it is held by uid "
+                  f"{others[0]}, not by you (uid {os.getuid()}); the bridge that wrote {path} "
+                  "has stopped. Start the bridge again (on another port: --bind)",
+                  file=sys.stderr)
+            return 3
     req = urllib.request.Request(
         f"{info['url'].rstrip('/')}/api/v1/login-codes", data=b"{}", method="POST",
         headers={"Authorization": f"Bearer {info['token']}",
@@ -458,17 +599,57 @@ def open_url(ns: argparse.Namespace) -> int:
         # No proxy: the master token goes to the bridge only, whatever http_proxy says.
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
         with opener.open(req, timeout=30) as resp:
-            url = json.loads(resp.read())["url"]
+            minted = json.loads(resp.read())
+            url, ttl = minted["url"], minted.get("expires_in_s")
     except (OSError, ValueError, KeyError) as e:
         print(f"kitplay: the bridge at {info['url']} did not give a login URL ({e}); is it "
               "still running? (`kitplay-bridge --with-daemon` starts one)", file=sys.stderr)
         return 3
-    print(url)
-    if ns.browser:
-        import webbrowser
+    if not ns.browser:
+        print(url)  # for this terminal; never a process's argument
+        return 0
+    page = write_redirect(path.parent, url, ttl)
+    import webbrowser
 
-        webbrowser.open(url)
+    # The browser gets the file's name on its command line (which every user can read in
+    # /proc), never the code: the file is this user's alone, in a directory of this user's.
+    if not webbrowser.open(page.as_uri()):
+        print(f"kitplay: no web browser found: open {page} in yours (it works once, "
+              f"within {int(ttl or 120)} s)", file=sys.stderr)
+        return 3
+    print(f"kitplay: opened the playground in your browser (through {page})", file=sys.stderr)
     return 0
+
+
+REDIRECT = """<!doctype html>
+<html><head><meta charset="utf-8"><meta name="referrer" content="no-referrer">
+<meta http-equiv="refresh" content="0;url={attr}">
+<title>kitplay playground</title></head>
+<body><p>Opening the <a href="{attr}">kitplay playground</a>&hellip;</p>
+<script>location.replace({js});</script></body></html>
+"""
+
+
+def write_redirect(directory: Path, url: str, ttl: float | None) -> Path:
+    """A page that sends the browser on to ``url``, readable by this user alone (0600, made
+    exclusively), in ``directory`` (the runtime directory, 0700); older ones, whose codes have
+    expired, are removed."""
+    import html
+    import secrets
+    import time
+
+    for old in directory.glob("open-*.html"):
+        try:
+            if old.lstat().st_mtime < time.time() - max(ttl or 120, 120):
+                old.unlink()
+        except OSError:
+            pass
+    page = directory / f"open-{secrets.token_hex(8)}.html"
+    fd = os.open(page, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(REDIRECT.format(attr=html.escape(url, quote=True),
+                                js=json.dumps(url).replace("<", "\\u003c")))
+    return page
 
 
 def run(argv: list[str] | None = None) -> int:
@@ -498,6 +679,7 @@ def run(argv: list[str] | None = None) -> int:
     except KitplayUsage as e:
         parser.error(str(e))
     following = bool(getattr(ns, "follow", False))
+    raw = bool(getattr(ns, "raw", False))
     if m.name == "jobs.logs" and not ns.json:
         params.setdefault("encoding", "auto")  # exact bytes for the terminal or a pipe
     job_id = ""
@@ -512,6 +694,8 @@ def run(argv: list[str] | None = None) -> int:
             job = result.get("job") if isinstance(result, dict) else None
             if job and not job_id:
                 job_id = str(job["id"])
+            if following and not job and "job_id" not in params:
+                following = False  # nothing started (templates create --dry-run)
             out = sys.stdout
             if ns.json:
                 if not following:  # with --follow, the final record comes at the end
@@ -520,9 +704,16 @@ def run(argv: list[str] | None = None) -> int:
                 q = quiet(m.name, result)
                 if q:
                     out.write(q + "\n")
+            elif m.name == "files.read":
+                write_file_out(result)
             elif m.name == "jobs.logs":
-                if not following:  # the log's bytes, exactly (--follow writes them below)
-                    write_log(out, chunk_bytes(result))
+                if not following:  # (--follow writes the log below)
+                    data = chunk_bytes(result)
+                    if raw or not _isatty(out):  # the log's bytes, exactly
+                        write_log(out, data)
+                    else:  # a terminal: shown, not obeyed (terminal.py)
+                        text = data.decode("utf-8", "replace").rstrip("\n")
+                        out.write(for_terminal(out, text) + "\n")
             else:
                 out.write(render(m.name, result) + "\n")
             out.flush()
@@ -544,11 +735,11 @@ def run(argv: list[str] | None = None) -> int:
                 job_id = str(params.get("job_id") or job_id)
                 offset = params.get("offset", 0) if m.name == "jobs.logs" else 0
                 log_out = sys.stderr if ns.json else sys.stdout
-                job = follow(client, job_id, offset, log_out, ns.reconnect_s)
+                job = follow(client, job_id, offset, log_out, ns.reconnect_s, raw=raw)
                 if ns.json:
                     out.write(json.dumps({"job": job}) + "\n")
                 elif not ns.quiet:
-                    print(_job_line(job), file=sys.stderr)
+                    print(for_terminal(sys.stderr, _job_line(job)), file=sys.stderr)
             if m.name == "jobs.wait" or following:
                 if job and job.get("status") in JOB_FAILED:
                     return EXIT_JOB_FAILED

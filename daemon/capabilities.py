@@ -31,6 +31,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from .childenv import child_environment
 from .protocol.errors import Unsupported
 
 __all__ = ["check_headless", "check_native", "check_xpra", "refusal", "xpra_python"]
@@ -65,7 +66,8 @@ def _version(xpra: str) -> tuple[str | None, str | None]:
     """(version, problem) from ``xpra --version`` (prints ``xpra v3.1.3``)."""
     try:
         proc = subprocess.run([xpra, "--version"], capture_output=True, text=True,
-                              timeout=PROBE_TIMEOUT_S, stdin=subprocess.DEVNULL)
+                              timeout=PROBE_TIMEOUT_S, stdin=subprocess.DEVNULL,
+                              env=child_environment())
     except (OSError, subprocess.TimeoutExpired) as e:
         return None, f"`xpra --version` did not run ({type(e).__name__})"
     found = re.search(r"\bv?(\d+)\.(\d+)(?:\.(\d+))?", proc.stdout + proc.stderr)
@@ -106,7 +108,7 @@ def _imports_pillow(python: str) -> str | None:
     try:
         proc = subprocess.run([python, "-c", "import PIL.Image"], capture_output=True,
                               text=True, timeout=PROBE_TIMEOUT_S, stdin=subprocess.DEVNULL,
-                              env={k: v for k, v in os.environ.items()
+                              env={k: v for k, v in child_environment().items()
                                    if k not in ("PYTHONPATH", "PYTHONHOME")})
     except (OSError, subprocess.TimeoutExpired) as e:
         return f"{python} did not run ({type(e).__name__})"

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import os
 import time
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
 import trio
 
 from . import API_VERSION, __version__
+from .app_files import AppFiles, live_jobs, writers
 from .config import Config
 from .jobs import JobManager
 from .protocol.errors import InvalidParams, NotFound
@@ -79,7 +81,7 @@ class Handlers:
             first = self.jobs.keyed(key, kind, params)
             if first is not None:
                 return {"job": first}
-        if kind in _PLANNED_INLINE:
+        if kind in _PLANNED_INLINE and not params.get("container"):
             # A build or launch plan needs a few stats and the app's declaration (cached by
             # its stat): on the trio thread, as jobs.get's stat of a log is.  A thread hop
             # would cost more than the planning (bench: submissions/s).
@@ -125,14 +127,28 @@ class Handlers:
 
     async def templates_list(self, ctx: Any, p: dict[str, Any]) -> dict[str, Any]:
         tc = await trio.to_thread.run_sync(self.toolchain, p)
-        return {"templates": await trio.to_thread.run_sync(tc.list_templates),
-                "toolchain": tc.info()}
+        templates = await trio.to_thread.run_sync(tc.list_templates)
+        return {"templates": [_icon_for(t, p) for t in templates], "toolchain": tc.info(),
+                "license": tc.license_info()}
 
     async def templates_get(self, ctx: Any, p: dict[str, Any]) -> dict[str, Any]:
         tc = await trio.to_thread.run_sync(self.toolchain, p)
-        return {"template": await trio.to_thread.run_sync(tc.get_template, p["name"])}
+        template = await trio.to_thread.run_sync(tc.get_template, p["name"])
+        return {"template": _icon_for(template, p)}
+
+    async def templates_icon(self, ctx: Any, p: dict[str, Any]) -> dict[str, Any]:
+        tc = await trio.to_thread.run_sync(self.toolchain, p)
+        return await trio.to_thread.run_sync(tc.template_icon, p["name"])
 
     async def templates_create(self, ctx: Any, p: dict[str, Any]) -> dict[str, Any]:
+        if p.get("dry_run"):
+            if p.get("accept_license"):
+                raise InvalidParams("dry_run writes nothing, so it cannot accept the licence; "
+                                    "leave out accept_license (a dry run needs no licence)",
+                                    {"param": "accept_license"})
+            refuse_ignored("create", p)
+            tc = await trio.to_thread.run_sync(self.toolchain, p)
+            return {"replay": await trio.to_thread.run_sync(tc.create_replay, p)}
         return await self._submit("create", p)
 
     async def apps_list(self, ctx: Any, p: dict[str, Any]) -> dict[str, Any]:
@@ -141,6 +157,49 @@ class Handlers:
 
     async def apps_modify(self, ctx: Any, p: dict[str, Any]) -> dict[str, Any]:
         return await self._submit("modify", p)
+
+    async def apps_delete(self, ctx: Any, p: dict[str, Any]) -> dict[str, Any]:
+        jobs = live_jobs(self.jobs)
+        return await self._in_thread(lambda: self._app_files(p).delete(
+            p["app"], p.get("confirm"), jobs))
+
+    async def apps_clean(self, ctx: Any, p: dict[str, Any]) -> dict[str, Any]:
+        jobs = live_jobs(self.jobs)
+        return await self._in_thread(lambda: self._app_files(p).clean(p["app"], jobs))
+
+    # -- files (daemon/workspace_files.py) --------------------------------------------------
+
+    def _app_files(self, p: dict[str, Any]) -> AppFiles:
+        return AppFiles(self.toolchain(p))
+
+    async def _in_thread(self, fn: Any) -> Any:
+        return await trio.to_thread.run_sync(fn)
+
+    async def files_list(self, ctx: Any, p: dict[str, Any]) -> dict[str, Any]:
+        if p.get("app") is not None and p.get("path") is not None:
+            raise InvalidParams("give app or path, not both", {"param": "path"})
+        return await self._in_thread(lambda: self._app_files(p).listing(p["app"]) if "app" in p
+                                     else self._app_files(p).files.listing(p.get("path")))
+
+    async def files_read(self, ctx: Any, p: dict[str, Any]) -> dict[str, Any]:
+        return await self._in_thread(lambda: self._app_files(p).files.read(
+            p["path"], bool(p.get("binary"))))
+
+    async def files_write(self, ctx: Any, p: dict[str, Any]) -> dict[str, Any]:
+        jobs = live_jobs(self.jobs)
+        return await self._in_thread(lambda: self._write(p, jobs))
+
+    def _write(self, p: dict[str, Any], jobs: Any) -> dict[str, Any]:
+        af = self._app_files(p)
+        return af.files.write(p["path"], p["text"], p.get("if_match"), writers(jobs, af.root))
+
+    async def files_delete(self, ctx: Any, p: dict[str, Any]) -> dict[str, Any]:
+        jobs = live_jobs(self.jobs)
+        return await self._in_thread(lambda: self._delete(p, jobs))
+
+    def _delete(self, p: dict[str, Any], jobs: Any) -> dict[str, Any]:
+        af = self._app_files(p)
+        return af.files.delete(p["path"], p.get("if_match"), writers(jobs, af.root))
 
     async def build(self, ctx: Any, p: dict[str, Any]) -> dict[str, Any]:
         return await self._submit("build", p)
@@ -194,11 +253,23 @@ class Handlers:
         return {"sessions": displays.list() if displays is not None else []}
 
 
+def _icon_for(template: dict[str, Any], p: dict[str, Any]) -> dict[str, Any]:
+    """A template's icon path names the workspace the call named (the icon route takes it in
+    its query, as every GET route does)."""
+    if template.get("icon") and p.get("workspace") is not None:
+        query = urllib.parse.urlencode({"workspace": p["workspace"]})
+        return {**template, "icon": f"{template['icon']}?{query}"}
+    return template
+
+
 def refuse_ignored(kind: str, params: dict[str, Any]) -> None:
     """Inputs that would be silently ignored are refused: the caller meant something."""
     if kind == "launch" and "max_restarts" in params and params.get("restart") != "on-failure":
         raise InvalidParams("max_restarts (--max-restarts) applies only with restart "
                             "'on-failure' (--restart on-failure)", {"param": "max_restarts"})
+    if kind == "create" and params.get("dry_run") and "idempotency_key" in params:
+        raise InvalidParams("dry_run starts no job, so idempotency_key would name nothing; "
+                            "leave it out", {"param": "idempotency_key"})
     if kind == "create" and "display_name" in params and not params["display_name"].strip():
         raise InvalidParams("display_name (--display-name) is empty; leave it out to use "
                             "the template's", {"param": "display_name"})

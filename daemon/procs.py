@@ -28,13 +28,16 @@ NICE_ENV = "KITPLAY_JOB_NICE"
 
 
 def is_shim(cmdline: list[str], log_path: str | None = None) -> bool:
-    """True when ``cmdline`` is a job monitor's (of the job logging to ``log_path``, if given)."""
-    head = cmdline[1:4]
-    if "-m" not in head:
-        return False
-    i = 1 + head.index("-m") + 1  # the module's name, in cmdline
-    return (len(cmdline) > i + 1 and cmdline[i] in _SHIM_MODULES
-            and (log_path is None or cmdline[i + 1] == log_path))
+    """True when ``cmdline`` is a job monitor's (of the job logging to ``log_path``, if given):
+    the interpreter, its own options, ``-m`` and a monitor module, then the log's path."""
+    for i in range(1, min(len(cmdline), 3)):
+        arg = cmdline[i]
+        if arg == "-m":
+            return (len(cmdline) > i + 2 and cmdline[i + 1] in _SHIM_MODULES
+                    and (log_path is None or cmdline[i + 2] == log_path))
+        if not arg.startswith("-"):
+            return False
+    return False
 
 
 def alive(pid: int) -> bool:

@@ -24,6 +24,7 @@ import psutil
 import trio
 
 from . import failpoints
+from .childenv import child_environment
 from .config import Config
 from .logs import tail_lines
 from .procs import DEVNULL, NICE_ENV, SHIM_MODULE, signal_tree
@@ -377,7 +378,8 @@ class StepRunner:
             p = self.cfg.logs_dir / f"{job_id}.stdin"
             p.write_bytes(step.stdin)
             stdin_path = str(p)
-        env = {**os.environ, **env_extra}
+        # The user's environment without kitplay's secrets (childenv.py), then the step's own.
+        env = child_environment(env_extra)
         env.setdefault("PYTHONUNBUFFERED", "1")
         # -P: the job's cwd (a workspace) is not put on the monitor's import path.
         cmd = [sys.executable, "-P", "-m", SHIM_MODULE, str(self.log_path(job_id)),

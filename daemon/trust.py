@@ -7,7 +7,8 @@ in the spirit of OpenSSH's StrictModes:
 - the path and everything under the workspace on the way to it belong to this user (or root),
   and are not writable by other users: not world-writable, and group-writable only when the
   group is the user's own private group (its name is the user's, it is the user's primary
-  group, and it has no other members);
+  group, and no other user belongs to it: neither listed as a member nor holding it as their
+  own primary group);
 - every directory above the workspace belongs to this user or root and is not writable by
   others, unless it is sticky (like /tmp): then others cannot rename or remove what is ours.
 """
@@ -23,18 +24,54 @@ from pathlib import Path
 
 from .protocol.errors import InvalidParams
 
-__all__ = ["check_trusted", "check_workspace", "private_group", "real_path"]
+__all__ = ["check_below", "check_trusted", "check_workspace", "group_others", "private_group",
+           "real_path"]
 
 
-@functools.cache
 def private_group(gid: int, uid: int) -> bool:
+    """True when group ``gid`` is the user's own private group: named as the user, the user's
+    primary group, and no other user's (see ``group_others``)."""
     try:
         user = pwd.getpwuid(uid)
         group = grp.getgrgid(gid)
     except KeyError:
         return False
     return (gid == user.pw_gid and group.gr_name == user.pw_name
-            and set(group.gr_mem) <= {user.pw_name})
+            and not group_others(gid, uid))
+
+
+def group_others(gid: int, uid: int) -> tuple[str, ...]:
+    """The users other than ``uid`` who belong to group ``gid``, in either way a user does:
+    listed as a member, or holding it as their own primary group (which /etc/group does not
+    list)."""
+    return _group_others(gid, uid, _accounts_stamp())
+
+
+def _accounts_stamp() -> tuple[tuple[int, int, int] | None, ...]:
+    """Changes whenever /etc/passwd or /etc/group does: a user added to the group later is
+    seen at the next check, not at the daemon's next start."""
+    out: list[tuple[int, int, int] | None] = []
+    for path in ("/etc/passwd", "/etc/group"):
+        try:
+            st = os.stat(path)
+            out.append((st.st_ino, st.st_size, st.st_mtime_ns))
+        except OSError:
+            out.append(None)
+    return tuple(out)
+
+
+@functools.lru_cache(maxsize=64)
+def _group_others(gid: int, uid: int, _stamp: object) -> tuple[str, ...]:
+    try:
+        members = set(grp.getgrgid(gid).gr_mem)
+    except KeyError:
+        members = set()
+    members |= {p.pw_name for p in pwd.getpwall() if p.pw_gid == gid and p.pw_uid != uid}
+    try:
+        members.discard(pwd.getpwuid(uid).pw_name)
+    except KeyError:
+        pass
+    return tuple(sorted(members))
 
 
 def _why_untrusted(st: os.stat_result, *, above: bool) -> str | None:
@@ -54,7 +91,9 @@ def _why_untrusted(st: os.stat_result, *, above: bool) -> str | None:
             group = grp.getgrgid(st.st_gid).gr_name
         except KeyError:
             group = f"gid {st.st_gid}"
-        return f"members of group {group} can write to it"
+        others = group_others(st.st_gid, uid)
+        who = f" ({', '.join(others[:3])}{', ...' if len(others) > 3 else ''})" if others else ""
+        return f"members of group {group}{who} can write to it"
     return None
 
 
@@ -129,3 +168,13 @@ def check_trusted(path: str | Path, workspace: Path, param: str = "workspace", *
 def check_workspace(workspace: Path, param: str = "workspace", *,
                     resolved: bool = False) -> None:
     check_trusted(workspace, workspace, param, resolved=resolved)
+
+
+def check_below(st: os.stat_result, path: Path, param: str = "path") -> None:
+    """Refuse one entry below a checked workspace, from its own ``lstat`` (or the ``fstat`` of
+    a descriptor opened without following it), unless it is safe by the rules above."""
+    if stat.S_ISLNK(st.st_mode) and st.st_uid in (os.getuid(), 0):
+        return  # a symlink's own mode bits mean nothing on Linux; only its owner does
+    why = _why_untrusted(st, above=False)
+    if why is not None:
+        raise _refuse(path, path, why, param)

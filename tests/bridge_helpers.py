@@ -37,9 +37,12 @@ __all__ = [
 class Bridge:
     """A kitplay-bridge subprocess; ``.http`` is an httpx client with the master token.
 
-    ``.token`` is the master token (from bridge.json), ``.login_url`` the one-time page URL the
-    bridge printed; ``new_login_url()`` mints another (as ``kitplay open`` does) and
-    ``session()`` signs in as the page does, returning a session token.
+    ``.url`` is where API clients reach it (a loopback literal), ``.page_url`` the page's own
+    origin (``http://kp-<random>.localhost:PORT``, which browsers resolve to loopback and
+    httpx does not: ``page_client()`` talks to ``.url`` with the page's Host). ``.token`` is
+    the master token (from bridge.json), ``.login_url`` the one-time page URL the bridge
+    printed; ``new_login_url()`` mints another (as ``kitplay open`` does) and ``session()``
+    signs in as the page does, returning a session token.
     """
 
     def __init__(self, socket: Path, *args: str, env: dict[str, str] | None = None,
@@ -54,6 +57,7 @@ class Bridge:
         self.config = config or socket.parent.parent / "config.toml"
         self.proc: subprocess.Popen[bytes] | None = None
         self.url = ""
+        self.page_url = ""
         self.login_url = ""
         self.token = ""
         self.port = 0
@@ -72,10 +76,22 @@ class Bridge:
             self.stop()
             raise AssertionError(f"bridge did not start: {line!r}\n{self.stderr()}")
         self.login_url = line.split(b" open ", 1)[1].decode().strip()
-        self.url, _, _code = self.login_url.partition("/#code=")
+        info = json.loads(self.info_path.read_text())
+        self.url, self.page_url = info["url"].rstrip("/"), info["page_url"].rstrip("/")
+        assert self.login_url.startswith(self.page_url + "/#code="), (self.login_url, info)
         self.port = int(self.url.rsplit(":", 1)[1])
-        self.token = json.loads(self.info_path.read_text())["token"]
+        self.token = info["token"]
         return self
+
+    @property
+    def page_host(self) -> str:
+        return self.page_url.removeprefix("http://")
+
+    def page_client(self, **headers: str) -> httpx.Client:
+        """An httpx client for the page's origin: ``.url``'s address, the page's Host (and
+        Origin, as a browser's same-origin POST carries)."""
+        return httpx.Client(base_url=self.url, timeout=30, headers={
+            "Host": self.page_host, "Origin": self.page_url, **headers})
 
     def new_login_url(self) -> str:
         """A fresh one-time page URL, minted with the master token (as ``kitplay open``)."""
@@ -87,7 +103,7 @@ class Bridge:
     def session(self, login_url: str | None = None) -> str:
         """Trade a login URL's code for a session token, as the page does."""
         code = (login_url or self.new_login_url()).partition("#code=")[2]
-        with httpx.Client(base_url=self.url, timeout=30) as c:
+        with self.page_client() as c:
             r = c.post("/api/v1/login", json={"code": code})
         assert r.status_code == 200, (r.status_code, r.text)
         session: str = r.json()["session"]

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 __all__ = ["CHROMIUM", "CHROMIUM_ARGS", "XPRA_WINDOW_JS", "chromium", "needs_chromium",
-           "xpra_window"]
+           "persistent_chromium", "xpra_window"]
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -54,6 +54,23 @@ def chromium(width: int = 1400, height: int = 900, origin: str | None = None) ->
             assert not mine, mine
         finally:
             browser.close()
+
+
+@contextmanager
+def persistent_chromium(profile: Path) -> Iterator[Any]:
+    """A browser context on a profile directory that outlives it, as a user's browser does:
+    its service workers, caches and storage stay for the next visit."""
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=TIMEOUT_MS)
+    with sync_playwright() as pw:
+        context = pw.chromium.launch_persistent_context(
+            str(profile), executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            context.set_default_timeout(TIMEOUT_MS)
+            yield context
+        finally:
+            context.close()
 
 
 # The window titled ``title``: its canvas's bands of dark (text) rows, each with the

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-__all__ = ["ATTACKER", "Attacker", "attacker_fixture", "ensure_user"]
+__all__ = ["ATTACKER", "Attacker", "attacker_fixture", "ensure_user", "needs_local_users"]
 
 ATTACKER = "kpattacker"
 
@@ -41,12 +41,16 @@ class Attacker:
         return subprocess.Popen(self.argv(*argv), **kw)
 
 
-def ensure_user(name: str = ATTACKER) -> Attacker:
+def ensure_user(name: str = ATTACKER, primary_group: str | None = None) -> Attacker:
+    """The user ``name``, made if missing: with a group of its own, or with ``primary_group``
+    as its primary group (and no group of its own)."""
     try:
         pw = pwd.getpwnam(name)
     except KeyError:
+        group = ["--gid", primary_group, "--no-user-group"] if primary_group else \
+            ["--user-group"]
         r = subprocess.run(["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin",
-                            "--user-group", name], capture_output=True, text=True)
+                            *group, name], capture_output=True, text=True)
         if r.returncode not in (0, 9):  # 9: made meanwhile by another test run
             raise AssertionError(f"useradd failed: {r.stderr}") from None
         pw = pwd.getpwnam(name)
@@ -55,10 +59,15 @@ def ensure_user(name: str = ATTACKER) -> Attacker:
 
 @pytest.fixture(name="attacker")
 def attacker_fixture() -> Attacker:
+    needs_local_users()
+    return ensure_user()
+
+
+def needs_local_users() -> None:
+    """Skip unless this test can make real users (root, useradd, setpriv)."""
     if os.getuid() != 0:
         pytest.skip("needs root to create a second local user (CI runs as root)")
     for tool in ("useradd", "setpriv"):
         if shutil.which(tool) is None:
             pytest.skip(f"needs {tool} (Debian passwd / util-linux)")
-    return ensure_user()
 

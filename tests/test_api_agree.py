@@ -11,6 +11,7 @@ and exit code.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -99,8 +100,24 @@ def normal_job(job: dict[str, Any]) -> dict[str, Any]:
 def test_every_method_is_covered() -> None:
     covered = set(READ_ONLY) | {"templates.create", "build", "launch", "jobs.cancel",
                                 "jobs.subscribe", "jobs.unsubscribe", "test", "package",
-                                "apps.modify", "package_container"}
+                                "apps.modify", "package_container", "files.write",
+                                "files.delete", "apps.clean", "apps.delete",
+                                "templates.icon"}
     assert covered == set(METHODS)
+
+
+def test_the_icon_agrees(daemon: Daemon, bridge: Bridge) -> None:
+    """templates.icon: the socket's and the CLI's result is the image as base64; REST answers
+    the image's bytes themselves, with its type."""
+    m = METHODS["templates.icon"]
+    params = {"name": "gui_app"}
+    result = socket_call(daemon, m.name, params)
+    code, out, err = cli(daemon, m, params)
+    assert code == 0 and out == result, err
+    r = bridge.http.get("/api/templates/icon/gui_app")
+    assert r.status_code == 200
+    assert r.content == base64.b64decode(result["data_base64"])
+    assert r.headers["content-type"] == result["content_type"] == "image/svg+xml"
 
 
 READ_ONLY: dict[str, dict[str, Any]] = {
@@ -108,6 +125,7 @@ READ_ONLY: dict[str, dict[str, Any]] = {
     "templates.get": {"name": "console_app"}, "apps.list": {}, "jobs.list": {"limit": 50},
     "jobs.get": {"job_id": "<build>"}, "jobs.wait": {"job_id": "<build>", "timeout_s": 5},
     "jobs.logs": {"job_id": "<build>", "offset": 3, "limit": 100000}, "sessions.list": {},
+    "files.list": {"app": APP}, "files.read": {"path": f"source/apps/{APP}/app.py"},
 }
 
 
@@ -172,6 +190,37 @@ def test_job_starting_methods_agree(daemon: Daemon, bridge: Bridge) -> None:
     assert {daemon.wait_job(i)["status"] for i in ids} == {"cancelled"}
 
 
+def test_file_and_app_methods_agree(daemon: Daemon, bridge: Bridge) -> None:
+    """Each way writes and deletes its own file, cleans and deletes its own app."""
+    apps = [f"{APP}{i}" for i in range(3)]
+    for app in apps:
+        create_and_build(daemon, name=app)
+    outcomes: dict[str, list[Any]] = {}
+    for i, way in enumerate(("socket", "cli", "rest")):
+        base = f"source/apps/{apps[i]}"
+        for method, params in (
+                ("files.write", {"path": f"{base}/notes.txt", "text": "agree\n"}),
+                ("files.delete", {"path": f"{base}/notes.txt"}),
+                ("apps.clean", {"app": apps[i]}),
+                ("apps.delete", {"app": apps[i], "confirm": apps[i]})):
+            m = METHODS[method]
+            if way == "socket":
+                result = socket_call(daemon, method, params)
+            elif way == "cli":
+                code, result, err = cli(daemon, m, params)
+                assert code == 0, err
+            else:
+                status, result = rest(bridge, m, params)
+                assert status == 200, result
+            text = json.dumps(result, sort_keys=True).replace(apps[i], "APP")
+            outcomes.setdefault(method, []).append(
+                {k: v for k, v in json.loads(text).items() if k not in ("etag", "mtime")})
+    for method, results in outcomes.items():
+        assert results[0] == results[1] == results[2], method
+    assert outcomes["apps.clean"][0]["removed"] == ["source/apps/APP/__pycache__"]
+    assert not any((daemon.workspace / "source" / "apps" / a).exists() for a in apps)
+
+
 def test_subscription_methods_agree(daemon: Daemon, bridge: Bridge) -> None:
     create_and_build(daemon, name=APP)
     job = daemon.call("launch", {"app": APP, "args": ["--lines", "40"]})["job"]
@@ -217,7 +266,11 @@ def test_errors_agree(daemon: Daemon, bridge: Bridge) -> None:
         ("jobs.get", {"job_id": "0nosuchjob"}), ("templates.get", {"name": "nope"}),
         ("launch", {"app": "no.such_app"}), ("jobs.list", {"limit": 0}),
         ("apps.modify", {"app": "no.such_app", "layers": ["x"]}),
-        ("package_container", {"app": "no.such_app"}), ("test", {"app": "no.such_app"})]
+        ("package_container", {"app": "no.such_app"}), ("test", {"app": "no.such_app"}),
+        ("files.read", {"path": "../etc/passwd"}), ("files.list", {"path": "nowhere"}),
+        ("files.write", {"path": "no/such/dir/f.txt", "text": "x"}),
+        ("files.delete", {"path": "gone.txt"}), ("apps.clean", {"app": "no.such_app"}),
+        ("apps.delete", {"app": "no.such_app"})]
     for method, params in cases:
         m = METHODS[method]
         try:

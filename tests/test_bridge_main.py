@@ -11,7 +11,6 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from kitplay.daemon.protocol.client import Client
 
@@ -69,9 +68,9 @@ def test_one_command_starts_daemon_and_bridge(allinone: AllInOne) -> None:
                         "--socket", str(a.socket), "open"],
                        env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True,
                        text=True, timeout=30)
-    assert r.returncode == 0 and r.stdout.strip().startswith(f"{a.url}/#code=")
+    assert r.returncode == 0 and r.stdout.strip().startswith(f"{a.page_url}/#code=")
     assert r.stdout.strip() != a.login_url and a.token not in r.stdout
-    with httpx.Client(base_url=a.url, timeout=30) as browser:
+    with a.page_client() as browser:
         assert browser.get("/").status_code == 200
     session = a.session(r.stdout.strip())
     assert a.get("/api/jobs", headers={"Authorization": f"Bearer {session}"}).status_code == 200

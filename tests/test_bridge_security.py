@@ -29,8 +29,6 @@ from tests.bridge_helpers import (  # noqa: F401
 )
 from tests.helpers import ROOT, Daemon, wait_for
 
-SAME = "http://127.0.0.1:{port}"
-
 
 def anon(b: Bridge) -> httpx.Client:
     return httpx.Client(base_url=b.url, timeout=30)
@@ -86,17 +84,21 @@ def test_host_allowlist_refuses_dns_rebinding(bridge: Bridge) -> None:
 
 def test_page_signs_in_with_a_one_time_code_and_no_cookie(bridge: Bridge) -> None:
     assert "#code=" in bridge.login_url and bridge.token not in bridge.login_url
-    with anon(bridge) as c:
+    assert bridge.login_url.startswith(bridge.page_url + "/#code=")
+    with bridge.page_client() as c:
         page = c.get("/")  # the page holds no secret: it signs in from its #fragment
         assert page.status_code == 200 and "kitplay playground" in page.text
         assert "set-cookie" not in page.headers
         assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
         assert page.headers["referrer-policy"] == "no-referrer"
-        assert c.get("/static/app.js").headers["content-type"].startswith("text/javascript")
+        assert page.headers["cache-control"] == "no-store"
+        js = c.get("/static/app.js")
+        assert js.headers["content-type"].startswith("text/javascript")
+        assert js.headers["cache-control"] == "no-store"  # never served from a cache
         code = bridge.login_url.partition("#code=")[2]
-        same = {"Origin": SAME.format(port=bridge.port)}
-        r = c.post("/api/login", json={"code": code}, headers=same)
+        r = c.post("/api/login", json={"code": code})
         assert r.status_code == 200 and "set-cookie" not in r.headers
+        assert r.headers["clear-site-data"] == '"cache"'
         session = r.json()["session"]
         assert session != bridge.token and len(session) >= 43
         # The code works once.
@@ -113,15 +115,49 @@ def test_page_signs_in_with_a_one_time_code_and_no_cookie(bridge: Bridge) -> Non
         assert r.status_code == 200 and "set-cookie" not in r.headers
     # `kitplay open`'s way: a new code from the master token, and it works once too.
     url = bridge.new_login_url()
-    assert url.startswith(f"{bridge.url}/#code=") and url != bridge.login_url
+    assert url.startswith(f"{bridge.page_url}/#code=") and url != bridge.login_url
     bridge.session(url)
     with pytest.raises(AssertionError):
         bridge.session(url)
     # A page on another origin cannot trade a code it stole.
-    with anon(bridge) as c:
-        r = c.post("/api/login", json={"code": bridge.new_login_url().partition("=")[2]},
-                   headers={"Origin": f"http://127.0.0.1:{bridge.port + 1}"})
-        assert r.status_code == 403
+    with bridge.page_client(Origin=f"http://127.0.0.1:{bridge.port}") as c:
+        r = c.post("/api/login", json={"code": bridge.new_login_url().partition("=")[2]})
+        assert r.status_code == 403 and r.json()["error"]["data"]["reason"] == "origin"
+
+
+def test_the_page_and_sign_in_live_on_the_pages_own_origin_only(bridge: Bridge) -> None:
+    """A squatter could have served pages for http://127.0.0.1:PORT (or localhost, [::1])
+    while the bridge was down: the page, its files and the sign-in are not there."""
+    assert bridge.page_host.startswith("kp-") and bridge.page_host.endswith(
+        f".localhost:{bridge.port}")
+    code = bridge.new_login_url().partition("#code=")[2]
+    for host in (f"127.0.0.1:{bridge.port}", f"localhost:{bridge.port}",
+                 f"[::1]:{bridge.port}"):
+        origin = f"http://{host}"
+        with bridge.page_client(Host=host, Origin=origin) as c:
+            for path in ("/", "/static/app.js", "/static/style.css"):
+                r = c.get(path)
+                assert r.status_code == 421 and "kitplay open" in r.text, (host, path)
+                assert "<script" not in r.text
+            r = c.post("/api/login", json={"code": code})  # its Origin: refused first
+            assert r.status_code == 403, (host, r.text)
+            r = c.post("/api/login", json={"code": code}, headers={"Origin": bridge.page_url})
+            assert r.status_code == 403 and r.json()["error"]["data"]["reason"] == "host"
+            # API clients keep the loopback literals, with the master token.
+            assert c.get("/api/jobs", headers=bearer(bridge)).status_code == 200
+    bridge.session(f"{bridge.page_url}/#code={code}")  # refusals did not use the code up
+    # Another kp-*.localhost name (a previous start's) is no longer the page's: not allowed.
+    with bridge.page_client(Host=f"kp-0123456789abcdef01234567.localhost:{bridge.port}") as c:
+        assert c.get("/").status_code == 403
+        assert c.get("/api/jobs", headers=bearer(bridge)).status_code == 403
+
+
+def test_every_start_has_a_new_page_origin(make_bridge: Any, daemon: Daemon) -> None:
+    first = make_bridge(daemon)
+    page_url, port = first.page_url, first.port
+    assert first.stop() == 0
+    second = make_bridge(daemon, "--bind", f"127.0.0.1:{port}")
+    assert second.port == port and second.page_url != page_url
 
 
 def test_no_cookie_grants_anything(bridge: Bridge) -> None:
@@ -131,7 +167,7 @@ def test_no_cookie_grants_anything(bridge: Bridge) -> None:
         r = c.get("/api/daemon/status", headers=cookie)
         assert r.status_code == 401
         r = c.post("/api/build", json={}, headers={
-            **cookie, "Origin": SAME.format(port=bridge.port)})
+            **cookie, "Origin": bridge.page_url})
         assert r.status_code == 401
         # A tossed junk cookie changes nothing for the real credential.
         junk = {"Cookie": f"kitplay_token_{bridge.port}=junk; kitplay_session=junk"}
@@ -140,18 +176,27 @@ def test_no_cookie_grants_anything(bridge: Bridge) -> None:
 
 
 def test_login_codes_and_tickets_expire() -> None:
-    from kitplay.bridge.credentials import CODE_TTL_S, TICKET_TTL_S, Credentials
+    """Fixed numbers, not the module's constants: a lifetime made longer must fail here."""
+    from kitplay.bridge.credentials import Credentials
 
     now = [0.0]
     cred = Credentials("m" * 43, clock=lambda: now[0])
-    code, ticket = cred.mint_code(), cred.mint_ticket()
-    late_code = cred.mint_code()
-    now[0] += TICKET_TTL_S + 0.001
-    assert not cred.redeem_ticket(ticket)
+    code, late_code = cred.mint_code(), cred.mint_code()
+    ticket, late_ticket = cred.mint_ticket(), cred.mint_ticket()
+    now[0] = 29.9
+    assert cred.redeem_ticket(ticket)
+    now[0] = 30.1
+    assert not cred.redeem_ticket(late_ticket)
+    now[0] = 119.9
     assert cred.redeem_code(code) is not None
-    now[0] += CODE_TTL_S
+    now[0] = 120.1
     assert cred.redeem_code(late_code) is None
     assert cred.identify("m" * 43) == "master" and cred.identify("m" * 44) is None
+
+
+def test_the_api_states_the_lifetimes(bridge: Bridge) -> None:
+    assert bridge.post("/api/v1/login-codes").json()["expires_in_s"] == 120
+    assert bridge.post("/api/v1/stream-tickets").json()["expires_in_s"] == 30
 
 
 @contextmanager
@@ -163,7 +208,7 @@ def _session_client(b: Bridge) -> Iterator[httpx.Client]:
 
 
 def test_origin_is_checked_on_state_changing_requests(bridge: Bridge) -> None:
-    same = SAME.format(port=bridge.port)
+    same = bridge.page_url
     body = {"template": "no_such_template", "name": "a.b"}  # refused by the daemon: 404
     with _session_client(bridge) as c:
         r = c.post("/api/templates/create", json=body, headers={"Origin": "http://evil.example"})
@@ -195,7 +240,7 @@ def test_form_encoded_cross_site_post_is_refused(bridge: Bridge) -> None:
         r = c.post("/api/templates/create", data=form, headers={"Origin": "http://evil.example"})
         assert r.status_code == 403
         # Same origin but not JSON: still refused, 415.
-        same = SAME.format(port=bridge.port)
+        same = bridge.page_url
         r = c.post("/api/templates/create", data=form, headers={"Origin": same})
         assert r.status_code == 415 and r.json()["error"]["data"]["reason"] == "content-type"
         r = c.post("/api/build", content=b"{}", headers={"Origin": same,
@@ -251,6 +296,7 @@ def test_anonymous_flood_never_uses_the_users_budget(make_bridge: Any,
         codes = [c.get("/api/jobs").status_code for _ in range(6)]
         codes += [c.get("/api/jobs", headers={"Authorization": "Bearer " + "x" * 43}).status_code
                   for _ in range(2)]
+    with b.page_client() as c:
         codes += [c.post("/api/login", json={"code": "guess"}).status_code]
     assert codes[:3] == [401, 401, 401] and set(codes[3:]) == {429}
     # The token holder still has all of their own budget.
@@ -316,7 +362,8 @@ def test_env_token_and_bridge_json(make_bridge: Any, daemon: Daemon) -> None:
     b = make_bridge(daemon, env={"KITPLAY_BRIDGE_TOKEN": token})
     assert b.token == token
     info = json.loads(b.info_path.read_text())
-    assert info == {"url": b.url + "/", "port": b.port, "token": token,
+    assert info == {"url": b.url + "/", "page_url": b.page_url + "/", "port": b.port,
+                    "listen": [f"127.0.0.1:{b.port}", f"[::1]:{b.port}"], "token": token,
                     "pid": b.proc.pid}
     assert stat.S_IMODE(b.info_path.stat().st_mode) == 0o600
     assert b.stop() == 0
@@ -361,7 +408,7 @@ async def test_websocket_needs_token_and_same_origin(daemon: Daemon, bridge: Bri
     path = f"/api/stream/{job['id']}"
     auth = {"Authorization": f"Bearer {bridge.token}"}
     cookie = {"Cookie": f"kitplay_token_{bridge.port}={bridge.token}"}
-    same = SAME.format(port=bridge.port)
+    same = bridge.page_url
     used = bridge.ticket()
     assert bridge.upgrade(f"{path}?ticket={used}", {"Origin": "http://evil.example"},
                           token=False).status_code == 403
@@ -443,37 +490,13 @@ def _proc_fd_limit(pid: int) -> tuple[int, int]:
     raise AssertionError("no fd limit line")
 
 
-def test_connection_cap_refuses_clearly_instead_of_going_deaf(make_bridge: Any,
-                                                              daemon: Daemon) -> None:
-    import resource
-    import socket
-
+def test_the_bridge_raises_its_fd_limit(make_bridge: Any, daemon: Daemon) -> None:
+    """At start the soft fd limit goes up to the hard one (the usual soft 1024 would hold
+    about 480 connections); the connection cap itself: test_bridge_fairness."""
     b = make_bridge(daemon, "--max-connections", "100")
     assert b.proc is not None
     soft, hard = _proc_fd_limit(b.proc.pid)
-    assert soft == hard  # raised from the usual soft 1024 at start
-    resource.setrlimit(resource.RLIMIT_NOFILE, (max(4096, resource.getrlimit(
-        resource.RLIMIT_NOFILE)[0]), resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
-    held: list[socket.socket] = []
-    try:
-        for _ in range(100):
-            held.append(socket.create_connection(("127.0.0.1", b.port), timeout=30))
-        # Over the cap: a clear 503 at once, not silence.
-        with httpx.Client(base_url=b.url, timeout=10) as c:
-            def over() -> bool:
-                r = c.get("/api/jobs", headers=bearer(b))
-                return r.status_code == 503 and \
-                    r.json()["error"]["data"]["reason"] == "connections"
-            wait_for(over, 20, "a 503 over the cap")
-        for s in held[:20]:
-            s.close()
-        del held[:20]
-        with httpx.Client(base_url=b.url, timeout=10) as c:
-            wait_for(lambda: c.get("/api/jobs", headers=bearer(b)).status_code == 200, 20,
-                     "service once connections closed")
-    finally:
-        for s in held:
-            s.close()
+    assert soft == hard
 
 
 def test_two_thousand_connections_do_not_deafen_the_bridge(make_bridge: Any,
@@ -491,10 +514,10 @@ def test_two_thousand_connections_do_not_deafen_the_bridge(make_bridge: Any,
         for _ in range(2000):
             held.append(socket.create_connection(("127.0.0.1", b.port), timeout=30))
         with httpx.Client(base_url=b.url, timeout=20) as c:
+            # An answer, never silence; and since none of those connections ever signed in,
+            # one of them is closed to make room for this one.
             r = c.get("/api/jobs", headers=bearer(b))
-            assert r.status_code in (200, 503), r.status_code  # an answer, never silence
-            if r.status_code == 503:
-                assert r.json()["error"]["data"]["reason"] == "connections"
+            assert r.status_code == 200, r.status_code
     finally:
         for s in held:
             s.close()

@@ -27,7 +27,7 @@ APP = "my_company.browser_app"
 
 @pytest.fixture
 def page(bridge: Bridge) -> Iterator[Any]:
-    with chromium(1600, 900, origin=f"{bridge.url}/") as p:
+    with chromium(1600, 900, origin=f"{bridge.page_url}/") as p:
         p.goto(bridge.login_url)
         yield p
 
@@ -40,7 +40,7 @@ def test_create_build_and_watch_the_log(page: Any, bridge: Bridge, daemon: Daemo
                                        tmp_path: Path) -> None:
     from playwright.sync_api import expect
 
-    assert page.url == f"{bridge.url}/"  # the login code left the address bar
+    assert page.url == f"{bridge.page_url}/"  # the login code left the address bar
     expect(page.locator("#templates")).to_contain_text("Console App")
     expect(page.locator("#daemon")).to_contain_text(f"kitplayd {__version__}")
 
@@ -182,7 +182,7 @@ def test_bridge_restart_is_said_on_the_page(page: Any, bridge: Bridge, daemon: D
                                             "display": "headless"})["job"]
     job_row(page, job["id"]).locator("a").click()
     expect(page.locator("#log")).to_contain_text("line 20")
-    bridge.bind = f"127.0.0.1:{bridge.port}"  # the page's origin stays the same
+    bridge.bind = f"127.0.0.1:{bridge.port}"  # the same port; the page has a new origin
     bridge.stop()
     expect(page.locator("#log-conn")).to_contain_text("reconnecting from byte")
     bridge.start()

@@ -69,3 +69,27 @@ def test_a_package_that_fills_the_disk_leaves_no_temp_file(make_daemon: type[Dae
         assert [p.name for p in packages.iterdir()] == [], list(packages.iterdir())
         assert d.call("daemon.status")["pid"] > 0
         d.stop()
+
+
+def test_a_symlink_into_a_sibling_whose_name_starts_with_the_apps_is_left_out(
+        daemon: Daemon) -> None:
+    """``my_co.pkg`` and ``my_co.pkg_secrets`` side by side: the sibling's path starts with the
+    app's as a string, but it is outside the app."""
+    app = _create(daemon, "my_co.pkg")
+    for sibling in ("my_co.pkg_secrets", "my_co.pkg2"):
+        other = app.parent / sibling
+        other.mkdir()
+        (other / "token.txt").write_text(f"SIBLING SECRET {sibling}\n")
+        (app / f"from-{sibling}").symlink_to(other / "token.txt")
+    (app / "dir-link").symlink_to(app.parent / "my_co.pkg_secrets", target_is_directory=True)
+    job = daemon.call("package", {"app": "my_co.pkg"})["job"]
+    done = daemon.wait_job(job["id"])
+    assert done["status"] == "succeeded", daemon.job_log(job["id"])
+    [archive] = done["result"]["archives"]
+    with zipfile.ZipFile(archive) as z:
+        names = z.namelist()
+        assert not [n for n in names if "from-" in n or "dir-link" in n], names
+        assert b"SIBLING SECRET" not in b"".join(z.read(n) for n in names)
+        assert "my_co.pkg/app.py" in names
+    log = daemon.job_log(job["id"])
+    assert "left out my_co.pkg/from-my_co.pkg_secrets" in log, log

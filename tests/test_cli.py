@@ -86,6 +86,7 @@ def test_json_output_equals_raw_socket_result_for_every_method(daemon: Daemon) -
         "rpc.discover": ([], {}),
         "templates.list": ([], {}),
         "templates.get": (["console_app"], {"name": "console_app"}),
+        "templates.icon": (["service_app"], {"name": "service_app"}),
         "apps.list": ([], {}),
         "jobs.list": (["--kind", "launch", "--limit", "5"], {"kind": "launch", "limit": 5}),
         "jobs.get": ([jid], {"job_id": jid}),
@@ -93,6 +94,8 @@ def test_json_output_equals_raw_socket_result_for_every_method(daemon: Daemon) -
         "jobs.logs": ([jid, "--offset", "3", "--limit", "40"],
                       {"job_id": jid, "offset": 3, "limit": 40}),
         "sessions.list": ([], {}),
+        "files.list": (["--app", name], {"app": name}),
+        "files.read": ([f"source/apps/{name}/app.py"], {"path": f"source/apps/{name}/app.py"}),
     }
     for method, (args, params) in calls.items():
         proc = kitplay(daemon, *METHODS[method].cli_words, *args, "--json", check=True)
@@ -115,10 +118,23 @@ def test_json_output_equals_raw_socket_result_for_every_method(daemon: Daemon) -
         assert kitplay(daemon, *words).returncode == InvalidState.exit_code
     assert kitplay(daemon, "jobs", "subscribe", jid, "--json").returncode == 0
     assert "subscription" in sub
+    # Files and apps change the workspace: the CLI's result against a socket call's, on
+    # different files (tests/test_files_cli.py has the human forms).
+    app_dir = f"source/apps/{name}"
+    for words, method, params in (
+            (["files", "put", f"{app_dir}/a.txt", "--text", "a"], "files.write",
+             {"path": f"{app_dir}/b.txt", "text": "a"}),
+            (["files", "rm", f"{app_dir}/a.txt"], "files.delete", {"path": f"{app_dir}/b.txt"}),
+            (["apps", "clean", name], "apps.clean", {"app": name})):
+        via_cli = json.loads(kitplay(daemon, *words, "--json", check=True).stdout)
+        assert set(via_cli) == set(daemon.call(method, params)), method
+    proc = kitplay(daemon, "apps", "delete", name, "--confirm", name, "--json", check=True)
+    assert json.loads(proc.stdout)["removed"] == [f"source/apps/{name}"]
     # Every method was exercised here or above.
     covered = set(calls) | {"launch", "jobs.subscribe", "templates.create", "build",
                             "jobs.cancel", "jobs.unsubscribe", "test", "package", "apps.modify",
-                            "package_container"}
+                            "package_container", "files.write", "files.delete", "apps.clean",
+                            "apps.delete"}
     assert covered == set(METHODS)
 
 

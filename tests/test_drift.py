@@ -45,9 +45,11 @@ def test_cli_matches_registry() -> None:
             for word2, sub2 in inner[0].choices.items():  # type: ignore[union-attr]
                 if (word, word2) in LOCAL_COMMANDS:
                     continue
-                seen.add(f"{word}.{word2}")
+                name = sub2.get_default("_method")  # files.list is `kitplay files ls`
+                assert METHODS[name].cli_words == (word, word2)
+                seen.add(name)
                 flags = {a.dest for a in sub2._actions if a.option_strings}
-                assert {p.name for p in METHODS[f"{word}.{word2}"].params} <= flags
+                assert {p.name for p in METHODS[name].params} <= flags
         else:
             seen.add(word)
     assert seen == set(METHODS)

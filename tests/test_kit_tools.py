@@ -54,11 +54,13 @@ def test_all_five_application_templates_are_here() -> None:
 @pytest.mark.parametrize("tid", APP_TEMPLATES)
 def test_application_template_with_and_without_layers(kit: Daemon, ws: Path, tid: str) -> None:
     tpl = kit.call("templates.get", {"name": tid})["template"]
-    layers = [x["name"] for x in tpl["layers"]]
-    exts = [x["name"] for x in tpl["extensions"]]
-    plain = create(kit, tid, "acme.plain", display_name="Plain", version="1.0.0")["result"]
+    layers = [x["id"] for x in tpl["layers"]]
+    exts = [x["id"] for x in tpl["extensions"]]
+    plain = create(kit, tid, "acme.plain", display_name="Plain", version="1.0.0",
+                   extension_names={e: f"acme.plain_{e}" for e in exts})["result"]
     assert plain["layers"] == [] and len(plain["extensions"]) == len(exts)
-    layered = create(kit, tid, "acme.layered", display_name="Layered", layers=layers)["result"]
+    layered = create(kit, tid, "acme.layered", display_name="Layered", layers=layers,
+                     extension_names={e: f"acme.layered_{e}" for e in exts})["result"]
     assert len(layered["layers"]) == len(layers)
     run_job(kit, "build", {})
 
@@ -106,7 +108,7 @@ def test_test_job(make_daemon: type[Daemon], ws: Path) -> None:
     log = d.job_log(done["id"])
     assert "[kitplay] step 1/1: ./repo.sh test" in log
     assert "[PASSED] startup/shutdown: acme.svc.kit" in log
-    assert "[PASSED] extension tests: acme.svc_setup_extension" in log
+    assert "[PASSED] extension tests: my_company.my_service_setup_extension" in log
 
     create(d, "kit_base_editor", "acme.bad")
     run_job(d, "build", {})
@@ -132,9 +134,10 @@ def test_package_job_names_its_archives(kit: Daemon, ws: Path) -> None:
     assert Path(archive2).name.startswith("acme_pkg@0.1.0")
     with zipfile.ZipFile(archive2) as z:
         assert "apps/acme.svc.kit" in z.namelist()
-    assert "./repo.sh package -n acme_pkg --thin" in kit.job_log(thin["id"])
-    err = error_of(kit, "package", {"name": "../evil"})
-    assert isinstance(err, InvalidParams)
+    assert "./repo.sh package -c release -n acme_pkg --thin" in kit.job_log(thin["id"])
+    for bad in ("../evil", "acme-pkg", "acme."):  # package.py's package_name_check
+        err = error_of(kit, "package", {"name": bad})
+        assert isinstance(err, InvalidParams) and "the package tool's rule" in err.message
     err = error_of(kit, "package", {"app": "acme.svc"})
     assert isinstance(err, InvalidParams) and "documents no option for one app" in err.message
 

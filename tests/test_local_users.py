@@ -361,7 +361,7 @@ def test_kitplay_open_checks_bridge_json(make_bridge: Any, daemon: Daemon,
                               capture_output=True, text=True, timeout=30)
 
     r = kitplay_open()
-    assert r.returncode == 0 and r.stdout.startswith(f"{b.url}/#code=")
+    assert r.returncode == 0 and r.stdout.startswith(f"{b.page_url}/#code=")
     assert b.token not in r.stdout + r.stderr
     os.chmod(b.info_path, 0o644)
     r = kitplay_open()

@@ -193,14 +193,27 @@ def test_sigkill_at_random_moments(make_daemon: type[Daemon]) -> None:
     d.stop()
 
 
+GATED_PRINTER = """
+import os, sys, time
+tag, n, gate = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+for i in range(1, n + 1):
+    print(f"{tag} {i}", flush=True)
+    while i == 3 and not os.path.exists(gate):  # held here until the test has looked
+        time.sleep(0.01)
+print(f"{tag} end", flush=True)
+"""
+
+
 def test_a_monitor_whose_pid_was_never_recorded_is_readopted(daemon: Daemon) -> None:
     """The kill lands between spawning a step's monitor and recording its pid (found by the
     test above): the restarted daemon finds the monitor by its log path and adopts it, instead
-    of calling the job interrupted while its process keeps running and writing."""
+    of calling the job interrupted while its process keeps running and writing.  The app
+    waits at its third line until the test has seen it adopted, however slow the machine."""
+    gate = daemon.base / "go"
     write_app(daemon.workspace, "t.printer", launch=["{python}", "printer.py"],
-              files={"printer.py": PRINTER})
+              files={"printer.py": GATED_PRINTER})
     job = daemon.call("launch", {"app": "t.printer", "display": "headless",
-                                 "args": ["r1", "60", "0.01"]})["job"]
+                                 "args": ["r1", "60", str(gate)]})["job"]
     wait_for(lambda: "r1 3\n" in daemon.job_log(job["id"]), what="output")
     daemon.kill9()
     db = sqlite3.connect(daemon.state / "kitplay.db")
@@ -211,6 +224,8 @@ def test_a_monitor_whose_pid_was_never_recorded_is_readopted(daemon: Daemon) -> 
     rec = daemon.call("jobs.get", [job["id"]])["job"]
     assert rec["status"] == "running" and rec["pid"] is not None, rec
     assert "kitplay.daemon.shim" in psutil.Process(rec["pid"]).cmdline()
+    gate.touch()
     done = daemon.wait_job(job["id"])
     assert done["status"] == "succeeded", done
     _check_log(daemon.job_log(job["id"]), [("r1", 60)], True, job["id"])
+

@@ -22,6 +22,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import psutil
 import pytest
+from kitplay.daemon.procs import is_shim
 
 from tests.helpers import Daemon, create_and_build, wait_for
 
@@ -104,7 +105,7 @@ def _role(p: psutil.Process) -> str | None:
         cmd, name = p.cmdline(), p.name()
     except psutil.Error:
         return None
-    if cmd[1:3] == ["-m", "kitplay.daemon.shim"]:
+    if is_shim(cmd):
         return "monitor"
     if cmd[1:3] == ["/usr/bin/xpra", "start"]:
         return "xpra"

@@ -30,6 +30,12 @@ async function signIn() {
   const m = /(?:^#|&)code=([^&]*)/.exec(location.hash);
   if (m) {
     history.replaceState(null, "", location.pathname + location.search);
+    // The bridge never registers a service worker: one controlling this page was put here by
+    // someone else, and would see the sign-in. Never hand it the code.
+    if (navigator.serviceWorker && navigator.serviceWorker.controller) {
+      throw new Error("Not signing in: a service worker that is not kitplay's controls this " +
+        "page. Close this tab and run `kitplay open --browser` for a fresh address.");
+    }
     const resp = await fetch("/api/v1/login", {
       method: "POST", headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ code: decodeURIComponent(m[1]) }),

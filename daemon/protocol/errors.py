@@ -13,6 +13,8 @@ The tree, drawn once::
     ├── ToolchainError                -32004  422  exit 7   (a tool or workspace problem)
     ├── Unsupported                   -32005  501  exit 8   (not available here)
     ├── MessageTooLarge               -32006  413  exit 2   (a frame over the size limit)
+    ├── FileTooLarge                  -32010  413  exit 10  (a file over the files API's cap)
+    ├── NotText                       -32011  422  exit 11  (a file read as text is not UTF-8)
     ├── RequestCancelled              -32800  409  exit 1   (as in LSP)
     └── DaemonUnreachable             -32099  503  exit 3   (client side: no daemon on the socket)
 
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ERRORS",
     "DaemonUnreachable",
+    "FileTooLarge",
     "InvalidParams",
     "InvalidRequest",
     "InvalidState",
@@ -38,6 +41,7 @@ __all__ = [
     "MessageTooLarge",
     "MethodNotFound",
     "NotFound",
+    "NotText",
     "ParseError",
     "RequestCancelled",
     "ToolchainError",
@@ -107,6 +111,14 @@ class MessageTooLarge(KitplayError):
     code, http_status, exit_code, title = -32006, 413, 2, "message too large"
 
 
+class FileTooLarge(KitplayError):
+    code, http_status, exit_code, title = -32010, 413, 10, "file too large"
+
+
+class NotText(KitplayError):
+    code, http_status, exit_code, title = -32011, 422, 11, "not text"
+
+
 class RequestCancelled(KitplayError):
     code, http_status, exit_code, title = -32800, 409, 1, "request cancelled"
 
@@ -127,6 +139,8 @@ ERRORS: tuple[type[KitplayError], ...] = (
     ToolchainError,
     Unsupported,
     MessageTooLarge,
+    FileTooLarge,
+    NotText,
     RequestCancelled,
     DaemonUnreachable,
 )

@@ -8,7 +8,13 @@ from __future__ import annotations
 import os
 import stat
 import struct
-from _socket import SO_PEERCRED, SOL_SOCKET  # not socket: `kitplay` avoids its import
+from _socket import (  # not socket: `kitplay` avoids its import
+    AF_INET,
+    AF_INET6,
+    SO_PEERCRED,
+    SOL_SOCKET,
+    inet_pton,
+)
 from pathlib import Path
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing slows `kitplay` down
@@ -152,23 +158,43 @@ def ensure_private_dir(path: Path, what: str = "directory") -> bool:
     return False
 
 
-def tcp_listener_uids(port: int) -> set[int]:
-    """The uids of the sockets listening on TCP ``port`` (any address, IPv4 and IPv6).
+def _proc_net_forms(address: str) -> tuple[set[str], set[str]]:
+    """How a listener that accepts connections to ``address`` shows in /proc/net/tcp and
+    /proc/net/tcp6: bound to it, or to its family's wildcard (``::`` may take IPv4 too), or
+    (IPv4) to its IPv4-mapped IPv6 form. /proc prints each 32-bit word in host order."""
+    def words(packed: bytes) -> str:
+        return "".join(f"{w:08X}" for w in struct.unpack(f"={len(packed) // 4}I", packed))
+
+    any6 = "0" * 32
+    if ":" in address:
+        return set(), {words(inet_pton(AF_INET6, address)), any6}
+    packed = inet_pton(AF_INET, address)
+    return ({words(packed), "0" * 8},
+            {words(b"\0" * 10 + b"\xff\xff" + packed), any6})
+
+
+def tcp_listener_uids(port: int, address: str | None = None) -> set[int]:
+    """The uids of the sockets listening on TCP ``port``; with ``address``, only those that
+    take connections to that address (bound to it or to a wildcard), not another user's
+    listener on another loopback address with the same port.
 
     Read from ``/proc/net/tcp{,6}``, which show every user's sockets with their owner: a
     loopback TCP peer has no SO_PEERCRED, and a port a stopped bridge left is anyone's to take.
     Empty when nothing listens there.
     """
+    forms = _proc_net_forms(address) if address is not None else None
     uids: set[int] = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+    for i, table in enumerate(("/proc/net/tcp", "/proc/net/tcp6")):
         try:
             with open(table) as f:
                 next(f, None)  # the header line
                 for line in f:
                     # sl local_address rem_address st ... uid: "0100007F:1F90 ... 0A ..."
                     fields = line.split()
-                    if len(fields) > 7 and fields[3] == "0A" and \
-                            int(fields[1].rsplit(":", 1)[1], 16) == port:
+                    if len(fields) <= 7 or fields[3] != "0A":
+                        continue
+                    host, _, hex_port = fields[1].rpartition(":")
+                    if int(hex_port, 16) == port and (forms is None or host in forms[i]):
                         uids.add(int(fields[7]))
         except (OSError, ValueError):
             continue

@@ -39,10 +39,13 @@ _PY_TYPES: dict[str, tuple[type, ...]] = {
 # no parameter needs them, and they break what the daemon writes (TOML that cannot be read
 # again, file names, logs) or cannot be encoded at all.
 _BAD_CHARS = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+# A file's name or content (``Param(any_text=True)``) may hold control characters (tabs,
+# newlines, a name made with one); a NUL or a lone surrogate still cannot be a file's.
+_BAD_IN_ANY_TEXT = re.compile("[\x00\ud800-\udfff]")
 
 
-def _check_text(name: str, value: str) -> None:
-    bad = _BAD_CHARS.search(value)
+def _check_text(name: str, value: str, any_text: bool = False) -> None:
+    bad = (_BAD_IN_ANY_TEXT if any_text else _BAD_CHARS).search(value)
     if bad is not None:
         ch = bad.group()
         what = ("a lone surrogate" if "\ud800" <= ch <= "\udfff" else
@@ -59,14 +62,14 @@ class Param:
     the ``kitplay`` command more start-up time than the rest of this module.
     """
 
-    __slots__ = ("_match", "default", "doc", "enum", "items", "maximum", "minimum", "name",
-                 "pattern", "positional", "required", "type")
+    __slots__ = ("_match", "any_text", "default", "doc", "enum", "items", "maximum", "minimum",
+                 "name", "pattern", "positional", "required", "type")
 
     def __init__(self, name: str, type: str, doc: str, *, required: bool = False,
                  default: Any = None, enum: tuple[str, ...] | None = None,
                  minimum: float | None = None, maximum: float | None = None,
                  pattern: str | None = None, items: str | None = None,
-                 positional: bool = False) -> None:
+                 positional: bool = False, any_text: bool = False) -> None:
         self.name = name
         self.type = type  # a JSON Schema type name
         self.doc = doc
@@ -80,6 +83,7 @@ class Param:
         # imports this module: compiling every pattern here would slow its start)
         self.items = items  # element type of an array
         self.positional = positional  # may be given positionally on the CLI
+        self.any_text = any_text  # control characters allowed (a file's name or content)
 
     def __repr__(self) -> str:
         return f"Param({self.name!r}, {self.type!r})"
@@ -112,7 +116,7 @@ class Param:
                 {"param": self.name, "expected": self.type},
             )
         if self.type == "string":
-            _check_text(self.name, value)
+            _check_text(self.name, value, self.any_text)
         if self.enum is not None and value not in self.enum:
             raise InvalidParams(
                 f"parameter '{self.name}' must be one of {', '.join(self.enum)}; got {value!r}",
@@ -155,11 +159,13 @@ class Param:
 class Method:
     """One JSON-RPC method, and how every surface shows it."""
 
-    __slots__ = ("_by_name", "doc", "http", "http_note", "mutates", "name", "params", "result")
+    __slots__ = ("_by_name", "_cli", "doc", "http", "http_media", "http_note", "mutates",
+                 "name", "params", "result")
 
     def __init__(self, name: str, doc: str, params: tuple[Param, ...], result: dict[str, Any],
                  http: tuple[str, str] | None, *, http_note: str = "",
-                 mutates: bool = False) -> None:
+                 mutates: bool = False, cli: tuple[str, ...] | None = None,
+                 http_media: str | None = None) -> None:
         self.name = name
         self.doc = doc
         self.params = params
@@ -168,6 +174,10 @@ class Method:
         self.http = http
         self.http_note = http_note
         self.mutates = mutates
+        self._cli = cli  # the CLI's words where they differ from the name's (files ls)
+        # REST answers the result's bytes (``data_base64``, of its ``content_type``) instead of
+        # its JSON; the value is the media range the OpenAPI document gives (``image/*``).
+        self.http_media = http_media
         self._by_name = {p.name: p for p in params}
 
     def __repr__(self) -> str:
@@ -178,7 +188,7 @@ class Method:
 
     @property
     def cli_words(self) -> tuple[str, ...]:
-        return tuple(self.name.split("."))
+        return self._cli or tuple(self.name.split("."))
 
 
 def _article(t: str) -> str:
@@ -214,9 +224,18 @@ _WORKSPACE = Param("workspace", "string",
                    "Workspace directory; defaults to the daemon's --workspace.")
 _JOB_ID = Param("job_id", "string", "The job's id.", required=True,
                 pattern=JOB_ID_RE.pattern, positional=True)
+_PATH = Param("path", "string", "A file's path relative to the workspace, \"/\"-separated.",
+              required=True, positional=True, any_text=True)
+_IF_MATCH = Param("if_match", "string", "The etag the file had when read: refuse the change "
+                  "if it has changed since (stale: InvalidState with data.etag).")
+_STRINGS = {"type": "array", "items": {"type": "string"}}
 _ACCEPT = Param("accept_license", "boolean",
                 "Accept the Omniverse licence for this kit-app-template workspace (creates "
-                ".omniverse_eula_accepted.txt).", default=False)
+                ".omniverse_eula_accepted.txt); creating from a template needs it.",
+                default=False)
+_CONFIG = Param("config", "string", "Build configuration (kit-app-template: `-r` or `-d` for "
+                "build, `-c` for package).", enum=("release", "debug"), default="release")
+_TEMPLATE_NAME = r"^[A-Za-z0-9_.-]{1,100}$"
 
 # Every method that creates a job takes it: a client that lost the answer (the daemon died
 # between the commit and the reply) retries with the same key and learns the first job's id.
@@ -266,26 +285,58 @@ METHODS: dict[str, Method] = {m.name: m for m in (
                             "methods": {"type": "array"}}},
         ("GET", "/rpc/discover")),
     Method(
-        "templates.list", "The template catalogue of the workspace's toolchain.",
+        "templates.list", "The template catalogue of the workspace's toolchain, and whether "
+        "its licence must be (and is) accepted.",
         (_WORKSPACE,),
         _obj({"templates": {"type": "array", "items": _ref("Template")},
-              "toolchain": {"type": "object"}}),
+              "toolchain": {"type": "object"},
+              "license": {"type": "object", "description": (
+                  "The workspace's licence: required (kit-app-template: to create from a "
+                  "template), accepted, what accepting means (summary) and where to read it."),
+                  "properties": {"required": {"type": "boolean"},
+                                 "accepted": {"type": "boolean"},
+                                 "summary": {"type": "string"},
+                                 "url": {"type": ["string", "null"]}},
+                  "required": ["required", "accepted", "summary", "url"]}}),
         ("GET", "/templates/list")),
     Method(
-        "templates.get", "One template, with its variables (and, for kit applications, layers).",
+        "templates.get", "One template, with its variables, layers, setup extensions and docs.",
         (Param("name", "string", "Template name (id).", required=True, positional=True,
-               pattern=r"^[A-Za-z0-9_.-]{1,100}$"), _WORKSPACE),
+               pattern=_TEMPLATE_NAME), _WORKSPACE),
         _obj({"template": _ref("Template")}), ("GET", "/templates/get/{name}")),
     Method(
-        "templates.create", "Start a job that creates an app (or extension) from a template.",
+        "templates.icon", "A template's icon: the image's bytes and type (REST answers the "
+        "image itself).",
+        (Param("name", "string", "Template name (id).", required=True, positional=True,
+               pattern=_TEMPLATE_NAME), _WORKSPACE),
+        _obj({"name": {"type": "string"},
+              "content_type": {"type": "string", "enum": [
+                  "image/png", "image/jpeg", "image/gif", "image/webp", "image/x-icon",
+                  "image/svg+xml"]},
+              "size": {"type": "integer"}, "data_base64": {"type": "string"}}),
+        ("GET", "/templates/icon/{name}"), http_media="image/*",
+        http_note="Over HTTP the body is the image (its Content-Type, with a sandboxing "
+                  "Content-Security-Policy and nosniff)."),
+    Method(
+        "templates.create", "Start a job that creates an app (or extension) from a template; "
+        "with dry_run, return the replay file it would run instead.",
         (Param("template", "string", "Template name (id).", required=True, positional=True),
-         Param("name", "string", "New app name: lowercase, dot-separated (my_company.my_app).",
+         Param("name", "string", "New app or extension name (builtin: my_company.my_app; "
+               "kit-app-template: lowercase, digits and _ in dot-separated parts, my_app too).",
                required=True, positional=True),
          Param("display_name", "string", "Human-readable name."),
-         Param("version", "string", "Version of the new app, such as 0.1.0."),
+         Param("version", "string", "Version of the new app, such as 0.1.0 (kit-app-template: "
+               "any format, such as 110.1.2.4242)."),
          Param("layers", "array", "Application layers to add (kit-app-template).", items="string"),
+         Param("extension_names", "object", "Names of the setup extensions the template adds, "
+               "by their template id (kit-app-template; default: the catalogue's names)."),
+         Param("dry_run", "boolean", "Start no job: return the replay file (TOML) the create "
+               "would run, as `replay` (kit-app-template).", default=False),
          _WORKSPACE, _ACCEPT, _IDEMPOTENCY),
-        _JOB_RESULT, ("POST", "/templates/create"), mutates=True),
+        {"type": "object", "description": "`job`, or with dry_run `replay`.",
+         "properties": {"job": _ref("Job"), "replay": {"type": "string"}},
+         "anyOf": [{"required": ["job"]}, {"required": ["replay"]}]},
+        ("POST", "/templates/create"), mutates=True),
     Method(
         "apps.list", "Apps and extensions already created in the workspace.",
         (_WORKSPACE,), _obj({"apps": {"type": "array", "items": _ref("App")},
@@ -300,10 +351,66 @@ METHODS: dict[str, Method] = {m.name: m for m in (
          _WORKSPACE, _ACCEPT, _IDEMPOTENCY),
         _JOB_RESULT, ("POST", "/apps/modify"), mutates=True),
     Method(
+        "apps.delete",
+        "Remove an app: its files, its build outputs and the records that name it. Without "
+        "confirm naming the app it changes nothing and the error's data.removes lists what "
+        "would go; refused while a job of the app runs.",
+        (Param("app", "string", "The app to remove.", required=True, positional=True),
+         Param("confirm", "string", "The app's name again, to confirm the removal."),
+         _WORKSPACE),
+        _obj({"app": {"type": "string"}, "removed": _STRINGS,
+              "edited": {"type": "array", "items": _ref("FileEdit")}}, ["app", "removed"]),
+        ("POST", "/apps/delete"), mutates=True),
+    Method(
+        "apps.clean", "Remove an app's build outputs; refused while a job of the app runs.",
+        (Param("app", "string", "The app whose build outputs go.", required=True,
+               positional=True), _WORKSPACE),
+        _obj({"app": {"type": "string"}, "removed": _STRINGS}),
+        ("POST", "/apps/clean"), mutates=True),
+    Method(
+        "files.list",
+        "The files of an app (its sources and, marked, its build outputs) or of a directory "
+        "of the workspace; paths are relative to the workspace.",
+        (Param("path", "string", "A directory relative to the workspace (default: the "
+               "workspace itself).", positional=True, any_text=True),
+         Param("app", "string", "List this app's files instead of a directory."),
+         _WORKSPACE),
+        _obj({"root": {"type": "string"},
+              "entries": {"type": "array", "items": _ref("FileEntry")},
+              "truncated": {"type": "boolean"}}),
+        ("GET", "/files/list"), cli=("files", "ls")),
+    Method(
+        "files.read",
+        "A file's text and etag; a binary or oversized file is refused, or returned as "
+        "base64 (capped) with binary.",
+        (_PATH, Param("binary", "boolean", "Return the bytes as data_base64, text or not.",
+                      default=False), _WORKSPACE),
+        {"type": "object", "required": ["path", "etag", "size", "mtime"], "properties": {
+            "path": {"type": "string"}, "text": {"type": "string"},
+            "data_base64": {"type": "string"}, "etag": {"type": "string"},
+            "size": {"type": "integer"}, "mtime": {"type": "number"}}},
+        ("GET", "/files/read"), cli=("files", "cat")),
+    Method(
+        "files.write",
+        "Replace (or create) a file with text, atomically; if_match makes it fail when the "
+        "file changed since it was read.",
+        (_PATH, Param("text", "string", "The file's new content (UTF-8 text).", required=True,
+                      any_text=True),
+         _IF_MATCH, _WORKSPACE),
+        _obj({"path": {"type": "string"}, "etag": {"type": "string"},
+              "size": {"type": "integer"}, "mtime": {"type": "number"}}),
+        ("POST", "/files/write"), mutates=True, cli=("files", "put")),
+    Method(
+        "files.delete", "Remove a file (or an empty directory) of the workspace.",
+        (_PATH, _IF_MATCH, _WORKSPACE),
+        _obj({"path": {"type": "string"}, "deleted": {"type": "boolean"}}),
+        ("POST", "/files/delete"), mutates=True, cli=("files", "rm")),
+    Method(
         "build", "Start a job that builds the workspace (or one app of it).",
         (_WORKSPACE, Param("app", "string", "Build only this app.", positional=True),
-         Param("clean", "boolean", "Clean before building.", default=False), _ACCEPT,
-         _IDEMPOTENCY),
+         Param("clean", "boolean", "A clean build (kit-app-template: `build -x`, a rebuild "
+               "from scratch).", default=False),
+         _CONFIG, _ACCEPT, _IDEMPOTENCY),
         _JOB_RESULT, ("POST", "/build"), mutates=True),
     Method(
         "launch", "Start a job that runs an app until it exits or is stopped.",
@@ -318,6 +425,8 @@ METHODS: dict[str, Method] = {m.name: m for m in (
                default="never"),
          Param("max_restarts", "integer", "Restarts allowed by the on-failure policy.",
                minimum=0, maximum=1000, default=3),
+         Param("container", "boolean", "Run the app's container image with docker, as "
+               "`repo.sh launch --container` does (kit-app-template).", default=False),
          _ACCEPT, _IDEMPOTENCY),
         _JOB_RESULT, ("POST", "/launch"), mutates=True),
     Method(
@@ -334,7 +443,7 @@ METHODS: dict[str, Method] = {m.name: m for m in (
         (_WORKSPACE, Param("app", "string", "Package only this app (builtin).", positional=True),
          Param("name", "string", "Package name (`repo.sh package -n`)."),
          Param("thin", "boolean", "A thin package (`repo.sh package --thin`).", default=False),
-         _ACCEPT, _IDEMPOTENCY),
+         _CONFIG, _ACCEPT, _IDEMPOTENCY),
         _JOB_RESULT, ("POST", "/package"), mutates=True),
     Method(
         "package_container",
@@ -344,6 +453,10 @@ METHODS: dict[str, Method] = {m.name: m for m in (
                required=True, positional=True),
          _WORKSPACE,
          Param("image_tag", "string", "Image name and tag (`--image-tag`), such as my_app:1.0."),
+         Param("from_package", "string", "Build from this package archive in the workspace "
+               "(`--from-package`), such as _build/packages/kit-sdk-fat@0.1.0...zip."),
+         Param("generate", "boolean", "Only write the container's files, build no image "
+               "(`--generate`; needs no docker).", default=False),
          _ACCEPT, _IDEMPOTENCY),
         _JOB_RESULT, ("POST", "/package_container"), mutates=True),
     Method(

@@ -83,8 +83,23 @@ TEMPLATE: dict[str, Any] = {
         "description": {"type": "string"},
         "toolchain": {"type": "string"},
         "variables": {"type": "object"},
+        "creatable": {"type": "boolean",
+                      "description": "Whether templates.create takes it on its own (layers and "
+                                     "setup extensions come with an application)."},
+        "kind": {"type": "string", "description": "What it makes: application, extension, "
+                                                  "layer, setup_extension."},
+        "layers": {"type": "array", "description": "The application layers it takes.",
+                   "items": {"type": "object",
+                             "properties": {"id": {"type": "string"},
+                                            "name": {"type": "string"},
+                                            "description": {"type": "string"}},
+                             "required": ["id", "name", "description"]}},
+        "docs": {"type": "string", "description": "Its README (Markdown), or \"\"."},
+        "icon": {"type": ["string", "null"],
+                 "description": "The bridge path of its icon (templates.icon), or null."},
     },
-    "required": ["name", "display_name", "type", "description"],
+    "required": ["name", "display_name", "type", "description", "creatable", "kind", "layers",
+                 "docs", "icon"],
 }
 
 APP: dict[str, Any] = {
@@ -118,9 +133,36 @@ SESSION: dict[str, Any] = {
     "required": ["job_id", "app", "display", "url", "since"],
 }
 
+FILE_ENTRY: dict[str, Any] = {
+    "type": "object",
+    "description": "One entry of files.list: a file, directory, symlink (never followed) or "
+                   "other (a pipe, socket or device, never opened).",
+    "properties": {
+        "path": {"type": "string", "description": "Relative to the workspace, /-separated."},
+        "kind": {"type": "string", "enum": ["file", "dir", "symlink", "other"]},
+        "size": {"type": "integer"},
+        "mtime": {"type": "number"},
+        "etag": {"type": ["string", "null"], "description": "Files only: what files.read "
+                 "returns and files.write's if_match expects."},
+        "build_output": {"type": "boolean",
+                         "description": "Made by a build (apps.clean removes the app's)."},
+    },
+    "required": ["path", "kind", "size", "mtime", "etag", "build_output"],
+}
+
+FILE_EDIT: dict[str, Any] = {
+    "type": "object",
+    "description": "A line or record apps.delete takes out of a file the app shares with "
+                   "others (kit-app-template: premake5.lua, repo.toml, the template metadata).",
+    "properties": {"file": {"type": "string"}, "what": {"type": "string"}},
+    "required": ["file", "what"],
+}
+
 COMPONENTS: dict[str, dict[str, Any]] = {
     "Job": JOB,
     "Template": TEMPLATE,
     "App": APP,
     "Session": SESSION,
+    "FileEntry": FILE_ENTRY,
+    "FileEdit": FILE_EDIT,
 }

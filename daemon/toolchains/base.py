@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from ..protocol.errors import InvalidParams, NotFound
 from ..trust import check_trusted, check_workspace, real_path
 
-__all__ = ["Plan", "Step", "StepLog", "Toolchain", "inside", "read_regular",
+__all__ = ["Plan", "Step", "StepLog", "Toolchain", "inside", "read_below", "read_regular",
            "resolve_workspace"]
 
 PATH_MAX = 4096  # Linux: longer paths cannot be opened at all
@@ -43,6 +43,44 @@ def read_regular(path: Path | str) -> bytes:
             return f.read()
     finally:
         os.close(fd)
+
+
+def read_below(root: Path | str, rel: str, limit: int) -> bytes:
+    """The bytes of the regular file ``root/rel``, reached without following any symlink.
+
+    For files a workspace names to be shown to the user (a template's README or icon): each
+    directory on the way is opened with O_NOFOLLOW relative to the one before, so neither a
+    symlink nor ``..`` can lead outside ``root`` (which is trusted as given).  OSError when
+    the path leaves ``root``, crosses a symlink, is not a regular file, or holds more than
+    ``limit`` bytes.
+    """
+    parts = [p for p in rel.split("/") if p not in ("", ".")]
+    if not parts or ".." in parts or "\x00" in rel:
+        raise OSError(errno.EINVAL, "not a path inside the workspace", rel)
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for name in parts[:-1]:
+            step = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                           dir_fd=fd)
+            os.close(fd)
+            fd = step
+        f = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+                    | os.O_NOCTTY, dir_fd=fd)
+    finally:
+        os.close(fd)
+    try:
+        st = os.fstat(f)
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", rel)
+        if st.st_size > limit:
+            raise OSError(errno.EFBIG, f"larger than {limit} bytes", rel)
+        with os.fdopen(f, "rb", closefd=False) as fh:
+            data = fh.read(limit + 1)
+        if len(data) > limit:
+            raise OSError(errno.EFBIG, f"larger than {limit} bytes", rel)
+        return data
+    finally:
+        os.close(f)
 
 
 class StepLog(Protocol):
@@ -89,7 +127,10 @@ class Toolchain(Protocol):
     def markers(self) -> list[Path]: ...
     def list_templates(self) -> list[dict[str, Any]]: ...
     def get_template(self, name: str) -> dict[str, Any]: ...
+    def template_icon(self, name: str) -> dict[str, Any]: ...
+    def license_info(self) -> dict[str, Any]: ...
     def list_apps(self) -> list[dict[str, Any]]: ...
+    def create_replay(self, params: dict[str, Any]) -> str: ...
     def plan_create(self, params: dict[str, Any]) -> Plan: ...
     def plan_build(self, params: dict[str, Any]) -> Plan: ...
     def plan_launch(self, params: dict[str, Any]) -> Plan: ...

@@ -31,6 +31,7 @@ from ..protocol.process import user_umask
 from ..protocol.registry import APP_NAME_RE
 from ..trust import check_trusted
 from .base import Plan, Step, StepLog, inside
+from .icons import DOCS_LIMIT, ICON_LIMIT, docs_text, icon_result, sniff
 
 __all__ = ["BuiltinToolchain", "check_app_name", "TEMPLATES_DIR"]
 
@@ -73,6 +74,7 @@ def _catalogue() -> dict[str, dict[str, Any]]:
         with meta.open("rb") as f:
             data = tomllib.load(f)
         t = data["template"]
+        icon = _declared_file(t.get("icon"), meta, "icon")
         out[t["name"]] = {
             "_files": _declared_files(t.get("files"), meta),
             "name": t["name"],
@@ -81,9 +83,31 @@ def _catalogue() -> dict[str, dict[str, Any]]:
             "description": t.get("description", ""),
             "toolchain": "builtin",
             "variables": data.get("variables", {}),
+            # What the API's template records say (the same fields as kit-app-template's).
+            "creatable": True,
+            "kind": t.get("type", "application"),
+            "layers": [],
+            "docs": _template_docs(d, _declared_file(t.get("docs"), meta, "docs")),
+            "icon": "/api/templates/icon/" + t["name"] if icon else None,
+            "_icon": str(d / icon) if icon else None,
             "_dir": str(d),
         }
     return out
+
+
+def _declared_file(value: Any, meta: Path, key: str) -> str | None:
+    """A template's ``docs`` or ``icon``: a file name beside its template.toml."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or "/" in value or value.startswith(".") or \
+            not (meta.parent / value).is_file():
+        raise ToolchainError(f"{meta} declares {key} = {str(value)[:100]!r}, which is not a file "
+                             "beside it; reinstall kitplay")
+    return value
+
+
+def _template_docs(d: Path, name: str | None) -> str:
+    return docs_text((d / name).read_bytes(), DOCS_LIMIT) if name else ""
 
 
 def _declared_files(value: Any, meta: Path) -> list[str]:
@@ -235,7 +259,25 @@ class BuiltinToolchain:
         if t is None:
             raise NotFound(f"no template named {name!r} in the builtin catalogue; "
                            f"available: {', '.join(_catalogue())}", {"template": name})
-        return {**_public(t), "files": list(t["_files"]), "layers": []}
+        return {**_public(t), "files": list(t["_files"])}
+
+    def template_icon(self, name: str) -> dict[str, Any]:
+        t = _catalogue()[self.get_template(name)["name"]]
+        data = Path(t["_icon"]).read_bytes() if t["_icon"] else b""
+        kind = sniff(data[:ICON_LIMIT], t["_icon"] or "") if t["_icon"] else None
+        if kind is None:
+            raise NotFound(f"builtin template {name!r} has no icon", {"template": name})
+        return icon_result(name, data, kind)
+
+    def license_info(self) -> dict[str, Any]:
+        return {"required": False, "accepted": True, "url": None,
+                "summary": "The builtin templates are part of kitplay and need no licence."}
+
+    def create_replay(self, params: dict[str, Any]) -> str:
+        self.get_template(params["template"])
+        raise InvalidState(f"{self.root} is a builtin workspace: creating an app runs no tool "
+                           "and has no replay file to show; dry_run is for kit-app-template "
+                           "workspaces", {"toolchain": self.kind})
 
     def list_apps(self) -> list[dict[str, Any]]:
         apps = []
@@ -264,9 +306,10 @@ class BuiltinToolchain:
             params.get("display_name") or template["variables"].get("display_name") or name)
         version = check_version(params.get("version") or template["variables"].get(
             "version", "0.1.0"))
-        if params.get("layers"):
-            raise InvalidParams("the builtin toolchain has no application layers; "
-                                "leave out 'layers'", {"param": "layers"})
+        for key in ("layers", "extension_names"):
+            if params.get(key):
+                raise InvalidParams(f"the builtin toolchain has no application layers or setup "
+                                    f"extensions; leave out '{key}'", {"param": key})
         target = inside(self.root, "source", "apps", name)
         if target.exists():
             raise InvalidState(f"app {name!r} already exists at {target}; choose another name "
@@ -350,6 +393,7 @@ class BuiltinToolchain:
                 from None
 
     def plan_build(self, params: dict[str, Any]) -> Plan:
+        _one_config(params)
         if params.get("app"):
             dirs = [self._app_dir(params["app"])]
         else:
@@ -373,6 +417,10 @@ class BuiltinToolchain:
 
     def plan_launch(self, params: dict[str, Any]) -> Plan:
         d = self._app_dir(params["app"])
+        if params.get("container"):
+            raise InvalidState(f"{self.root} is a builtin workspace, whose apps run as local "
+                               "processes, not containers; container is for kit-app-template "
+                               "apps packaged with package_container", {"toolchain": self.kind})
         spec = self._load(d).get("launch", {})
         display = params.get("display", "native")
         key = "headless_argv" if display == "headless" and "headless_argv" in spec else "argv"
@@ -418,6 +466,7 @@ class BuiltinToolchain:
     def plan_package(self, params: dict[str, Any]) -> Plan:
         """A zip of each app's directory in ``_build/packages/<app>-<version>.zip``."""
         dirs = self._apps_or_one(params, "package")
+        _one_config(params)
         if params.get("thin"):
             raise InvalidParams("the builtin toolchain makes one kind of package; leave out "
                                 "'thin'", {"param": "thin"})
@@ -477,6 +526,13 @@ class BuiltinToolchain:
         raise InvalidState(f"{self.root} is a builtin workspace, whose apps take no application "
                            "layers; apps.modify is kit-app-template's `template modify`",
                            {"toolchain": self.kind})
+
+
+def _one_config(params: dict[str, Any]) -> None:
+    if params.get("config", "release") != "release":
+        raise InvalidParams("the builtin toolchain builds and packages one configuration; leave "
+                            "out 'config' (debug is for kit-app-template workspaces)",
+                            {"param": "config"})
 
 
 def _argv(template: list[str]) -> list[str]:

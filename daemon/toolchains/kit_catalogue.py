@@ -11,13 +11,15 @@ usable.
 from __future__ import annotations
 
 import datetime
+import os
 import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .base import read_regular
+from .base import read_below, read_regular
+from .icons import DOCS_LIMIT, ICON_LIMIT, docs_text, sniff
 
 __all__ = ["CLASS_TYPES", "EXTENSION_TYPES", "Catalogue", "load_catalogue", "replay_tables",
            "replay_toml", "toml_string"]
@@ -40,7 +42,20 @@ TYPE_TITLES = {  # short: `kitplay templates list` shows 60 characters of a desc
     "binding_extension": "Kit C++ extension with Python bindings",
     "setup_extension": "Extension an app template adds",
 }
+# The kinds the API gives templates (`kind`): what creating one makes.
+KINDS = {"application": "application", "application_layer": "layer",
+         "extension": "extension", "binding_extension": "extension",
+         "setup_extension": "setup_extension"}
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+ICON_ROUTE = "/api/templates/icon/"
+_TEMPLATE_ID = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")  # templates.get / templates.icon names
+# [settings.app.window] iconPath of an application template's .kit names a file of its setup
+# extension (templates/apps/usd_composer/omni.usd_composer.kit: "${% raw %}{{% endraw %}{{
+# setup_extension_name }}{% raw %}}{% endraw %}/data/nvidia-omniverse-usd_composer.png").
+_WINDOW = re.compile(r"^\[settings\.app\.window\][ \t]*$(.*?)(?=^\[)", re.M | re.S)
+_ICON_PATH = re.compile(r'^iconPath\s*=\s*"[^"\n]*?setup_extension_name\s*\}\}'
+                        r'(?:\{%\s*raw\s*%\}\}\{%\s*endraw\s*%\}|\})/([A-Za-z0-9_./-]+)"',
+                        re.M)
 
 
 @dataclass
@@ -50,6 +65,10 @@ class Catalogue:
     collections: dict[str, str] = field(default_factory=dict)  # id -> collection name
     errors: list[str] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)  # every file read (the index, collections)
+    root: Path | None = None  # the workspace
+    # id -> the template's source (its .kit file or template directory) relative to the
+    # workspace, "/"-separated; None when it lies outside the workspace.
+    sources: dict[str, str | None] = field(default_factory=dict)
 
     def label(self, tid: str) -> str:
         """The wizard's on-screen label of a template, exactly: ``[id]: Name``."""
@@ -59,7 +78,7 @@ class Catalogue:
         cls = str(self.entries[tid].get("class", ""))
         return CLASS_TYPES.get(cls) or _snake(cls.removesuffix("Template")) or "unknown"
 
-    def public(self, tid: str) -> dict[str, Any]:
+    def public(self, tid: str, *, docs: bool = True) -> dict[str, Any]:
         e = self.entries[tid]
         kind = self.type_of(tid)
         out: dict[str, Any] = {
@@ -74,11 +93,95 @@ class Catalogue:
             "collection": self.collections.get(tid),
             "label": self.label(tid),
             "creatable": kind == "application" or kind in EXTENSION_TYPES,
+            "kind": KINDS.get(kind, kind),
             "variables": _jsonable(e.get("variables") or {}),
+            "layers": [self.layer_record(x) for x in self.layers_for(tid)]
+            if kind == "application" else [],
+            "extensions": self.extension_records(tid) if kind == "application" else [],
+            "docs": self.docs(tid) if docs else "",
+            "icon": (ICON_ROUTE + tid if _TEMPLATE_ID.match(tid) and self.icon(tid)
+                     else None),
         }
         if "type" in e:  # layer type (streaming, nvcf) or setup extension type (setup, extra)
             out["kit_type"] = str(e["type"])
         return out
+
+    def layer_record(self, tid: str) -> dict[str, Any]:
+        e = self.entries[tid]
+        kit_type = e.get("type")
+        return {"id": tid, "name": str(e.get("name") or tid),
+                "description": str(e.get("description") or (
+                    f"Application layer ({kit_type})" if kit_type else "Application layer")),
+                "label": self.label(tid), "kit_type": e.get("type")}
+
+    def extension_records(self, tid: str) -> list[dict[str, Any]]:
+        """The setup extensions an application adds, with the names the wizard offers first
+        (the catalogue's defaults)."""
+        out = []
+        for ext in self.extensions_for(tid):
+            e = self.entries.get(ext, {})
+            var = e["variables"] if isinstance(e.get("variables"), dict) else {}
+            out.append({"id": ext, "name": str(e.get("name") or ext),
+                        "kit_type": e.get("type", "setup"),
+                        "extension_name": var.get("extension_name"),
+                        "extension_display_name": var.get("extension_display_name")})
+        return out
+
+    # -- what a template shows: its README and icon, read inside the workspace only ----------
+
+    def _read(self, rel: str, limit: int) -> bytes | None:
+        if self.root is None:
+            return None
+        try:
+            return read_below(self.root, rel, limit)
+        except OSError:
+            return None
+
+    def docs(self, tid: str) -> str:
+        """The README beside the template: ``apps/<x>/README.md`` next to an application's
+        .kit, ``extensions/<x>/README.md`` above an extension's ``template/`` directory (as
+        kit-app-template 110.1.2 ships them); "" when there is none."""
+        src = self.sources.get(tid)
+        if not src:
+            return ""
+        data = self._read(_join(os.path.dirname(src), "README.md"), 8 * DOCS_LIMIT)
+        return docs_text(data) if data is not None else ""
+
+    def icon_file(self, tid: str) -> str | None:
+        """The workspace-relative path of the template's icon, or None.
+
+        An extension template's icon is the one its ``config/extension.toml`` names (``icon =
+        "data/icon.png"`` in every 110.1.2 extension template); an application's, the window
+        icon its .kit takes from its setup extension (``[settings.app.window] iconPath``).
+        """
+        src = self.sources.get(tid)
+        if not src:
+            return None
+        if not src.endswith(".kit"):
+            raw = self._read(_join(src, "config", "extension.toml"), 256 * 1024)
+            try:
+                icon = tomllib.loads(raw.decode()).get("package", {}).get("icon") \
+                    if raw is not None else None
+            except (UnicodeDecodeError, tomllib.TOMLDecodeError, AttributeError):
+                icon = None
+            return _join(src, icon) if isinstance(icon, str) and _relative(icon) else None
+        raw = self._read(src, 4 * 1024 * 1024)
+        window = _WINDOW.search(raw.decode(errors="replace") + "\n[") if raw else None
+        found = _ICON_PATH.search(window.group(1)) if window else None
+        if found is None or not _relative(found.group(1)):
+            return None
+        for ext in self.extensions_for(tid):
+            ext_src = self.sources.get(ext)
+            if ext_src and self.entries.get(ext, {}).get("type", "setup") == "setup":
+                return _join(ext_src, found.group(1))
+        return None
+
+    def icon(self, tid: str) -> tuple[bytes, str] | None:
+        """The icon's bytes and image type, or None (no icon, unreadable, not an image)."""
+        rel = self.icon_file(tid)
+        data = self._read(rel, ICON_LIMIT) if rel else None
+        kind = sniff(data, rel) if data is not None and rel else None
+        return (data, kind) if data is not None and kind else None
 
     def layers_for(self, tid: str) -> list[str]:
         """Ids of the application layers an application template offers (wizard order)."""
@@ -100,7 +203,7 @@ class Catalogue:
 
 def load_catalogue(root: Path) -> Catalogue:
     config = _config_path(root)
-    cat = Catalogue(config)
+    cat = Catalogue(config, root=root)
     cat.files.append(config)
     index = _read_toml(config, "templates config", cat.errors)
     if index is None:
@@ -109,7 +212,7 @@ def load_catalogue(root: Path) -> Catalogue:
                              cat.errors):
         cls = str(coll.get("class", ""))
         if not cls.endswith("Collection"):  # a template listed directly in the index
-            _add(cat, cid, coll, _rel(root, config))
+            _add(cat, cid, coll, _rel(root, config), _source(root, config.parent, coll))
             continue
         name = str(coll.get("name") or cid)
         url = coll.get("url")
@@ -126,16 +229,39 @@ def load_catalogue(root: Path) -> Catalogue:
         if data is None:
             continue
         for tid, entry in _tables(data.get("templates"), f"{path} [templates]", cat.errors):
-            _add(cat, tid, entry, name)
+            _add(cat, tid, entry, name, _source(root, path.parent, entry))
     return cat
 
 
-def _add(cat: Catalogue, tid: str, entry: dict[str, Any], collection: str) -> None:
+def _add(cat: Catalogue, tid: str, entry: dict[str, Any], collection: str,
+         source: str | None) -> None:
     if tid in cat.entries:
         cat.errors.append(f"template {tid!r} is defined in both {cat.collections[tid]} and "
                           f"{collection}; using the one in {collection}")
     cat.entries[tid] = entry
     cat.collections[tid] = collection
+    cat.sources[tid] = source
+
+
+def _source(root: Path, base: Path, entry: dict[str, Any]) -> str | None:
+    """An entry's ``url``/``subpath`` (relative to its collection file, as the real catalogue
+    writes them: ``url = "."``, ``subpath = "apps/kit_base_editor/kit_base_editor.kit"``)
+    relative to the workspace, or None when that is outside it."""
+    url, sub = entry.get("url", "."), entry.get("subpath", "")
+    if not isinstance(url, str) or not isinstance(sub, str) or not sub or "://" in url:
+        return None
+    path = os.path.normpath(os.path.join(base, url, sub))
+    rel = os.path.relpath(path, root)
+    return None if rel == "." or rel.startswith("..") or os.path.isabs(rel) else \
+        rel.replace(os.sep, "/")
+
+
+def _relative(path: str) -> bool:
+    return bool(path) and not path.startswith("/") and ".." not in path.split("/")
+
+
+def _join(*parts: str) -> str:
+    return "/".join(p.strip("/") for p in parts if p)
 
 
 def _config_path(root: Path) -> Path:
