@@ -49,10 +49,12 @@ class _Bridge:
         if not line.startswith("kitplay-bridge: open "):
             self.stop()
             raise RuntimeError(f"kitplay-bridge did not start: {line!r}")
+        self.login_url = line.split(" open ", 1)[1].strip()  # the one-time page URL
         info = json.loads((socket.parent / "bridge.json").read_text())
         self.url = info["url"].rstrip("/")  # API clients: a loopback literal (the page's
         self.port = int(self.url.rsplit(":", 1)[1])  # kp-*.localhost is for browsers)
         self.token = info["token"]
+        self.page_url = info["page_url"].rstrip("/")  # the page's origin: kp-*.localhost
 
     def _line(self, timeout: float) -> str:
         assert self.proc.stdout is not None

@@ -20,6 +20,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import MethodNotAllowed as RouteMethodNotAllowed
 
 from .credentials import CODE_TTL_S, TICKET_TTL_S, Credentials
+from .displays import add_display_routes
 from .errors import (
     Forbidden,
     MethodNotAllowed,
@@ -38,9 +39,10 @@ __all__ = ["create_app"]
 
 STATIC = Path(__file__).resolve().parent / "static"
 PAGE_HEADERS = {
-    # frame-src: the display panel frames Xpra's HTML5 client of a session (loopback only).
+    # frame-src: the display panel frames a session's Xpra client, served by this origin
+    # under /display/ (displays.py).
     "Content-Security-Policy": "default-src 'self'; connect-src 'self'; img-src 'self' data:; "
-                               "frame-src http://127.0.0.1:*; frame-ancestors 'none'; "
+                               "frame-src 'self'; frame-ancestors 'none'; "
                                "base-uri 'none'; form-action 'self'",
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
@@ -284,6 +286,10 @@ def create_app(settings: BridgeSettings) -> QuartTrio:
                      "The playground lives on its own address, new at every start of the "
                      "bridge: open the URL kitplay-bridge printed, or run <code>kitplay open "
                      "--browser</code>.")
+
+    # The displays' client pages belong to the page: served on its origin only.
+    add_display_routes(app, settings.socket,
+                       lambda headers: None if guard.on_page_host(headers) else elsewhere())
 
     @app.get("/")
     async def page() -> Response:

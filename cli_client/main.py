@@ -279,10 +279,24 @@ def _job_line(job: dict[str, Any]) -> str:
         bits.append(f"exit {job['exit_code']}")
     if job.get("error"):
         bits.append(f"- {job['error']['message']}")
-    res = job.get("result") or {}
-    if res.get("url"):
-        bits.append(f"- {res['url']}")
+    path = display_path(job)
+    if path:
+        bits.append(f"- display {path}")
     return "  ".join(bits)
+
+
+def display_path(job: dict[str, Any]) -> str | None:
+    """A running job's display session path on the bridge, once its Xpra answers (an ended
+    job has none)."""
+    display = (job.get("result") or {}).get("display")
+    if job.get("status") != "running" or not isinstance(display, dict) or \
+            display.get("ready") is False:
+        return None
+    path = display.get("path")
+    return path if isinstance(path, str) else None
+
+
+DISPLAY_HINT = "shown in the playground beside the job's log (`kitplay open`)"
 
 
 def _fields(d: dict[str, Any], indent: str = "") -> list[str]:
@@ -349,8 +363,9 @@ def render(method: str, result: Any) -> str:
         return _table(rows, ["NAME", "TYPE", "DISPLAY NAME", "VERSION", "OF", "BUILT"]) \
             if rows else "no apps yet"
     if method == "sessions.list":
-        rows = [[s["job_id"], s["app"], s["display"], s["url"]] for s in result["sessions"]]
-        return _table(rows, ["JOB", "APP", "DISPLAY", "URL"]) if rows else "no display sessions"
+        rows = [[s["job_id"], s["app"], s["x_display"], s["path"]] for s in result["sessions"]]
+        return _table(rows, ["JOB", "APP", "X DISPLAY", "PATH ON THE BRIDGE"]) \
+            if rows else "no display sessions"
     if method == "daemon.status":
         lines = [f"{k}: {v}" for k, v in result.items() if not isinstance(v, dict)]
         lines.append("toolchain: " + ", ".join(f"{k}={v}" for k, v in result["toolchain"].items()
@@ -469,10 +484,11 @@ def _isatty(stream: Any) -> bool:
 
 
 def follow(client: Client, job_id: str, offset: int, log_out: Any, reconnect_s: float,
-           until_url: bool = False, raw: bool = False) -> dict[str, Any]:
+           until_display: bool = False, raw: bool = False) -> dict[str, Any]:
     """Stream a job's log; show progress (a bar on a terminal, plain lines when piped); return
-    the final job (or, ``until_url``, the first record with a session URL).  On a terminal,
-    and unless ``raw``, the log's control sequences other than colours are neutralized."""
+    the final job (or, ``until_display``, the first record with a display session).  On a
+    terminal, and unless ``raw``, the log's control sequences other than colours are
+    neutralized."""
     tty = sys.stderr.isatty()
     shown = None  # the progress line on screen (tty) or last printed
     term = None
@@ -493,11 +509,11 @@ def follow(client: Client, job_id: str, offset: int, log_out: Any, reconnect_s: 
         sys.stderr.flush()
 
     final: dict[str, Any] = {}
-    url_seen = False
+    display_seen = None
     for note in client.follow(job_id, offset, reconnect_s=reconnect_s, notice=notice):
         params = note["params"]
         if note["method"] == "jobs.output":
-            if until_url:
+            if until_display:
                 continue
             clear()
             data = chunk_bytes(params)  # the log's bytes, exactly
@@ -511,12 +527,12 @@ def follow(client: Client, job_id: str, offset: int, log_out: Any, reconnect_s: 
                 sys.stderr.flush()
         elif note["method"] == "jobs.state":
             job = params["job"]
-            url = (job.get("result") or {}).get("url")
-            if url and not url_seen:
-                url_seen = True
-                if until_url:
+            path = display_path(job)
+            if path and path != display_seen:  # a restart brings a new session
+                display_seen = path
+                if until_display:
                     return dict(job)
-                notice(f"display session: {url}")
+                notice(f"display session: {path} ({DISPLAY_HINT})")
             prog = job.get("progress")
             if prog and not params.get("final") and job["status"] == "running":
                 text = for_terminal(sys.stderr, progress_text(prog, tty))
@@ -679,6 +695,8 @@ def run(argv: list[str] | None = None) -> int:
     except KitplayUsage as e:
         parser.error(str(e))
     following = bool(getattr(ns, "follow", False))
+    if following and params.get("log") == "display":
+        parser.error("--follow follows a job's own log; read Xpra's display log without it")
     raw = bool(getattr(ns, "raw", False))
     if m.name == "jobs.logs" and not ns.json:
         params.setdefault("encoding", "auto")  # exact bytes for the terminal or a pipe
@@ -722,12 +740,12 @@ def run(argv: list[str] | None = None) -> int:
                     print(f"kitplay: {w}", file=sys.stderr)
             if (m.name == "launch" and params.get("display") == "xpra" and not following
                     and not ns.json and not ns.quiet and job
-                    and not (job.get("result") or {}).get("url")):
-                # The URL exists once the display is up: wait for it (or for the job's end).
-                job = follow(client, job_id, 0, None, ns.reconnect_s, until_url=True) or job
-                url = (job.get("result") or {}).get("url")
-                if url:
-                    print(f"display session: {url}")
+                    and not display_path(job)):
+                # The session exists once the display is up: wait for it (or the job's end).
+                job = follow(client, job_id, 0, None, ns.reconnect_s, until_display=True) or job
+                path = display_path(job)
+                if path:
+                    print(f"display session: {path} ({DISPLAY_HINT})")
                 elif job.get("status") in JOB_FAILED:
                     print(_job_line(job), file=sys.stderr)
                     return EXIT_JOB_FAILED

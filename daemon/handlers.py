@@ -239,7 +239,7 @@ class Handlers:
 
     async def jobs_logs(self, ctx: Any, p: dict[str, Any]) -> dict[str, Any]:
         return await self.jobs.read_log(p["job_id"], p.get("offset", 0), p.get("limit", 1 << 20),
-                                        p.get("encoding", "text"))
+                                        p.get("log", "job"), p.get("encoding", "text"))
 
     async def jobs_subscribe(self, ctx: Any, p: dict[str, Any]) -> dict[str, Any]:
         return {"subscription": await ctx.subscribe(self.jobs, p["job_id"], p.get("offset", 0),

@@ -20,6 +20,7 @@ import trio
 
 from . import failpoints, recovery
 from .config import Config
+from .displays import display_log_path
 from .following import read_log_slice
 from .logs import log_size
 from .protocol.errors import (
@@ -221,6 +222,8 @@ class JobManager:
     def set_fields(self, job_id: str, **fields: Any) -> None:
         """Record a change; when the store refuses it, keep it until the store takes it.
         While changes are kept, new ones queue behind them: the oldest are written first."""
+        if fields.get("status") in TERMINAL_STATUSES:
+            fields = self._without_display(job_id, fields)
         if self._unsaved:
             self._unsaved.setdefault(job_id, {}).update(fields)
             self._flush()
@@ -231,6 +234,16 @@ class JobManager:
                 self._keep_unsaved(job_id, fields, e)
         self._forget(job_id)
         self._bump(job_id)
+
+    def _without_display(self, job_id: str, fields: dict[str, Any]) -> dict[str, Any]:
+        """An ended job carries no display: its session is gone (``url`` is what earlier
+        versions kept there: a session's loopback address with its password)."""
+        result = fields["result"] if "result" in fields else \
+            self.get_record(job_id).get("result")
+        if isinstance(result, dict) and ("display" in result or "url" in result):
+            fields = {**fields, "result": {k: v for k, v in result.items()
+                                           if k not in ("display", "url")}}
+        return fields
 
     def _keep_unsaved(self, job_id: str, fields: dict[str, Any], e: Exception) -> None:
         self._unsaved.setdefault(job_id, {}).update(fields)
@@ -631,15 +644,21 @@ class JobManager:
         return {"job": self.get(job_id), "timed_out": True}
 
     async def read_log(self, job_id: str, offset: int, limit: int,
-                       encoding: str = "text") -> dict[str, Any]:
+                       which: str = "job", encoding: str = "text") -> dict[str, Any]:
         rec = self.get_record(job_id)  # the store is used from the trio thread only
         if (rec.get("extra") or {}).get("log_removed"):
             raise NotFound(f"the log of job {job_id} was removed by the retention limit "
                            f"(log_retention_jobs = {self.cfg.log_retention_jobs})",
                            {"job_id": job_id})
+        path = self.log_path(job_id)
+        if which == "display":
+            if rec["kind"] != "launch" or (rec.get("params") or {}).get("display") != "xpra":
+                raise InvalidParams(f"job {job_id} has no display log: only a launch with "
+                                    "display 'xpra' has one", {"param": "log"})
+            path = display_log_path(self.cfg.logs_dir, job_id)
         terminal = rec["status"] in TERMINAL_STATUSES
         return await trio.to_thread.run_sync(
-            read_log_slice, self.log_path(job_id), offset, limit, terminal, encoding)
+            read_log_slice, path, offset, limit, terminal, encoding)
 
     def changed(self, job_id: str) -> trio.Event | None:
         """An event set at the job's next change, or None when it can no longer change."""
@@ -710,6 +729,7 @@ class JobManager:
             for job_id in old:
                 self.log_path(job_id).unlink(missing_ok=True)
                 self.exit_path(job_id).unlink(missing_ok=True)
+                display_log_path(self.cfg.logs_dir, job_id).unlink(missing_ok=True)
                 rec = self.store.get(job_id)
                 extra = (rec or {}).get("extra") or {}
                 self.store.update(job_id, extra={**extra, "log_removed": True})

@@ -193,6 +193,8 @@ class StepRunner:
             what = f"timed out after {step.timeout_s:g} s"
         elif status.get("signal"):
             what = f"was killed by signal {status['signal']}"
+        elif status.get("display_error"):
+            what = f"ended: its display could not start: {status['display_error']}"
         elif status.get("error"):
             what = f"could not start: {status['error']}"
         elif status.get("monitor_error"):
@@ -289,11 +291,14 @@ class StepRunner:
                 start = None
             try:
                 self._set(job_id, pid=proc.pid, pid_start=start, **(counted or {}))
+                if xpra:  # its display, at once: a page loads the client while Xpra starts
+                    self._set(job_id, result={**(self.get_record(job_id).get("result") or {}),
+                                              **self.displays.starting(job_id)})
                 timeout = step.timeout_s or math.inf
                 with trio.move_on_after(timeout) as scope:
                     async with trio.open_nursery() as nursery:
                         if ready is not None:
-                            nursery.start_soon(self._await_ready, job_id, ready, proc)
+                            nursery.start_soon(self._await_ready, job_id, ready, proc.pid)
                         await proc.wait()
                         nursery.cancel_scope.cancel()
             except BaseException:  # trio.Cancelled, alone or in a group
@@ -329,12 +334,19 @@ class StepRunner:
                 fd = os.pidfd_open(pid)
             except (ProcessLookupError, OSError):
                 fd = None
-        async with trio.open_nursery() as nursery:
+        resume = None  # a display that was still starting when the last daemon stopped
+        if act.plan is not None and act.plan.display == "xpra" and self.displays is not None:
+            resume = self.displays.resume(act.job_id)
+        async with trio.open_nursery() as stopping:
             if act.cancel_requested and fd is not None:  # a cancel the last daemon began
-                nursery.start_soon(self.terminate, act, act.cancel_grace)
+                stopping.start_soon(self.terminate, act, act.cancel_grace)
             if fd is not None:
                 try:
-                    await trio.lowlevel.wait_readable(fd)
+                    async with trio.open_nursery() as nursery:
+                        if resume is not None:
+                            nursery.start_soon(self._await_ready, act.job_id, resume, pid)
+                        await trio.lowlevel.wait_readable(fd)
+                        nursery.cancel_scope.cancel()
                 finally:
                     os.close(fd)
             act.exited.set()
@@ -355,15 +367,22 @@ class StepRunner:
             await self.terminate(act, grace)
 
     async def _display_ended(self, act: Active, status: dict[str, Any]) -> dict[str, Any]:
-        """An Xpra step ended: take the app's own exit status, remove the session."""
+        """An Xpra step ended: take the app's own exit status (or why the display never
+        started), remove the session and its path from the job's result."""
         if self.displays is None or act.plan is None or act.plan.display != "xpra":
             return status
+        cause = self.displays.failure(act.job_id)
         status = self.displays.app_status(act.job_id, status)
+        if cause and status.get("exit_code") != 0:
+            status = {**status, "display_error": cause}
         await self.displays.cleanup(act.job_id)
+        result = self.get_record(act.job_id).get("result")
+        if isinstance(result, dict) and "display" in result:
+            self._set(act.job_id, result={k: v for k, v in result.items() if k != "display"})
         return status
 
-    async def _await_ready(self, job_id: str, ready: Any, proc: trio.Process) -> None:
-        result = await ready(proc.pid)
+    async def _await_ready(self, job_id: str, ready: Any, pid: int) -> None:
+        result = await ready(pid)
         if result:
             rec = self.get_record(job_id)
             self._set(job_id, result={**(rec.get("result") or {}), **result})

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 __all__ = ["CHROMIUM", "CHROMIUM_ARGS", "XPRA_WINDOW_JS", "chromium", "needs_chromium",
-           "persistent_chromium", "xpra_window"]
+           "persistent_chromium", "xpra_canvas_sum", "xpra_window"]
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -120,3 +120,24 @@ def click_canvas(page: Any, window: dict[str, Any], x: float, y: float) -> None:
     r = window["rect"]
     page.mouse.click(r["x"] + x * r["w"] / window["width"],
                      r["y"] + y * r["h"] / window["height"])
+
+
+XPRA_CANVAS_SUM_JS = """
+(title) => {
+  const win = Array.from(document.querySelectorAll("div.window")).find(
+      w => (w.querySelector(".windowtitle") || {}).textContent?.trim() === title);
+  const canvas = win && win.querySelector("canvas");
+  if (!canvas || !canvas.width || !canvas.height) return null;
+  const px = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
+  let sum = 0;
+  for (let i = 0; i < px.length; i += 4) sum = (sum * 31 + px[i] + 7 * px[i + 1]) % 1000000007;
+  return sum;
+}
+"""
+
+
+def xpra_canvas_sum(page: Any, title: str) -> int | None:
+    """A checksum of the pixels of the Xpra window titled ``title`` (None: no such window):
+    it changes when the app draws something new."""
+    value = page.evaluate(XPRA_CANVAS_SUM_JS, title)
+    return None if value is None else int(value)

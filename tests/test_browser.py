@@ -16,7 +16,7 @@ import pytest
 from kitplay.daemon.protocol.version import __version__
 
 from tests.bridge_helpers import Bridge, bridge_fixture, make_bridge_fixture  # noqa: F401
-from tests.browser_helpers import chromium, needs_chromium, xpra_window
+from tests.browser_helpers import chromium, needs_chromium, xpra_canvas_sum, xpra_window
 from tests.helpers import Daemon, create_and_build, wait_for, write_app
 
 pytestmark = [pytest.mark.browser, needs_chromium]
@@ -97,48 +97,94 @@ def test_cancel_from_the_page(page: Any, bridge: Bridge, daemon: Daemon) -> None
     assert daemon.call("jobs.get", {"job_id": job["id"]})["job"]["status"] == "cancelled"
 
 
+TICKER_TITLE = "Both Views"
+TICKER_APP = f"""import tkinter as tk
+root = tk.Tk()
+root.title({TICKER_TITLE!r})
+label = tk.Label(root, text="count 0", font=("TkDefaultFont", 14), width=24)
+label.pack(padx=24, pady=16)
+count = 0
+def tick():
+    global count
+    count += 1
+    label.config(text="count %d %s" % (count, "#" * (count % 8)))
+    root.after(250, tick)
+root.after(250, tick)
+print("window shown", flush=True)
+root.mainloop()
+"""
+
+
+def changes(views: dict[str, Any], times: int = 3) -> None:
+    """Each view's window is redrawn ``times`` times (the app draws every 0.25 s)."""
+    last = {name: xpra_canvas_sum(v, TICKER_TITLE) for name, v in views.items()}
+    seen = dict.fromkeys(views, 0)
+
+    def all_changed() -> bool:
+        for name, view in views.items():
+            now = xpra_canvas_sum(view, TICKER_TITLE)
+            if now is not None and now != last[name]:
+                seen[name] += 1
+                last[name] = now
+        return min(seen.values()) >= times
+
+    wait_for(all_changed, 30, f"the window redrawn in {', '.join(views)}")
+
+
 @pytest.mark.xpra
 @pytest.mark.skipif(shutil.which("xpra") is None, reason="needs xpra")
-def test_launch_in_xpra_shows_the_display_beside_the_log(page: Any, daemon: Daemon,
-                                                         tmp_path: Path) -> None:
+def test_launch_in_xpra_shows_the_display_beside_the_log_and_full_size_too(
+        page: Any, bridge: Bridge, daemon: Daemon, tmp_path: Path) -> None:
     from playwright.sync_api import expect
 
-    create_and_build(daemon, "gui_app", APP)
+    app = "my_company.both_views"
+    write_app(daemon.workspace, app, launch=["{python}", "ticker.py"],
+              files={"ticker.py": TICKER_APP})
     page.reload()
     page.select_option("#display", "xpra")
-    page.locator(f'#apps tr[data-app="{APP}"] button.launch').click()
+    page.locator(f'#apps tr[data-app="{app}"] button.launch').click()
     link = page.locator("#jobs a.session")
     expect(link).to_have_count(1, timeout=60_000)
     job = daemon.call("jobs.list", {"kind": "launch"})["jobs"][0]
-    url = job["result"]["url"]
-    assert link.get_attribute("href") == url
-    assert link.get_attribute("target") == "_blank"
+    path = job["result"]["display"]["path"]
+    assert link.get_attribute("href") == path  # on the bridge's own origin: no port, no password
 
     # The launch is the followed job: its display is framed beside its log...
     expect(page.locator("#log-title")).to_have_text(job["id"])
     panel = page.locator("#display-panel")
     expect(panel).to_be_visible()
-    assert page.locator("#display-frame").get_attribute("src") == url
+    assert page.locator("#display-frame").get_attribute("src") == path
     log_box, panel_box = page.locator("#log").bounding_box(), panel.bounding_box()
     assert panel_box["x"] >= log_box["x"] + log_box["width"]  # beside it, not under it
     frame = page.locator("#display-frame").element_handle().content_frame()
-    window = xpra_window(frame, "Tk GUI App", bands=2)  # the app's window, drawn in the frame
+    window = xpra_window(frame, TICKER_TITLE, bands=1)  # the app's window, drawn in the frame
     r = window["rect"]  # ...and nothing of Xpra's own page covers it
     assert frame.evaluate("([x, y]) => document.elementFromPoint(x, y).tagName",
                           [r["x"] + r["w"] / 2, r["y"] + r["h"] / 2]) == "CANVAS"
+    wait_for(lambda: page.evaluate("kitplay.display.state") == "connected", 30,
+             "the panel to hear that its display connected")
     page.screenshot(path=str(tmp_path / "playground-display.png"))
-    # ...and opens full size in a tab of its own.
+
+    # ...and opens full size in a tab of its own, while the embedded view stays live.
     with page.context.expect_page() as opened:
         page.click("#display-full")
     full = opened.value
     full.wait_for_load_state()
-    assert full.url == url
+    assert full.url == bridge.page_url + path
+    xpra_window(full, TICKER_TITLE, bands=1)
+    changes({"the embedded view": frame, "the full-size tab": full})
+    assert frame.evaluate("() => client.connected") and full.evaluate("() => client.connected")
+    assert page.evaluate("kitplay.display.state") == "connected"
+    xlog = daemon.call("jobs.logs", {"job_id": job["id"], "log": "display"})["data"]
+    assert "does not wish to share" not in xlog and "client   2" in xlog
     full.close()
+    changes({"the embedded view": frame})
 
     page.locator(f'#jobs tr[data-job="{job["id"]}"] button.cancel').click()
     expect(job_row(page, job["id"])).to_contain_text("cancelled")
     expect(panel).to_be_hidden()  # the session ended with the job
     assert page.locator("#display-frame").get_attribute("src") == "about:blank"
+    expect(link).to_have_count(0)  # an ended job offers no display
 
 
 def test_log_rides_through_daemon_restarts(page: Any, bridge: Bridge, daemon: Daemon,

@@ -240,14 +240,28 @@ def test_inputs_that_would_be_ignored_are_refused(daemon: Daemon) -> None:
 
 @pytest.mark.xpra
 @pytest.mark.skipif(shutil.which("xpra") is None, reason="needs xpra")
-def test_launch_xpra_prints_the_session_url(daemon: Daemon) -> None:
+def test_launch_xpra_prints_the_display_path_and_none_once_ended(daemon: Daemon) -> None:
     job = daemon.call("templates.create", {"template": "gui_app", "name": "my_company.win"})
     daemon.wait_job(job["job"]["id"])
     r = kitplay(daemon, "launch", "my_company.win", "--display", "xpra")
     assert r.returncode == 0, r.stderr
-    m = re.search(r"display session: (http://127\.0\.0\.1:\d+/\S*)", r.stdout)
+    m = re.search(r"display session: (/display/[A-Za-z0-9_-]{16}/) ", r.stdout)
     assert m, r.stdout
     job_id = r.stdout.split()[1]
-    wait_for(lambda: daemon.call("sessions.list")["sessions"], 30, "the session")
-    assert daemon.call("sessions.list")["sessions"][0]["url"] == m.group(1)
-    daemon.call("jobs.cancel", {"job_id": job_id, "grace_s": 5})
+    [session] = wait_for(lambda: daemon.call("sessions.list")["sessions"], 30, "the session")
+    assert session["path"] == m.group(1)
+    r = kitplay(daemon, "sessions", "list")
+    assert r.returncode == 0 and m.group(1) in r.stdout and session["x_display"] in r.stdout
+    r = kitplay(daemon, "jobs", "get", job_id)
+    assert m.group(1) in r.stdout  # running: its display is shown
+    r = kitplay(daemon, "jobs", "logs", job_id, "--log", "display")
+    assert r.returncode == 0 and "xpra is ready" in r.stdout, r.stderr
+    r = kitplay(daemon, "jobs", "logs", job_id, "--log", "display", "--follow")
+    assert r.returncode == 2 and "--follow follows a job's own log" in r.stderr
+    # Cancelling prints the ended job: no display, no address, no password.
+    r = kitplay(daemon, "jobs", "cancel", job_id, "--grace-s", "5")
+    assert r.returncode == 0, r.stderr
+    assert "cancelled" in r.stdout and "/display/" not in r.stdout + r.stderr
+    assert "password" not in r.stdout + r.stderr and "http" not in r.stdout + r.stderr
+    r = kitplay(daemon, "jobs", "get", job_id)
+    assert "/display/" not in r.stdout

@@ -1,13 +1,13 @@
-"""Golden round trips: kitplay writes the replay files kit-app-template 110.1.2 itself ships,
-and makes what the tool's real records and its CI's playback file make.
+"""Golden round trips: kitplay writes what the replay files kit-app-template 110.1.2 itself
+ships hold, and makes what the tool's real records and its CI's playback file make.
 
-``tests/fixtures/kat_replay_examples/`` holds every real example replay file (the CI's
-``tools/ci/automated_templating/*.toml.j2`` filled in as ``tools/ci/build.py`` fills them,
-``.vscode/replay_files/*``, and ``tools/ci/PLAYBACK.template`` filled as
-``tools/ci/container_builder.py`` fills it) and real ``rendered_template_metadata.json``
-records (sources in its README).  For the CI's and VS Code's files, kitplay is given the same
-answers and the TOML it writes must equal the example as data.  For the playback file and the
-records (one-part names such as ``usd_composer``, ``dsx``, ``schneider``; the version
+``tests/kat_facts.py`` states, with their sources, the data of every example replay file of
+the tool (the CI's ``tools/ci/automated_templating/*.toml.j2`` filled in as
+``tools/ci/build.py`` fills them, ``.vscode/replay_files/*``, and ``tools/ci/PLAYBACK.template``
+filled as ``tools/ci/container_builder.py`` fills it) and entries of committed
+``rendered_template_metadata.json`` records.  For the CI's and VS Code's files, kitplay is given
+the same answers and the TOML it writes must equal the example as data.  For the playback file
+and the records (one-part names such as ``usd_composer``, ``dsx``, ``schneider``; the version
 ``110.1.2.4242``), kitplay's create must make the same apps, layers and extensions.  The
 stand-in checkout must hold the real catalogue, accept every real shape, and refuse what no
 real file shows.
@@ -32,13 +32,22 @@ from kitplay.daemon.toolchains.kit_catalogue import (
 )
 
 from tests.helpers import FIXTURES
+from tests.kat_facts import (
+    CATALOGUE,
+    CI,
+    PLAYBACKS,
+    RECORDS,
+    REPLAYS,
+    STREAMING,
+    VSCODE,
+    Record,
+    Replay,
+    replay_text,
+)
 
 STANDIN = FIXTURES / "kit_app_template"
-EXAMPLES_DIR = FIXTURES / "kat_replay_examples"
-EXAMPLES = sorted(EXAMPLES_DIR.glob("*.toml"))
-PLAYBACKS = [p for p in EXAMPLES if p.name.startswith("ci_playback_")]
-CI_SHAPES = [p for p in EXAMPLES if p not in PLAYBACKS]
-RECORDS = sorted((EXAMPLES_DIR / "metadata").glob("*.json"))
+EXAMPLES = list(REPLAYS.values())
+CI_SHAPES = [*CI, *VSCODE]
 YES = REPLAY_STDIN  # what `yes |` gives the tool, as kitplay gives it
 
 
@@ -55,27 +64,28 @@ def answers_of(cat: Catalogue, tid: str, table: dict[str, Any]) -> dict[str, Any
 def test_every_example_is_here() -> None:
     # 9 CI templates (tools/ci/automated_templating/) + 4 VS Code replay files + PLAYBACK
     # filled for container_builder.py's three apps; three committed metadata records.
-    assert len([p for p in CI_SHAPES if p.name.startswith("ci_")]) == 9
-    assert len([p for p in CI_SHAPES if p.name.startswith("vscode_")]) == 4
+    assert len(CI) == 9 and len(VSCODE) == 4
     assert [p.stem for p in PLAYBACKS] == ["ci_playback_usd_composer", "ci_playback_usd_explorer",
                                            "ci_playback_usd_viewer"]
     assert len(RECORDS) == 3
+    # What the stand-in is given is the example's data, whatever the layout.
+    for example in EXAMPLES:
+        assert tomllib.loads(replay_text(example.data)) == example.data, example.stem
 
 
 @pytest.mark.parametrize("example", CI_SHAPES, ids=lambda p: p.stem)
-def test_kitplay_writes_the_real_example(example: Path) -> None:
-    expected = tomllib.loads(example.read_text())
-    [(tid, table)] = expected.items()
+def test_kitplay_writes_the_real_example(example: Replay) -> None:
     cat = load_catalogue(STANDIN)
+    tid, table = example.tid, example.table
     written = replay_toml(replay_tables(cat, tid, answers_of(cat, tid, table)))
-    assert tomllib.loads(written) == expected
+    assert tomllib.loads(written) == example.data
 
 
 def test_the_stand_in_catalogue_is_the_real_one() -> None:
-    real = json.loads((EXAMPLES_DIR / "catalogue-110.1.2.json").read_text())
     cat = load_catalogue(STANDIN)
     keys = ("class", "name", "type", "variables", "extensions", "applications")
-    assert {tid: {k: e[k] for k in keys if k in e} for tid, e in cat.entries.items()} == real
+    assert {tid: {k: e[k] for k in keys if k in e} for tid, e in cat.entries.items()} == \
+        CATALOGUE
 
 
 def _checkout(tmp_path: Path, name: str = "kat") -> Path:
@@ -103,11 +113,11 @@ def _made(ws: Path) -> dict[str, list[str]]:
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
-def test_the_stand_in_accepts_every_real_example(tmp_path: Path, example: Path) -> None:
+def test_the_stand_in_accepts_every_real_example(tmp_path: Path, example: Replay) -> None:
     ws = _checkout(tmp_path)
-    done = _replay(ws, example.read_text(), YES)
+    done = _replay(ws, replay_text(example.data), YES)
     assert done.returncode == 0, done.stderr
-    [(tid, table)] = tomllib.loads(example.read_text()).items()
+    tid, table = example.tid, example.table
     meta = _metadata(ws)
     section = "Application" if "application_name" in table else "Extension"
     name = table.get("application_name") or table["extension_name"]
@@ -117,7 +127,7 @@ def test_the_stand_in_accepts_every_real_example(tmp_path: Path, example: Path) 
 def test_what_the_stand_in_makes_of_the_ci_examples(tmp_path: Path) -> None:
     ws = _checkout(tmp_path)
     for stem in ("ci_usd_viewer", "ci_usd_composer", "ci_basic_pybind11_extension"):
-        done = _replay(ws, (EXAMPLES_DIR / f"{stem}.toml").read_text(), YES)
+        done = _replay(ws, replay_text(REPLAYS[stem].data), YES)
         assert done.returncode == 0, (stem, done.stderr)
     meta = _metadata(ws)
     viewer = meta["Application"]["omni_usd_viewer"]["nv_internal.my_usd_viewer"]["omni_usd_viewer"]
@@ -166,13 +176,14 @@ def _kitplay_create(ws: Path, params: dict[str, Any]) -> subprocess.CompletedPro
 
 
 @pytest.mark.parametrize("playback", PLAYBACKS, ids=lambda p: p.stem)
-def test_kitplay_makes_what_the_ci_playback_makes(tmp_path: Path, playback: Path) -> None:
+def test_kitplay_makes_what_the_ci_playback_makes(tmp_path: Path, playback: Replay) -> None:
     """tools/ci/PLAYBACK.template as container_builder.py fills it: a one-part app name, a
     four-part version, the NVCF layer keyed by its type. kitplay, given the same answers,
     makes the same files and the same record of the app."""
-    [(tid, table)] = tomllib.loads(playback.read_text()).items()
+    tid, table = playback.tid, playback.table
+    assert table["templates"] == {"nvcf": {}}  # [<app>.templates.<layer type>]
     theirs = _checkout(tmp_path, "ci")
-    done = _replay(theirs, playback.read_text(), YES)
+    done = _replay(theirs, replay_text(playback.data), YES)
     assert done.returncode == 0, done.stderr
     ours = _checkout(tmp_path, "kitplay")
     ran = _kitplay_create(ours, {
@@ -206,8 +217,9 @@ def _params_of(section: str, tid: str, answers: dict[str, Any]) -> dict[str, Any
                                 for k, v in answers.get("extensions", {}).items()}}
 
 
-def _records(record: Path) -> list[tuple[str, str, str, dict[str, Any]]]:
-    data = json.loads(record.read_text())
+def _records(record: Record) -> list[tuple[str, str, str, dict[str, Any]]]:
+    """(section, template id, name, answers) of a record, read back from its JSON text."""
+    data = json.loads(record.text())
     return [(section, tid, name, wrapped[tid])
             for section in ("Application", "Extension")
             for tid, by_name in data.get(section, {}).items()
@@ -215,7 +227,7 @@ def _records(record: Path) -> list[tuple[str, str, str, dict[str, Any]]]:
 
 
 @pytest.mark.parametrize("record", RECORDS, ids=lambda p: p.stem)
-def test_kitplay_recreates_the_real_records(tmp_path: Path, record: Path) -> None:
+def test_kitplay_recreates_the_real_records(tmp_path: Path, record: Record) -> None:
     """Every app and extension a real record holds, created again through kitplay: the tool
     records the same names, versions, layers and setup extension names."""
     ws = _checkout(tmp_path)
@@ -236,9 +248,9 @@ def test_kitplay_recreates_the_real_records(tmp_path: Path, record: Path) -> Non
 
 
 @pytest.mark.parametrize("record", RECORDS, ids=lambda p: p.stem)
-def test_kitplay_reads_the_real_records(tmp_path: Path, record: Path) -> None:
+def test_kitplay_reads_the_real_records(tmp_path: Path, record: Record) -> None:
     ws = _checkout(tmp_path)
-    (ws / "source" / "rendered_template_metadata.json").write_text(record.read_text())
+    (ws / "source" / "rendered_template_metadata.json").write_text(record.text())
     listed = {a["name"]: a for a in KitToolchain(ws).list_apps()}
     for _section, tid, name, answers in _records(record):
         assert listed[name]["template"] == tid
@@ -261,20 +273,20 @@ version = "0.1.0"
 version = "0.1.0"
 {more}
 """
-STREAMING = '"[omni_default_streaming]: Omniverse Kit App Streaming (Default)"'
+STREAMING_TOML = f'"{STREAMING}"'
 
 
 @pytest.mark.parametrize("text, error", [
-    (VIEWER.format(top=f"add_layers = true\nselected_layers = [{STREAMING}]\n",
+    (VIEWER.format(top=f"add_layers = true\nselected_layers = [{STREAMING_TOML}]\n",
                    more="[omni_usd_viewer.applications.omni_default_streaming]\n"),
      "add_layers must be the answer \"Yes\" or \"No\""),
-    (VIEWER.format(top=f'add_layers = "Yes"\nselected_layers = [{STREAMING}]\n',
+    (VIEWER.format(top=f'add_layers = "Yes"\nselected_layers = [{STREAMING_TOML}]\n',
                    more="[omni_usd_viewer.applications.nvcf_streaming]\n"),
      "names no selected layer"),
-    (VIEWER.format(top=f'add_layers = "Yes"\nselected_layers = [{STREAMING}]\n',
+    (VIEWER.format(top=f'add_layers = "Yes"\nselected_layers = [{STREAMING_TOML}]\n',
                    more="[omni_usd_viewer.templates.streaming]\nx = 1\n"),
      "must be an empty table"),
-    (VIEWER.format(top=f"selected_layers = [{STREAMING}]\n", more=""),
+    (VIEWER.format(top=f"selected_layers = [{STREAMING_TOML}]\n", more=""),
      "'selected_layers' given without add_layers"),
     (VIEWER.format(top='add_layers = "Yes"\nselected_layers = ["[x]: X"]\n', more=""),
      "unknown layer '[x]: X'"),
@@ -297,9 +309,9 @@ def test_the_stand_in_refuses_shapes_no_example_shows(tmp_path: Path, text: str,
 @pytest.mark.parametrize("top, more, layers", [
     ('add_layers = "No"\n', "", {}),  # the wizard's answer (README.md)
     ("selected_layers = []\n", "", {}),  # RockwellAutomation's committed record
-    (f'add_layers = "Yes"\nselected_layers = [{STREAMING}]\n',
+    (f'add_layers = "Yes"\nselected_layers = [{STREAMING_TOML}]\n',
      "[omni_usd_viewer.templates.streaming]\n", {"omni_default_streaming": {}}),  # PLAYBACK
-    (f'add_layers = "Yes"\nselected_layers = [{STREAMING}]\n',
+    (f'add_layers = "Yes"\nselected_layers = [{STREAMING_TOML}]\n',
      "[omni_usd_viewer.applications.omni_default_streaming]\n",
      {"omni_default_streaming": {}}),  # the CI's files
 ])

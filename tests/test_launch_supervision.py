@@ -6,13 +6,9 @@ what the daemon logs and records, never from wall-clock time.
 
 from __future__ import annotations
 
-import json
 import re
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
-from kitplay.daemon import displays
 from kitplay.daemon.protocol.errors import Unsupported
 
 from tests.helpers import Daemon, create_and_build, wait_for, write_app
@@ -139,21 +135,3 @@ def test_restarts_continue_after_daemon_restart(make_daemon: type[Daemon]) -> No
     done = d.wait_job(job["id"])
     assert done["status"] == "failed" and done["exit_code"] == 3 and done["restarts"] == 2
     assert d.job_log(job["id"]).count("[kitplay] launching") == 3
-
-
-def test_concurrent_allocations_never_share_a_display_or_port(tmp_path: Path) -> None:
-    """Unit test of the allocator Xpra sessions use (shared by every daemon of this user)."""
-    records = [tmp_path / f"job{i}.json" for i in range(8)]
-    infos = [{"job_id": f"job{i}", "dir": str(tmp_path / f"job{i}")} for i in range(8)]
-    with ThreadPoolExecutor(8) as pool:
-        got = list(pool.map(displays._allocate, records, infos))
-    try:
-        assert len({n for n, _ in got}) == len({p for _, p in got}) == 8
-        for (n, port), record in zip(got, records, strict=True):
-            assert json.loads(record.read_text())["display"] == f":{n}"
-            res = json.loads((displays.reservations_dir() / f"{n}.json").read_text())
-            assert res == {"record": str(record), "port": port}
-    finally:
-        for (n, _), record, info in zip(got, records, infos, strict=True):
-            displays._remove_session({**info, "display": f":{n}"}, record)
-    assert not any((displays.reservations_dir() / f"{n}.json").exists() for n, _ in got)

@@ -151,7 +151,11 @@ def test_sigkill_at_random_moments(make_daemon: type[Daemon]) -> None:
     for i in range(ITERATIONS):
         stop = threading.Event()
         t = threading.Thread(target=work.run_once, args=(stop,))
+        before = len(work.jobs)
         t.start()
+        # A few submissions first, however loaded the machine: then the random moment.
+        wait_for(lambda n=before + 2: len(work.jobs) >= n or work.errors, 60,
+                 f"iteration {i}: the workload to submit")
         time.sleep(rng.uniform(0.02, 0.5))  # the random moment of the fault
         d.kill9()
         stop.set()

@@ -96,6 +96,8 @@ def test_the_wheel_installs_outside_the_checkout(venv: Path) -> None:
     # pip byte-compiled the templates' Python files: what `templates create` must ignore.
     assert (templates / "console_app" / "files" / "__pycache__").is_dir()
     assert (pkg.parent / "bridge" / "static" / "index.html").is_file()
+    # The script the bridge adds to Xpra's client page (bridge/displays.py).
+    assert (pkg.parent / "bridge" / "display_client" / "kitplay-display.js").is_file()
     # Nothing generic at the top level of site-packages.
     site = pkg.parent.parent
     assert not any((site / name).exists() for name in ("bridge", "cli_client")), site

@@ -1,8 +1,10 @@
 // kitplay playground: plain JS, no build step. Talks to the bridge's REST routes and its
 // WebSocket stream. No cookie: the page URL's #code= (one-time) is traded for a session token
 // kept in sessionStorage and sent as `Authorization: Bearer`; each WebSocket opens with a
-// one-time ticket.
+// one-time ticket. An ES module: display.js shows a running job's display.
 "use strict";
+
+import { DisplayPanel, displayOf, openDisplay } from "./display.js";
 
 const $ = (id) => document.getElementById(id);
 const TERMINAL = new Set(["succeeded", "failed", "cancelled", "interrupted"]);
@@ -184,8 +186,14 @@ function target(job) {
   return p.app || p.name || (job.kind === "build" ? "(workspace)" : "");
 }
 
-function sessionUrl(job) {
-  return job.result && typeof job.result.url === "string" ? job.result.url : null;
+const kitplayDisplay = new DisplayPanel({
+  panel: $("display-panel"), frame: $("display-frame"), fullButton: $("display-full"),
+});
+
+function displayLink(job) {
+  const d = displayOf(job);
+  return d ? el("a", { href: d.path, class: "session",
+    onclick: (e) => { e.preventDefault(); openDisplay(d); } }, "Open display") : "";
 }
 
 function badge(status) {
@@ -215,7 +223,6 @@ function renderJobs(list) {
   const body = $("jobs");
   body.replaceChildren();
   for (const j of list) {
-    const url = sessionUrl(j);
     const started = j.started_at ? new Date(j.started_at * 1000).toLocaleTimeString() : "";
     const row = el("tr", { "data-job": j.id, class: j.id === stream.jobId ? "selected" : "" },
       el("td", {}, el("a", { href: "#", onclick: (e) => { e.preventDefault(); follow(j.id); } },
@@ -225,8 +232,7 @@ function renderJobs(list) {
       el("td", {}, badge(j.status)),
       el("td", {}, started),
       el("td", { class: "actions" },
-        url ? el("a", { href: url, target: "_blank", rel: "noopener", class: "session" },
-          "Open display") : "",
+        displayLink(j),
         TERMINAL.has(j.status) ? "" :
           el("button", { class: "cancel", onclick: () => cancelJob(j.id) }, "Cancel")));
     body.append(row);
@@ -258,11 +264,10 @@ function follow(jobId) {
 
 function renderLogHeader(job) {
   kitplayDisplay.show(job); // display.js: the session beside the log
-  const url = sessionUrl(job);
   const status = $("log-status");
   status.replaceChildren(badge(job.status));
-  if (url) status.append(" ", el("a", { href: url, target: "_blank", rel: "noopener",
-    class: "session" }, "Open display"));
+  const link = displayLink(job);
+  if (link) status.append(" ", link);
 }
 
 async function connect() {
@@ -354,6 +359,7 @@ function appendLog(text) {
 // For tests and the curious: drop the stream's connection to see it resume.
 window.kitplay = {
   stream,
+  display: kitplayDisplay,
   dropStream() { if (stream.ws) stream.ws.close(); },
 };
 

@@ -487,7 +487,11 @@ METHODS: dict[str, Method] = {m.name: m for m in (
         "jobs.logs", "Read a job's log from a byte offset.",
         (_JOB_ID, Param("offset", "integer", "Byte offset to read from.", minimum=0, default=0),
          Param("limit", "integer", "At most this many bytes.", minimum=1,
-               maximum=16 * 1024 * 1024, default=1024 * 1024), _ENCODING),
+               maximum=16 * 1024 * 1024, default=1024 * 1024),
+         Param("log", "string", "Which log: the job's own (its output), or 'display': the "
+               "Xpra server's log of a launch with display 'xpra' (Xpra and its X server; "
+               "the app's output is in the job's log).", enum=("job", "display"),
+               default="job"), _ENCODING),
         _obj({"data": {"type": "string"}, "offset": {"type": "integer"},
               "next_offset": {"type": "integer"}, "eof": {"type": "boolean"},
               "encoding": {"enum": ["utf-8", "base64"], "description": (
@@ -509,7 +513,8 @@ METHODS: dict[str, Method] = {m.name: m for m in (
         _obj({"unsubscribed": {"type": "boolean"}}), None,
         http_note="Connection-scoped: over HTTP, close the WebSocket."),
     Method(
-        "sessions.list", "Live Xpra display sessions of launch jobs.", (),
+        "sessions.list", "Live Xpra display sessions of launch jobs (the bridge serves each "
+        "under its path).", (),
         _obj({"sessions": {"type": "array", "items": _ref("Session")}}), ("GET", "/sessions")),
 )}
 

@@ -122,15 +122,18 @@ APP: dict[str, Any] = {
 
 SESSION: dict[str, Any] = {
     "type": "object",
-    "description": "A live Xpra display session of a launch job.",
+    "description": "A live Xpra display session of a launch job. The bridge serves it under "
+                   "`path` (its HTML5 client and WebSocket); a running launch job's "
+                   "`result.display` holds the same `session` and `path`.",
     "properties": {
         "job_id": {"type": "string"},
         "app": {"type": "string"},
-        "display": {"type": "string"},
-        "url": {"type": "string"},
+        "session": {"type": "string", "description": "Random, new for each Xpra start."},
+        "path": {"type": "string", "description": "/display/<session>/ on the bridge."},
+        "x_display": {"type": "string", "description": "The X display, like :3."},
         "since": {"type": "number"},
     },
-    "required": ["job_id", "app", "display", "url", "since"],
+    "required": ["job_id", "app", "session", "path", "x_display", "since"],
 }
 
 FILE_ENTRY: dict[str, Any] = {
