@@ -10,6 +10,7 @@ import os
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -21,7 +22,8 @@ from typing import Any
 import psutil
 from kitplay.daemon.protocol.client import Client
 
-__all__ = ["ROOT", "DaemonProc", "Proc", "make_app", "short_tmpdir", "start_notify"]
+__all__ = ["ROOT", "DaemonProc", "Proc", "make_app", "median_runs", "run_once", "short_tmpdir",
+           "start_notify"]
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -181,3 +183,26 @@ def _toml_list(items: list[str]) -> str:
     import json
 
     return "[" + ", ".join(json.dumps(a) for a in items) + "]"
+
+
+def run_once(argv: list[str], env: dict[str, str]) -> float:
+    t = time.perf_counter()
+    r = subprocess.run(argv, env=env, capture_output=True)
+    elapsed = time.perf_counter() - t
+    if r.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv[:3])} exited {r.returncode}: "
+                           f"{r.stderr.decode(errors='replace').strip()[:300]}")
+    return elapsed
+
+
+def median_runs(commands: dict[str, tuple[list[str], dict[str, str]]],
+                 runs: int) -> dict[str, float]:
+    """Each command ``runs`` times, in interleaved rounds after 3 warm-up rounds (page cache,
+    bytecode caches); the median of each."""
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    for i in range(runs + 3):
+        for name, (argv, env) in commands.items():
+            elapsed = run_once(argv, env)
+            if i >= 3:
+                times[name].append(elapsed)
+    return {name: statistics.median(t) for name, t in times.items()}

@@ -75,6 +75,7 @@ def create_app(settings: BridgeSettings) -> QuartTrio:
     link: dict[str, DaemonLink] = {}
     openapi = json.dumps(openapi_document()).encode()
     login_paths = {f"{prefix}/login" for prefix in PREFIXES}
+    openapi_paths = {f"{prefix}/openapi.json" for prefix in PREFIXES}
 
     @app.before_serving
     async def start_link() -> None:
@@ -141,8 +142,16 @@ def create_app(settings: BridgeSettings) -> QuartTrio:
             return error_response(err)
         if not request.path.startswith("/api"):
             return None  # the page and its static files hold no secret
+        if request.path in openapi_paths and "Authorization" not in request.headers:
+            # The OpenAPI document holds no secret, and generators fetch it by URL: no
+            # credential needed (the Host check above still applies, so no rebound DNS name
+            # reaches it, and no CORS header lets another origin's page read it); requests
+            # without one share the anonymous budget.
+            refused = rate_limited(anon_limiter, "anonymous")
+            if refused is not None:
+                return refused
         # A login's credential is the code in its body, checked by the view.
-        if not (request.path in login_paths and request.method == "POST"):
+        elif not (request.path in login_paths and request.method == "POST"):
             refused = admit(request.headers, request.scope)
             if refused is not None:
                 return refused

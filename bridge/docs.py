@@ -31,6 +31,8 @@ def _param(p: Param, in_path: bool) -> str:
 
 
 def _cli(m: Method) -> str:
+    if not m.has_command:
+        return "none (`--follow` streams a job)"
     words = " ".join(m.cli_words)
     pos = [p.name.upper() for p in m.params if p.positional and p.required]
     return "`kitplay " + " ".join([words, *pos]) + "`"

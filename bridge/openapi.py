@@ -10,7 +10,7 @@ from kitplay.daemon.protocol.schemas import COMPONENTS
 from kitplay.daemon.protocol.version import API_VERSION, __version__
 
 from .errors import REFUSALS
-from .rest import path_params, rest_methods
+from .rest import creates_job, path_params, rest_methods
 
 __all__ = ["openapi_document"]
 
@@ -96,14 +96,28 @@ def _operation(method: Method) -> dict[str, Any]:
             "content": {"application/json": {"schema": method.result}},
         }},
     }
+    if creates_job(method):
+        op["responses"]["200"]["description"] += (
+            " The job is recorded and queued; Location names its record (GET it, or "
+            "GET .../wait, for its outcome). API v1 answers 200 with the record, not 202.")
+        op["responses"]["200"]["headers"] = {"Location": {
+            "description": "The new job's record: /api/v1/jobs/{job_id} (whenever the result "
+                           "holds a job).",
+            "required": "job" in method.result.get("required", []),
+            "schema": {"type": "string"}}}
     if method.http_media:
         op["description"] = (f"JSON-RPC method `{method.name}`: the response body is the "
                              "bytes of its result's `data_base64`, with its `content_type`."
                              + (f" {method.http_note}" if method.http_note else ""))
         op["responses"]["200"] = {
             "description": f"The image `{method.name}` returns.",
+            # application/octet-stream too: what the route answers for a file of another
+            # type (as an attachment), and what generators map to bytes (openapi-python-client
+            # knows no image/*).
             "content": {method.http_media: {"schema": {"type": "string",
-                                                       "format": "binary"}}},
+                                                       "format": "binary"}},
+                        "application/octet-stream": {"schema": {"type": "string",
+                                                                "format": "binary"}}},
             "headers": {"Content-Security-Policy": {"schema": {"type": "string"},
                                                     "description": "Always sandboxing."},
                         "X-Content-Type-Options": {"schema": {"type": "string",
@@ -156,7 +170,9 @@ def openapi_document() -> dict[str, Any]:
                 "registry. Every route is served under /api/v1 and, as an alias of the current "
                 "version, /api. Authenticate with `Authorization: Bearer <token>` (bridge.json "
                 "beside the daemon socket holds the token; the playground page uses a session "
-                "token instead, see x-login). WebSocket routes, which OpenAPI cannot describe, "
+                "token instead, see x-login); this document itself (GET /api/openapi.json) "
+                "needs none. Job-creating POSTs answer 200 with the new job's record and a "
+                "Location header naming it. WebSocket routes, which OpenAPI cannot describe, "
                 "are listed under x-websockets."),
         },
         "servers": [{"url": "/api/v1"}, {"url": "/api"}],

@@ -21,7 +21,8 @@ from quart import Quart, Response, request
 
 from .errors import error_response
 
-__all__ = ["PREFIXES", "add_rest_routes", "path_params", "quart_rule", "rest_methods"]
+__all__ = ["PREFIXES", "add_rest_routes", "creates_job", "job_location", "path_params",
+           "quart_rule", "rest_methods"]
 
 PREFIXES = ("/api/v1", "/api")
 _PATH_PARAM = re.compile(r"\{([a-z_]+)\}")
@@ -160,6 +161,8 @@ def make_view(method: Method, call: Caller) -> Callable[..., Awaitable[Response]
     assert method.http is not None
     verb = method.http[0]
 
+    creates = creates_job(method)
+
     async def view(**view_args: Any) -> Response:
         try:
             params = await collect_params(method, verb, view_args)
@@ -168,11 +171,28 @@ def make_view(method: Method, call: Caller) -> Callable[..., Awaitable[Response]
                 return media_response(result)
         except KitplayError as e:
             return error_response(e)
+        headers = _NO_STORE
+        if creates:  # where the new job's record is (v1 answers 200: docs/api.md)
+            job = json.loads(result).get("job")  # none for templates.create's dry_run
+            if job is not None:
+                headers = {**_NO_STORE, "Location": job_location(job["id"])}
         return Response(result + b"\n", status=200, content_type="application/json",
-                        headers=_NO_STORE)
+                        headers=headers)
 
     view.__name__ = method.name.replace(".", "_")
     return view
+
+
+def creates_job(method: Method) -> bool:
+    """Whether a POST of ``method`` starts a job (its answer is the new job's record)."""
+    assert method.http is not None
+    return (method.http[0] == "POST" and method.mutates
+            and "job" in method.result.get("properties", {}))
+
+
+def job_location(job_id: str) -> str:
+    """The URL path of a job's record, in the current API version (``Location``)."""
+    return f"{PREFIXES[0]}/jobs/{job_id}"
 
 
 def add_rest_routes(app: Quart, call: Caller) -> None:

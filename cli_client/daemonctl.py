@@ -1,4 +1,4 @@
-"""``kitplay daemon start`` and ``kitplay daemon stop``.
+"""``kitplay daemon start``, ``stop``, ``restart`` and ``logs``.
 
 start: when the systemd user units are installed (docs/systemd.md) and no path is overridden,
 hand over to ``systemctl --user start``; otherwise run ``kitplayd`` detached (its own session,
@@ -6,8 +6,17 @@ stdin from /dev/null, stdout and stderr appended to ``<state dir>/kitplayd.log``
 for its sd_notify ``READY=1``, the same readiness systemd waits for.
 
 stop: SIGTERM to the pid ``daemon.status`` reports (or ``systemctl --user stop`` when systemd
-runs it) and wait until it has gone.  Launched apps keep running; the next daemon re-adopts
-them.  Imported only when one of these commands is chosen.
+runs it), then wait until the process is gone: exited and reaped, so ``ps`` no longer lists it
+(a daemon started by ``daemon start`` is reaped by init, which may take a moment).  Launched
+apps keep running; the next daemon re-adopts them.
+
+restart: stop, then start with the running daemon's workspace and state directory
+(``systemctl --user restart`` when systemd runs it).
+
+logs: the daemon's own log: ``<state dir>/kitplayd.log`` (where ``daemon start`` sends it), or
+``journalctl --user -u kitplayd.service`` when systemd runs it.
+
+Imported only when one of these commands is chosen.
 """
 
 from __future__ import annotations
@@ -28,10 +37,13 @@ from kitplay.daemon.protocol.client import Client
 from kitplay.daemon.protocol.errors import DaemonUnreachable, KitplayError
 from kitplay.daemon.protocol.paths import default_socket_path, default_state_dir
 
-__all__ = ["start", "stop"]
+__all__ = ["logs", "restart", "start", "stop"]
 
 READY_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 30.0
+# A daemon that exited but was not reaped yet (a zombie: its parent, often init, has not
+# collected it) is waited for this long, then reported as exited.
+REAP_WAIT_S = 10.0
 UNIT = "kitplayd.service"
 
 
@@ -131,17 +143,36 @@ def _systemd_runs(pid: int) -> bool:
         return False
 
 
-def _alive(pid: int) -> bool:
+def _stat(pid: int) -> tuple[str, str] | None:
+    """(state letter, start time in clock ticks) of ``pid``, or None when there is none."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie (our own child, not reaped yet) has gone for every purpose here
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return fields[0], fields[19]
     except (OSError, IndexError):
-        return False
+        return None
+
+
+def _wait_gone(pid: int, deadline: float) -> str:
+    """Wait until ``pid`` is gone from the process table: "gone", "zombie" (it exited but its
+    parent has not reaped it within REAP_WAIT_S), or "running" at the deadline.  The start
+    time tells a new process that got the same pid from ours."""
+    first = _stat(pid)
+    if first is None:
+        return "gone"
+    exited_at = None
+    delay = 0.01
+    while True:
+        now = _stat(pid)
+        if now is None or now[1] != first[1]:
+            return "gone"
+        if now[0] in ("Z", "X"):
+            exited_at = exited_at or time.monotonic()
+            if time.monotonic() - exited_at > REAP_WAIT_S:
+                return "zombie"
+        elif time.monotonic() > deadline:
+            return "running"
+        time.sleep(delay)
+        delay = min(delay * 2, 0.1)
 
 
 def stop(ns: argparse.Namespace) -> int:
@@ -164,14 +195,82 @@ def stop(ns: argparse.Namespace) -> int:
         pass
     except PermissionError as e:
         raise KitplayError(f"cannot signal kitplayd (pid {pid}): {e}") from None
-    deadline = time.monotonic() + STOP_TIMEOUT_S
-    delay = 0.01
-    while _alive(pid):
-        if time.monotonic() > deadline:
-            _say(f"kitplayd (pid {pid}) is still running {STOP_TIMEOUT_S:g} s after SIGTERM")
-            return 1
-        time.sleep(delay)
-        delay = min(delay * 2, 0.2)
+    how = _wait_gone(pid, time.monotonic() + STOP_TIMEOUT_S)
+    if how == "running":
+        _say(f"kitplayd (pid {pid}) is still running {STOP_TIMEOUT_S:g} s after SIGTERM")
+        return 1
+    if how == "zombie":
+        _say(f"kitplayd (pid {pid}) exited; its parent has not reaped it yet, so ps still "
+             "lists it as <defunct>")
     _say(f"kitplayd (pid {pid}) stopped; launched apps keep running until a new daemon "
          "re-adopts them")
+    return 0
+
+
+def restart(ns: argparse.Namespace) -> int:
+    sock = Path(ns.socket) if ns.socket else default_socket_path()
+    status = _running(sock)
+    if status is None:
+        _say(f"no kitplayd was running on {sock}; starting one")
+        return start(ns)
+    pid = int(status["pid"])
+    if _systemd_runs(pid) and shutil.which("systemctl"):
+        r = subprocess.run(["systemctl", "--user", "restart", UNIT], check=False)
+        if r.returncode != 0:
+            _say(f"`systemctl --user restart {UNIT}` failed (exit {r.returncode}); see "
+                 f"`journalctl --user -u {UNIT}`")
+            return 3
+        _say(f"restarted {UNIT} (systemd)")
+        return 0
+    code = stop(ns)
+    if code != 0:
+        return code
+    # The same daemon again: its workspace and state directory unless told otherwise.
+    ns.workspace = ns.workspace or status.get("workspace")
+    ns.state_dir = ns.state_dir or status.get("state_dir")
+    return start(ns)
+
+
+def logs(ns: argparse.Namespace) -> int:
+    sock = Path(ns.socket) if ns.socket else default_socket_path()
+    status = _running(sock)
+    if status is not None and _systemd_runs(int(status["pid"])) and shutil.which("journalctl"):
+        argv = ["journalctl", "--user", "-u", UNIT, "--no-pager"]
+        if ns.tail is not None:
+            argv += ["-n", str(ns.tail)]
+        if ns.follow:
+            argv.append("-f")
+        try:
+            return subprocess.run(argv, check=False).returncode
+        except KeyboardInterrupt:
+            return 130
+    state = Path(ns.state_dir or (status or {}).get("state_dir") or default_state_dir())
+    path = state / "kitplayd.log"
+    try:
+        f = open(path, "rb")  # read to its end, then followed
+    except FileNotFoundError:
+        _say(f"no log at {path}: kitplayd writes it when `kitplay daemon start` starts it "
+             "(a kitplayd started in a terminal logs to that terminal; under systemd, see "
+             f"`journalctl --user -u {UNIT}`)")
+        return 4
+    with f:
+        data = f.read()
+        if ns.tail is not None:
+            lines = data.splitlines(keepends=True)
+            data = b"".join(lines[len(lines) - ns.tail:]) if ns.tail else b""
+        out = sys.stdout.buffer
+        try:
+            out.write(data)
+            out.flush()
+            while ns.follow:  # as `tail -f`: new bytes as they come, until Ctrl-C
+                more = f.read()
+                if more:
+                    out.write(more)
+                    out.flush()
+                else:
+                    time.sleep(0.2)
+        except KeyboardInterrupt:
+            return 130
+        except BrokenPipeError:
+            return 0
     return 0

@@ -2,12 +2,20 @@
 
 Subcommands mirror the method registry: method ``a.b`` is ``kitplay a b``, ``build`` is
 ``kitplay build``; parameter ``display_name`` is ``--display-name``; a method's main id or
-name may be positional.  This module imports only the standard library and
-``daemon.protocol`` (no trio, Quart or Hypercorn), so the command starts fast.
+name may be positional.  Methods whose effect lives on their connection (``jobs.subscribe``)
+are no commands: ``--follow`` streams a job instead.
 
-Exit codes: 0 success; 1 the job failed or was cancelled; 2 usage error; 3 daemon not
-reachable; 130 interrupted (Ctrl-C); others come from the error classes
-(``daemon/protocol/errors.py``), and 9 when ``jobs wait`` timed out.
+Start-up: the common read-only commands (``FAST``: ``daemon status``, ``jobs list``, ...) are
+answered without argparse, pathlib or the registry, so ``kitplay daemon status`` costs little
+more than the interpreter's own start; everything else builds the parser.  This module imports
+only the standard library and ``kitplay.daemon.protocol`` (no trio, Quart or Hypercorn), and
+those lazily: ``tests/test_cli.py`` lists what the fast path may load.
+
+Exit codes (``exit_codes()``; README, ``--help`` and docs/api.md show the same table): 0
+success; 1 the job failed or was cancelled; 2 usage error; 9 ``jobs wait`` timed out; 130
+interrupted (Ctrl-C); the others come from the error classes (``daemon/protocol/errors.py``).
+With ``--json``, an error is one JSON object on stderr, ``{"error": {"code", "message",
+"data"}}``, as the REST API answers it.
 
 Following (``--follow``) and waiting (``jobs wait``) ride through a daemon restart: they say so
 on stderr, reconnect for up to ``--reconnect-s`` seconds and resume at the byte offset reached.
@@ -17,66 +25,253 @@ Commands that need more than the standard library and the registry (``daemon sta
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
-from pathlib import Path
-
-from kitplay.daemon.protocol.client import RECONNECT_S, Client
-from kitplay.daemon.protocol.errors import DaemonUnreachable, KitplayError
-from kitplay.daemon.protocol.passthrough import chunk_bytes
-from kitplay.daemon.protocol.paths import (
-    bridge_info_path,
-    check_private_file,
-    default_socket_path,
-    tcp_listener_uids,
-)
-from kitplay.daemon.protocol.registry import METHODS, Method, Param
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing slows `kitplay` down
 if TYPE_CHECKING:
+    import argparse
+    from pathlib import Path
     from typing import Any
 
-__all__ = ["LOCAL_COMMANDS", "build_parser", "main"]
+    from kitplay.daemon.protocol.client import Client
+    from kitplay.daemon.protocol.errors import KitplayError
+    from kitplay.daemon.protocol.registry import Method, Param
+
+__all__ = ["FAST", "LOCAL_COMMANDS", "build_parser", "exit_codes", "main"]
 
 EXIT_OK, EXIT_JOB_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 # `jobs wait` ran out of time: the job is still running (not an error on any wire: the
 # method answers timed_out, so the code lives here, not in daemon/protocol/errors.py).
 EXIT_WAIT_TIMED_OUT = 9
+# What the command itself ends with, beside the error classes' codes.
+LOCAL_EXITS = {
+    EXIT_OK: "success",
+    EXIT_JOB_FAILED: "the job failed, was cancelled or interrupted",
+    EXIT_USAGE: "usage error (including refused parameters)",
+    EXIT_WAIT_TIMED_OUT: "`jobs wait` timed out: the job is still running",
+    EXIT_INTERRUPTED: "interrupted (Ctrl-C); a followed or awaited job keeps running",
+}
 # Commands of the client itself, not methods of the registry: (group, subcommand or None).
 LOCAL_COMMANDS = frozenset({("open", None), ("completion", None), ("daemon", "start"),
-                            ("daemon", "stop")})
+                            ("daemon", "stop"), ("daemon", "restart"), ("daemon", "logs")})
 GLOBAL_WITH_VALUE = ("--socket", "--state-dir", "--reconnect-s")
 FOLLOWABLE = frozenset({"templates.create", "build", "launch", "test", "package",
                         "package_container", "apps.modify", "jobs.logs", "jobs.wait",
                         "jobs.get"})
 JOB_FAILED = frozenset({"failed", "cancelled", "interrupted"})
+# Common commands answered without the parser: (group, subcommand) -> (method, the parameter
+# a positional word gives, or None).  Their only flags are --json, --quiet and -q; any other
+# word sends the command through the parser (tests/test_cli.py checks both give one answer).
+FAST: dict[tuple[str, str], tuple[str, str | None]] = {
+    ("daemon", "status"): ("daemon.status", None),
+    ("jobs", "list"): ("jobs.list", None),
+    ("jobs", "get"): ("jobs.get", "job_id"),
+    ("apps", "list"): ("apps.list", None),
+    ("templates", "list"): ("templates.list", None),
+    ("sessions", "list"): ("sessions.list", None),
+}
+_FAST_FLAGS = {"--json": "json", "--quiet": "quiet", "-q": "quiet"}
+# What each group is, for the command list of `kitplay --help`.
+GROUPS = {
+    "daemon": "the daemon itself",
+    "rpc": "the API's own description (OpenRPC)",
+    "templates": "the workspace's template catalogue",
+    "apps": "the apps created in the workspace",
+    "jobs": "jobs and their logs",
+    "sessions": "display sessions of launched apps",
+    "files": "files of the workspace",
+}
+# `kitplay completion`'s helper: names asked of the daemon (``complete_names``).
+NAME_KINDS = ("templates", "apps", "jobs", "active-jobs")
+COMPLETE = "__complete"
+COMPLETE_TIMEOUT_S = 2.0
+
+
+def exit_codes() -> list[tuple[int, str]]:
+    """Every exit code of ``kitplay`` and its meaning: the command's own outcomes and the
+    error classes' codes (titles joined where several classes share one)."""
+    from kitplay.daemon.protocol.errors import ERRORS
+
+    words: dict[int, list[str]] = {code: [text] for code, text in LOCAL_EXITS.items()}
+    for cls in ERRORS:
+        if cls.exit_code not in LOCAL_EXITS:
+            words.setdefault(cls.exit_code, []).append(cls.title)
+    return [(code, "; ".join(texts)) for code, texts in sorted(words.items())]
+
+
+# -- errors ------------------------------------------------------------------------------------
+
+
+def error_json(code: int, message: str, data: Any = None) -> str:
+    """An error as ``--json`` prints it on stderr: the REST API's error body."""
+    import json
+
+    return json.dumps({"error": {"code": code, "message": message, "data": data}})
+
+
+def report(e: KitplayError, as_json: bool) -> int:
+    """Say what went wrong (one line, or one JSON object with ``--json``); the exit code."""
+    from kitplay.daemon.protocol.errors import DaemonUnreachable
+
+    if as_json:
+        sys.stderr.write(error_json(e.code, e.message, e.data) + "\n")
+    elif isinstance(e, DaemonUnreachable):
+        sys.stderr.write(f"kitplay: {e.message}\n")
+    else:
+        sys.stderr.write(f"kitplay: error {e.code}: {e.message}\n")
+    return e.exit_code
+
+
+# -- the fast path ----------------------------------------------------------------------------
+
+
+def fast(args: list[str]) -> int | None:
+    """Answer a ``FAST`` command without the parser; None when ``args`` is anything else."""
+    if len(args) == 1 and args[0] in ("-V", "--version"):
+        from kitplay.daemon.protocol.version import API_VERSION, __version__
+
+        sys.stdout.write(f"kitplay {__version__} (API {API_VERSION})\n")
+        return EXIT_OK
+    if len(args) >= 2 and args[0] == COMPLETE:
+        return complete_names(args[1:])
+    entry = FAST.get((args[0], args[1])) if len(args) >= 2 else None
+    if entry is None:
+        return None
+    method, positional = entry
+    params: dict[str, Any] = {}
+    mode = ""
+    for a in args[2:]:
+        flag = _FAST_FLAGS.get(a)
+        if flag is not None and mode in ("", flag):
+            mode = flag
+        elif positional and positional not in params and a[:1] not in ("-", ""):
+            params[positional] = a
+        else:
+            return None  # anything else (help, a flag, a second word): the parser decides
+    if positional and positional not in params:
+        return None  # the parser says what is missing
+    from kitplay.daemon.protocol.errors import KitplayError
+
+    from .fast import call
+
+    try:
+        result = call(method, params)
+    except KitplayError as e:
+        return report(e, mode == "json")
+    show(method, result, mode)
+    return EXIT_OK
+
+
+def complete_names(args: list[str]) -> int:
+    """``kitplay __complete KIND [--socket S] [--workspace W]``: the names a shell offers
+    (templates, apps, jobs, active-jobs), one a line; nothing, and exit 0, when the daemon is
+    down or slow (completion must never print errors into a command line)."""
+    kind, opts = args[0], dict(zip(args[1::2], args[2::2]))
+    if kind not in NAME_KINDS:
+        return EXIT_USAGE
+    from kitplay.daemon.protocol.errors import KitplayError
+
+    from .fast import call
+
+    ws = opts.get("--workspace")
+    params = {"workspace": os.path.abspath(os.path.expanduser(ws))} if ws else {}
+    sock, limit = opts.get("--socket") or None, COMPLETE_TIMEOUT_S
+    try:
+        if kind == "templates":
+            names = [t["name"] for t in call("templates.list", params, sock, limit)["templates"]]
+        elif kind == "apps":
+            names = [a["name"] for a in call("apps.list", params, sock, limit)["apps"]]
+        else:
+            jobs = call("jobs.list", {"limit": 200}, sock, limit)["jobs"]
+            names = [j["id"] for j in jobs
+                     if kind == "jobs" or j["status"] in ("queued", "running")]
+    except (KitplayError, OSError, ValueError, KeyError, TypeError):
+        return EXIT_OK
+    sys.stdout.write("".join(f"{n}\n" for n in names))
+    return EXIT_OK
+
+
+# -- the parser -------------------------------------------------------------------------------
+
+
+def _parser_classes() -> tuple[type[argparse.ArgumentParser], type[argparse.HelpFormatter]]:
+    """The parser (usage errors of the subcommand at fault; JSON errors with --json) and a
+    help formatter that wraps each line of a text on its own: built on first use, argparse
+    being the largest import of the command."""
+    global _CLASSES
+    if _CLASSES is not None:
+        return _CLASSES
+    import argparse
+    import textwrap
+
+    class Parser(argparse.ArgumentParser):
+        json_errors = False  # set when --json is on the command line
+
+        def error(self, message: str) -> Any:
+            if Parser.json_errors:
+                from kitplay.daemon.protocol.errors import InvalidParams
+
+                usage = " ".join(self.format_usage().split())
+                sys.stderr.write(error_json(InvalidParams.code, message, {"usage": usage})
+                                 + "\n")
+                sys.exit(EXIT_USAGE)
+            super().error(message)
+
+    class Formatter(argparse.HelpFormatter):
+        def __init__(self, prog: str) -> None:
+            super().__init__(prog, max_help_position=32)
+
+        def _fill_text(self, text: str, width: int, indent: str) -> str:
+            out = []
+            for line in text.splitlines():
+                lead = indent + line[:len(line) - len(line.lstrip())]
+                out.append(textwrap.fill(line.strip(), width, initial_indent=lead,
+                                         subsequent_indent=lead) if line.strip() else "")
+            return "\n".join(out)
+
+    _CLASSES = (Parser, Formatter)
+    return _CLASSES
+
+
+_CLASSES: tuple[type[argparse.ArgumentParser], type[argparse.HelpFormatter]] | None = None
 
 
 def _flag(p: Param) -> str:
     return "--" + p.name.replace("_", "-")
 
 
+def _help(p: Param) -> str:
+    """A parameter's help: its doc, whether it is required, its default."""
+    text = p.doc
+    if p.type == "array":
+        text += " Repeat the flag for several."
+    if p.required:
+        text += " Required."
+    if p.default is not None and p.default is not False:
+        text += f" Default: {p.default}."
+    return text
+
+
 def _add_param(sub: argparse.ArgumentParser, p: Param) -> None:
     dest = p.name
     if p.type == "boolean":
-        sub.add_argument(_flag(p), dest=dest, action="store_true", default=None, help=p.doc)
+        sub.add_argument(_flag(p), dest=dest, action="store_true", default=None, help=_help(p))
         return
     kind: Any = {"integer": int, "number": float}.get(p.type, str)
     if p.type == "array":
         sub.add_argument(_flag(p), dest=dest, action="append", metavar=p.name.upper(),
-                         help=p.doc + " (repeat the flag for several)")
+                         help=_help(p))
         return
     if p.type == "object":
         sub.add_argument(_flag(p), dest=dest, action="append", metavar="KEY=VALUE",
-                         help=p.doc + " (KEY=VALUE; repeat the flag for several)")
+                         help=p.doc + " KEY=VALUE; repeat the flag for several.")
         return
     sub.add_argument(_flag(p), dest=dest, type=kind, choices=p.enum, metavar=(
-        None if p.enum else p.name.upper()), help=p.doc + (" (required)" if p.required else ""))
+        None if p.enum else p.name.upper()), help=_help(p))
     if p.positional:
         sub.add_argument(f"_pos_{dest}", nargs="?", type=kind, metavar=p.name.upper(),
-                         help=f"same as {_flag(p)}")
+                         help=f"the same as {_flag(p)}")
 
 
 def command_word(args: list[str]) -> str | None:
@@ -93,6 +288,8 @@ def command_word(args: list[str]) -> str | None:
 
 
 def _reconnect_default() -> float:
+    from kitplay.daemon.protocol.client import RECONNECT_S
+
     raw = os.environ.get("KITPLAY_RECONNECT_S")
     try:
         return float(raw) if raw else RECONNECT_S
@@ -100,74 +297,134 @@ def _reconnect_default() -> float:
         return RECONNECT_S
 
 
-def build_parser(only: str | None = None) -> argparse.ArgumentParser:
-    """The whole command line, or (``only``) just one command group: building all sixteen
-    subcommands costs more start-up time than a call to the daemon."""
-    from kitplay.daemon.protocol.errors import ERRORS
+# The client's own subcommands of a group: (group, word, help).
+_LOCAL_SUBS = (
+    ("daemon", "start", "start kitplayd in the background (through systemd when its units are "
+     "installed), logging to the state directory"),
+    ("daemon", "stop", "stop kitplayd and wait until its process is gone (launched apps keep "
+     "running; the next daemon re-adopts them)"),
+    ("daemon", "restart", "stop kitplayd, then start it again with the same workspace and state "
+     "directory"),
+    ("daemon", "logs", "print kitplayd's own log (the state directory's kitplayd.log, or the "
+     "journal when systemd runs it)"),
+)
 
-    codes = sorted({(c.exit_code, c.title) for c in ERRORS if 2 < c.exit_code < 70})
-    parser = argparse.ArgumentParser(
-        prog="kitplay", description="Talk to kitplayd: templates, build, launch, jobs.",
-        epilog="Exit codes: 0 ok, 1 job failed or cancelled, 2 usage, "
-               + ", ".join(f"{code} {title}" for code, title in codes)
-               + f", {EXIT_WAIT_TIMED_OUT} `jobs wait` timed out, 130 interrupted (Ctrl-C).")
-    parser.add_argument("--version", dest="_version", action="store_true",
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line, or (``only``) just one command group: building all the
+    subcommands costs more start-up time than a call to the daemon."""
+    from kitplay.daemon.protocol.client import RECONNECT_S
+    from kitplay.daemon.protocol.registry import METHODS
+
+    Parser, Formatter = _parser_classes()
+    codes = ", ".join(f"{code} {text}" for code, text in exit_codes())
+    parser = Parser(
+        prog="kitplay", formatter_class=Formatter,
+        description="Talk to kitplayd, the per-user daemon that creates, builds, launches, "
+                    "tests and packages Kit apps and supervises their jobs.",
+        epilog=f"Exit codes: {codes}.\nWith --json, an error is one JSON object on stderr: "
+               '{"error": {"code", "message", "data"}} (as the REST API answers).\n'
+               "'kitplay COMMAND --help' shows a command's options.")
+    parser.add_argument("-V", "--version", dest="_version", action="store_true",
                         help="print kitplay's version and exit")
-    parser.add_argument("--socket", type=Path, help="daemon socket (env KITPLAY_SOCKET)")
-    parser.add_argument("--state-dir", type=Path, help="kitplayd's state directory (env "
+    parser.add_argument("--socket", help="the daemon's socket (env KITPLAY_SOCKET)")
+    parser.add_argument("--state-dir", help="kitplayd's state directory (env "
                         "KITPLAY_STATE_DIR); `daemon start` logs there")
     parser.add_argument("--reconnect-s", type=float, default=_reconnect_default(),
                         metavar="SECONDS", help="how long --follow and `jobs wait` try to "
                         "reconnect when the daemon goes away (env KITPLAY_RECONNECT_S; "
-                        f"default {RECONNECT_S:g}; 0: give up at once)")
-    groups = parser.add_subparsers(dest="_cmd", metavar="COMMAND")
-    subgroups: dict[str, argparse._SubParsersAction[argparse.ArgumentParser]] = {}
+                        f"0: give up at once). Default: {RECONNECT_S:g}.")
+    groups = parser.add_subparsers(dest="_cmd", metavar="COMMAND", title="commands")
+    subgroups: dict[str, Any] = {}
+    words: dict[str, list[str]] = {}
     for m in METHODS.values():
-        words = m.cli_words
-        if only is not None and words[0] != only:
+        if m.has_command:
+            words.setdefault(m.cli_words[0], []).extend(m.cli_words[1:])
+    for group, word, _ in _LOCAL_SUBS:
+        words.setdefault(group, []).append(word)
+
+    def group_parser(word: str) -> Any:
+        if word not in subgroups:
+            text = f"{GROUPS.get(word, word)}: {', '.join(words[word])}"
+            g = groups.add_parser(word, help=text, description=text, formatter_class=Formatter)
+            subgroups[word] = g.add_subparsers(dest="_sub", metavar="SUBCOMMAND",
+                                               title="subcommands")
+            subgroups[word].required = True
+        return subgroups[word]
+
+    for m in METHODS.values():
+        cw = m.cli_words
+        if not m.has_command or (only is not None and cw[0] != only):
             continue
-        if len(words) == 1:
-            sub = groups.add_parser(words[0], help=m.doc, description=m.doc)
+        if len(cw) == 1:
+            sub = groups.add_parser(cw[0], help=m.doc, description=m.doc,
+                                    formatter_class=Formatter, epilog=_epilog(m))
         else:
-            if words[0] not in subgroups:
-                g = groups.add_parser(words[0], help=f"{words[0]} commands")
-                subgroups[words[0]] = g.add_subparsers(dest="_sub", metavar="SUBCOMMAND")
-                subgroups[words[0]].required = True
-            sub = subgroups[words[0]].add_parser(words[1], help=m.doc, description=m.doc)
-        sub.set_defaults(_method=m.name)
+            sub = group_parser(cw[0]).add_parser(cw[1], help=m.doc, description=m.doc,
+                                                 formatter_class=Formatter, epilog=_epilog(m))
+        sub.set_defaults(_method=m.name, _parser=sub)
         for p in m.params:
             _add_param(sub, p)
         if m.name == "files.write":
             sub.add_argument("--from", dest="_from", metavar="FILE", help="read the new "
                              "content from FILE ('-' or no --text: standard input)")
         _add_output_flags(sub, m)
-    if only in (None, "daemon"):
-        start = subgroups["daemon"].add_parser(
-            "start", help="start kitplayd in the background (systemd when its units are "
-            "installed), logging to the state directory")
-        start.add_argument("--workspace", help="the daemon's default workspace")
-        start.set_defaults(_method=None, _local="daemon.start")
-        stop = subgroups["daemon"].add_parser(
-            "stop", help="stop kitplayd (launched apps keep running and are re-adopted)")
-        stop.set_defaults(_method=None, _local="daemon.stop")
+        if m.name == "jobs.logs":
+            sub.add_argument("--tail", type=int, metavar="N", help="only the last N lines "
+                             "(with --follow, then follow from there)")
+        if m.name == "test":
+            sub.add_argument("--junit", metavar="FILE", help="copy the job's JUnit XML test "
+                             "report to FILE once it ends (implies waiting for the job; "
+                             "several apps' reports are merged into one)")
+    for group, word, text in _LOCAL_SUBS:
+        if only not in (None, group):
+            continue
+        sub = group_parser(group).add_parser(word, help=text, description=text,
+                                             formatter_class=Formatter)
+        sub.set_defaults(_method=None, _local=f"{group}.{word}", _parser=sub)
+        if word in ("start", "restart"):
+            sub.add_argument("--workspace", help="the daemon's default workspace (restart: "
+                             "the running daemon's unless given)")
+        if word == "logs":
+            sub.add_argument("--tail", type=int, metavar="N", help="only the last N lines")
+            sub.add_argument("--follow", "-f", action="store_true",
+                             help="keep printing new lines until Ctrl-C")
     if only in (None, "open"):
-        op = groups.add_parser("open", help="print (or open) a new one-time playground URL")
+        op = groups.add_parser("open", help="print (or open) a new one-time playground URL",
+                               formatter_class=Formatter)
         op.add_argument("--browser", action="store_true",
                         help="open it in a web browser ($BROWSER, else the desktop's), "
                              "through a redirect file only you can read: no code on any "
                              "command line")
-        op.set_defaults(_method=None, _local="open")
+        op.set_defaults(_method=None, _local="open", _parser=op)
     if only in (None, "completion"):
-        comp = groups.add_parser("completion", help="print a shell completion script "
-                                 "(bash: `source <(kitplay completion bash)`)")
+        comp = groups.add_parser(
+            "completion", formatter_class=Formatter,
+            help="print a shell completion script (bash: source <(kitplay completion bash))",
+            description="Print a completion script for bash, zsh or fish. It completes "
+                        "commands and flags, and asks the running daemon for template names, "
+                        "app names and job ids (nothing when it is not running).")
         comp.add_argument("shell", choices=("bash", "zsh", "fish"))
-        comp.set_defaults(_method=None, _local="completion")
+        comp.set_defaults(_method=None, _local="completion", _parser=comp)
     return parser
+
+
+def _epilog(m: Method) -> str | None:
+    if m.name == "launch":
+        return ("Arguments after -- go to the app unchanged: kitplay launch my_company.hello "
+                "-- --lines 3. With --display xpra, kitplay waits until the display session "
+                "is up and prints it.")
+    if m.name in FOLLOWABLE and m.name not in ("jobs.wait", "jobs.get", "jobs.logs"):
+        return ("The job runs in the daemon: kitplay returns once it is queued, or with "
+                "--follow streams its log and exits with its outcome (0 succeeded, 1 failed "
+                "or cancelled).")
+    return None
 
 
 def _add_output_flags(sub: argparse.ArgumentParser, m: Method) -> None:
     out = sub.add_mutually_exclusive_group()
-    out.add_argument("--json", action="store_true", help="print exactly the method's result")
+    out.add_argument("--json", action="store_true", help="print exactly the method's result "
+                     "(errors: one JSON object on stderr)")
     out.add_argument("--quiet", "-q", action="store_true", help="print only ids, or nothing")
     if m.name in FOLLOWABLE:
         sub.add_argument("--follow", "-f", action="store_true",
@@ -204,6 +461,13 @@ def collect_params(m: Method, ns: argparse.Namespace) -> dict[str, Any]:
         if p.required and p.name not in params:
             raise KitplayUsage(f"kitplay {' '.join(m.cli_words)} needs {p.name.upper()} "
                                f"(positional or {_flag(p)})")
+    if getattr(ns, "tail", None) is not None:
+        if "offset" in params:
+            raise KitplayUsage("--tail and --offset choose where to start: give one")
+        if params.get("log") not in (None, "job"):
+            raise KitplayUsage("--tail reads the job's own log (leave out --log)")
+        if ns.tail < 0:
+            raise KitplayUsage("--tail takes a number of lines, 0 or more")
     return params
 
 
@@ -220,7 +484,8 @@ def _read_local(path: str | None) -> str:
         data, where = sys.stdin.buffer.read(), "standard input"
     else:
         try:
-            data, where = Path(path).read_bytes(), path
+            with open(path, "rb") as f:
+                data, where = f.read(), path
         except OSError as e:
             raise KitplayUsage(f"cannot read {path}: {e.strerror}") from None
     try:
@@ -251,6 +516,14 @@ def _fmt_time(t: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
 
 
+def _fmt_bytes(n: int) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return str(n)
+
+
 def cut(text: str, width: int) -> str:
     """``text`` in at most ``width`` characters, cut at a word where one is near, with "…"."""
     text = " ".join(str(text).split())
@@ -270,12 +543,19 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
     return "\n".join(lines)
 
 
+def job_app(job: dict[str, Any]) -> str:
+    """The app a job is about: ``app``, or the new app's ``name`` for a create."""
+    params = job.get("params") or {}
+    return str(params.get("app") or params.get("name") or "")
+
+
 def _job_line(job: dict[str, Any]) -> str:
     bits = [f"job {job['id']}", job["kind"], job["status"]]
     prog = job.get("progress")
     if prog and job["status"] == "running":
         bits.append(f"[{prog['step']}/{prog['steps']}] {prog['message']}")
-    if job.get("exit_code") is not None:
+    # A cancelled job's error says how it ended (SIGTERM, its exit code or signal, SIGKILL).
+    if job.get("exit_code") is not None and job["status"] != "cancelled":
         bits.append(f"exit {job['exit_code']}")
     if job.get("error"):
         bits.append(f"- {job['error']['message']}")
@@ -346,9 +626,20 @@ def warnings(method: str, result: Any) -> list[str]:
 
 def render(method: str, result: Any) -> str:
     if method == "jobs.list":
-        rows = [[j["id"], j["kind"], j["status"], _fmt_time(j["created_at"]),
-                 j["params"].get("app") or j["params"].get("name") or ""] for j in result["jobs"]]
+        rows = [[j["id"], j["kind"], j["status"], _fmt_time(j["created_at"]), job_app(j)]
+                for j in result["jobs"]]
         return _table(rows, ["ID", "KIND", "STATUS", "CREATED", "APP"]) if rows else "no jobs"
+    if method == "jobs.prune":
+        n, listed = result["count"], result["removed"]
+        if not n:
+            return "no ended job matches: nothing " + (
+                "would be removed" if result["dry_run"] else "removed")
+        head = (f"{'would remove' if result['dry_run'] else 'removed'} {n} ended "
+                f"job{'s' if n != 1 else ''} and {_fmt_bytes(result['log_bytes'])} of logs:")
+        rows = [[j["id"], j["kind"], j["status"], _fmt_time(j.get("finished_at")),
+                 j.get("app") or ""] for j in listed]
+        more = f"\n... and {n - len(listed)} more" if n > len(listed) else ""
+        return head + "\n" + _table(rows, ["ID", "KIND", "STATUS", "ENDED", "APP"]) + more
     if method == "templates.list":
         rows = [[t["name"], t["type"], t["display_name"], cut(t["description"], 60)]
                 for t in result["templates"]]
@@ -410,6 +701,8 @@ def render(method: str, result: Any) -> str:
     if isinstance(result, dict) and "job" in result:
         line = _job_line(result["job"])
         return line + ("  (timed out waiting)" if result.get("timed_out") else "")
+    import json
+
     return json.dumps(result, indent=2)
 
 
@@ -435,11 +728,59 @@ def quiet(method: str, result: Any) -> str | None:
     if isinstance(result, dict):
         if "job" in result:
             return str(result["job"]["id"])
-        if isinstance(result.get("jobs"), list):
-            return "\n".join(j["id"] for j in result["jobs"]) or None
-        if "subscription" in result:
-            return str(result["subscription"])
+        for key in ("jobs", "removed"):
+            if isinstance(result.get(key), list):
+                return "\n".join(j["id"] for j in result[key]) or None
     return None
+
+
+def show(method: str, result: Any, mode: str, raw: bool = False) -> None:
+    """Print a result: as JSON (``json``), ids only (``quiet``), or readable text with the
+    warnings it carries on stderr (a log's control sequences neutralized on a terminal unless
+    ``raw``)."""
+    try:
+        if mode == "json":
+            import json
+
+            sys.stdout.write(json.dumps(result) + "\n")
+        elif mode == "quiet":
+            q = quiet(method, result)
+            if q:
+                sys.stdout.write(q + "\n")
+        elif method == "jobs.logs":
+            show_log(result, raw)
+        else:
+            sys.stdout.write(render(method, result) + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:  # `kitplay jobs list | head`
+        _quiet_pipe()
+        return
+    if not mode:
+        for w in warnings(method, result):
+            sys.stderr.write(f"kitplay: {w}\n")
+
+
+def show_log(result: dict[str, Any], raw: bool) -> None:
+    """A ``jobs.logs`` result on standard output: the log's bytes exactly (piped, or with
+    ``raw``), else shown on the terminal and not obeyed (terminal.py)."""
+    from kitplay.daemon.protocol.passthrough import chunk_bytes
+
+    data = chunk_bytes(result)
+    if raw or not _isatty(sys.stdout):
+        write_log(sys.stdout, data)
+    else:
+        text = data.decode("utf-8", "replace").rstrip("\n")
+        sys.stdout.write(for_terminal(sys.stdout, text) + "\n")
+
+
+def _quiet_pipe() -> None:
+    """stdout's reader left: nothing more to say (and no error at exit when Python flushes)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except OSError:
+        pass
 
 
 # -- follow ------------------------------------------------------------------------------------
@@ -483,12 +824,22 @@ def _isatty(stream: Any) -> bool:
         return False
 
 
+def has_display(job: dict[str, Any]) -> bool:
+    """Whether a launch job's display session is up (``display_path``)."""
+    return display_path(job) is not None
+
+
 def follow(client: Client, job_id: str, offset: int, log_out: Any, reconnect_s: float,
            until_display: bool = False, raw: bool = False) -> dict[str, Any]:
-    """Stream a job's log; show progress (a bar on a terminal, plain lines when piped); return
-    the final job (or, ``until_display``, the first record with a display session).  On a
-    terminal, and unless ``raw``, the log's control sequences other than colours are
+    """Stream a job's log; show progress (a bar on a terminal, plain lines when piped) while
+    it runs; return the final job (or, ``until_display``, the first record with a display
+    session).  Piped, a progress line is printed when the job's state says so, never after
+    its final state: the daemon sends a job's states in order with its log (a state is never
+    older than the log before it), so every progress line comes before the log's last line.
+    On a terminal, and unless ``raw``, the log's control sequences other than colours are
     neutralized."""
+    from kitplay.daemon.protocol.passthrough import chunk_bytes
+
     tty = sys.stderr.isatty()
     shown = None  # the progress line on screen (tty) or last printed
     term = None
@@ -548,12 +899,225 @@ def follow(client: Client, job_id: str, offset: int, log_out: Any, reconnect_s: 
                 if term is not None:
                     log_out.write(term.flush())
                     log_out.flush()
-                if not tty and shown is None and prog:
-                    # Ended before we saw it run: piped output still says how far it got.
-                    sys.stderr.write(f"kitplay: progress {progress_text(prog, False)}\n")
                 shown = None
                 final = job
     return final
+
+
+def _display_text(job: dict[str, Any]) -> str:
+    return f"{display_path(job) or ''} ({DISPLAY_HINT})"
+
+
+def tail_offset(client: Client, job_id: str, lines: int) -> int:
+    """The byte offset where the last ``lines`` lines of a job's log begin (lines end with
+    ``\n``, as ``tail -n`` counts them; a last line without one counts too)."""
+    from kitplay.daemon.protocol.passthrough import chunk_bytes
+
+    size = int(client.call("jobs.get", {"job_id": job_id})["job"].get("log_size") or 0)
+    window = 64 * 1024
+    while True:
+        start = max(0, size - window)
+        got = client.call("jobs.logs", {"job_id": job_id, "offset": start, "encoding": "base64",
+                                        "limit": max(1, size - start)})
+        pieces = chunk_bytes(got).split(b"\n")  # the log's own bytes, whatever they are
+        parts = [p + b"\n" for p in pieces[:-1]] + ([pieces[-1]] if pieces[-1] else [])
+        # The first line of a window that does not start the log may be cut: not counted.
+        whole = parts if start == 0 else parts[1:]
+        if len(whole) >= lines or start == 0:
+            keep = b"".join(whole[max(0, len(whole) - lines):]) if lines else b""
+            return max(start, int(got["next_offset"]) - len(keep))
+        window *= 4
+
+
+def wait_end(client: Client, job_id: str, reconnect_s: float) -> dict[str, Any]:
+    """The job's record once it has ended (``jobs.wait`` as often as it takes)."""
+    while True:
+        res = client.wait(job_id, 3600, reconnect_s=reconnect_s)
+        if not res.get("timed_out"):
+            return dict(res["job"])
+
+
+def copy_junit(job: dict[str, Any], dest: str) -> str | None:
+    """Copy a test job's JUnit XML report to ``dest`` (several apps' reports merged into one
+    ``<testsuites>``); None when done, else why not."""
+    reports = [str(r) for r in (job.get("result") or {}).get("junit") or []]
+    if not reports:
+        return (f"job {job['id']} lists no JUnit XML report (its toolchain wrote none; see "
+                "docs/ci.md)")
+    import shutil
+
+    try:
+        if len(reports) == 1:
+            shutil.copyfile(reports[0], dest)
+            return None
+        import xml.etree.ElementTree as ET
+
+        merged = ET.Element("testsuites")
+        totals = dict.fromkeys(("tests", "failures", "errors", "skipped"), 0)
+        elapsed = 0.0
+        for path in reports:
+            root = ET.parse(path).getroot()
+            for suite in root.iter("testsuite"):
+                merged.append(suite)
+                for k in totals:
+                    totals[k] += int(suite.get(k) or 0)
+                elapsed += float(suite.get("time") or 0)
+        merged.attrib.update({k: str(v) for k, v in totals.items()}, time=f"{elapsed:.3f}")
+        ET.indent(merged)
+        ET.ElementTree(merged).write(dest, encoding="utf-8", xml_declaration=True)
+    except (OSError, ValueError, SyntaxError) as e:
+        return f"cannot copy the JUnit XML report to {dest}: {e}"
+    return None
+
+
+# -- the commands -----------------------------------------------------------------------------
+
+
+def run(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    rest: list[str] = []
+    if "--" in args:
+        cut_at = args.index("--")
+        args, rest = args[:cut_at], args[cut_at + 1:]
+    answered = fast(args) if not rest else None
+    if answered is not None:
+        return answered
+    from kitplay.daemon.protocol.registry import METHODS
+
+    word = command_word(args)
+    local = {w for w, _ in LOCAL_COMMANDS}
+    known = word in local or any(m.cli_words[0] == word for m in METHODS.values()
+                                 if m.has_command)
+    parser = build_parser(word if known else None)
+    as_json = "--json" in args
+    type(parser).json_errors = as_json  # type: ignore[attr-defined]
+    ns, extra = parser.parse_known_args(args)
+    where = getattr(ns, "_parser", parser)
+    if extra:
+        where.error(f"unrecognized arguments: {' '.join(extra)}")
+    if ns._version:
+        from kitplay.daemon.protocol.version import API_VERSION, __version__
+
+        print(f"kitplay {__version__} (API {API_VERSION})")
+        return EXIT_OK
+    if ns._cmd is None:
+        parser.error("a COMMAND is required")
+    ns._rest = rest
+    if ns._method is None:
+        if rest:
+            where.error("arguments after -- are only for `kitplay launch APP -- ARGS`")
+        return run_local(ns)
+    m = METHODS[ns._method]
+    try:
+        params = collect_params(m, ns)
+    except KitplayUsage as e:
+        where.error(str(e))
+    if getattr(ns, "follow", False) and params.get("log") == "display":
+        where.error("--follow follows a job's own log; read Xpra's display log without it")
+    return call_method(m, params, ns)
+
+
+def call_method(m: Method, params: dict[str, Any], ns: argparse.Namespace) -> int:
+    from kitplay.daemon.protocol.client import Client
+    from kitplay.daemon.protocol.errors import KitplayError
+
+    following = bool(getattr(ns, "follow", False))
+    raw = bool(getattr(ns, "raw", False))
+    junit = getattr(ns, "junit", None)
+    tail = getattr(ns, "tail", None)
+    mode = "json" if ns.json else "quiet" if ns.quiet else ""
+    if m.name == "jobs.logs" and mode != "json":
+        params.setdefault("encoding", "auto")  # exact bytes for the terminal or a pipe
+    job_id = ""
+    try:
+        with Client.connect(ns.socket, timeout=None) as client:
+            if m.name == "jobs.logs" and tail is not None:
+                params["offset"] = tail_offset(client, params["job_id"], tail)
+            if m.name == "jobs.wait":
+                job_id = params["job_id"]
+                result = client.wait(job_id, params.get("timeout_s", 30),
+                                     reconnect_s=ns.reconnect_s)
+            else:
+                result = client.call(m.name, params)
+            job = result.get("job") if isinstance(result, dict) else None
+            if job and not job_id:
+                job_id = str(job["id"])
+            if following and not job and "job_id" not in params:
+                following = False  # nothing started (templates create --dry-run)
+            waits_display = (m.name == "launch" and params.get("display") == "xpra"
+                             and not following and job is not None and not has_display(job))
+            if waits_display and job:
+                # The session exists once the display is up: wait for it (or the job's end),
+                # and print the record that names it, in text as in JSON.
+                job = follow(client, job_id, 0, None, ns.reconnect_s, until_display=True) or job
+                result = {**result, "job": job}
+            if m.name == "files.read" and not mode:
+                write_file_out(result)
+            elif not following or mode != "json":
+                if not (following and m.name == "jobs.logs" and not mode):
+                    show(m.name, result, mode, raw)
+            if waits_display and job:
+                if has_display(job) and not mode:
+                    print(f"display session: {_display_text(job)}")
+                elif not has_display(job):  # it ended first: the line above says how
+                    return EXIT_JOB_FAILED
+            if following or junit:
+                job_id = str(params.get("job_id") or job_id)
+                offset = params.get("offset", 0) if m.name == "jobs.logs" else 0
+                if following:
+                    log_out = sys.stderr if mode == "json" else sys.stdout
+                    job = follow(client, job_id, offset, log_out, ns.reconnect_s, raw=raw)
+                else:  # --junit without --follow: wait for the end quietly
+                    job = wait_end(client, job_id, ns.reconnect_s)
+                if following and mode == "json":
+                    import json
+
+                    sys.stdout.write(json.dumps({"job": job}) + "\n")
+                elif following and not mode:
+                    print(for_terminal(sys.stderr, _job_line(job)), file=sys.stderr)
+                if junit:
+                    why = copy_junit(job, junit)
+                    if why is not None:
+                        print(f"kitplay: {why}", file=sys.stderr)
+                        if job.get("status") not in JOB_FAILED:
+                            return EXIT_JOB_FAILED
+                    elif not mode:
+                        print(f"kitplay: JUnit XML report written to {junit}", file=sys.stderr)
+            if m.name == "jobs.wait" or following or junit:
+                if job and job.get("status") in JOB_FAILED:
+                    return EXIT_JOB_FAILED
+                if m.name == "jobs.wait" and result.get("timed_out"):
+                    return EXIT_WAIT_TIMED_OUT
+            return EXIT_OK
+    except KeyboardInterrupt:
+        if job_id and (following or m.name == "jobs.wait" or junit):
+            print(f"\nkitplay: stopped {'following' if following else 'waiting'}; job "
+                  f"{job_id} keeps running (`kitplay jobs cancel {job_id}` stops it)",
+                  file=sys.stderr)
+        else:
+            print("\nkitplay: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except KitplayError as e:
+        return report(e, mode == "json")
+    except BrokenPipeError:
+        _quiet_pipe()
+        return EXIT_OK
+
+
+def run_local(ns: argparse.Namespace) -> int:
+    """Commands of the client itself; each imports what it needs only when chosen."""
+    if ns._local == "open":
+        return open_url(ns)
+    if ns._local == "completion":
+        from .completion import script
+
+        sys.stdout.write(script(ns.shell, build_parser()))
+        return EXIT_OK
+    from . import daemonctl
+
+    return {"daemon.start": daemonctl.start, "daemon.stop": daemonctl.stop,
+            "daemon.restart": daemonctl.restart,
+            "daemon.logs": daemonctl.logs}[ns._local](ns)
 
 
 def _listen_addresses(info: dict[str, Any]) -> list[tuple[str, int]]:
@@ -572,8 +1136,17 @@ def _listen_addresses(info: dict[str, Any]) -> list[tuple[str, int]]:
 def open_url(ns: argparse.Namespace) -> int:
     """Mint a one-time page URL through the running bridge (the master token stays here);
     print it, or (``--browser``) open it through a redirect file only this user can read."""
+    import json
     import urllib.error
     import urllib.request
+    from pathlib import Path
+
+    from kitplay.daemon.protocol.paths import (
+        bridge_info_path,
+        check_private_file,
+        default_socket_path,
+        tcp_listener_uids,
+    )
 
     sock = ns.socket or default_socket_path()
     path = bridge_info_path(Path(sock))
@@ -651,6 +1224,7 @@ def write_redirect(directory: Path, url: str, ttl: float | None) -> Path:
     exclusively), in ``directory`` (the runtime directory, 0700); older ones, whose codes have
     expired, are removed."""
     import html
+    import json
     import secrets
     import time
 
@@ -666,136 +1240,6 @@ def write_redirect(directory: Path, url: str, ttl: float | None) -> Path:
         f.write(REDIRECT.format(attr=html.escape(url, quote=True),
                                 js=json.dumps(url).replace("<", "\\u003c")))
     return page
-
-
-def run(argv: list[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
-    rest: list[str] = []
-    if "--" in args:
-        cut_at = args.index("--")
-        args, rest = args[:cut_at], args[cut_at + 1:]
-    word = command_word(args)
-    local = {w for w, _ in LOCAL_COMMANDS}
-    known = word in local or any(m.cli_words[0] == word for m in METHODS.values())
-    parser = build_parser(word if known else None)
-    ns = parser.parse_args(args)
-    if ns._version:
-        from kitplay.daemon.protocol.version import API_VERSION, __version__
-
-        print(f"kitplay {__version__} (API {API_VERSION})")
-        return EXIT_OK
-    if ns._cmd is None:
-        parser.error("a COMMAND is required")
-    ns._rest = rest
-    if ns._method is None:
-        return run_local(ns)
-    m = METHODS[ns._method]
-    try:
-        params = collect_params(m, ns)
-    except KitplayUsage as e:
-        parser.error(str(e))
-    following = bool(getattr(ns, "follow", False))
-    if following and params.get("log") == "display":
-        parser.error("--follow follows a job's own log; read Xpra's display log without it")
-    raw = bool(getattr(ns, "raw", False))
-    if m.name == "jobs.logs" and not ns.json:
-        params.setdefault("encoding", "auto")  # exact bytes for the terminal or a pipe
-    job_id = ""
-    try:
-        with Client.connect(ns.socket, timeout=None) as client:
-            if m.name == "jobs.wait":
-                job_id = params["job_id"]
-                result = client.wait(job_id, params.get("timeout_s", 30),
-                                     reconnect_s=ns.reconnect_s)
-            else:
-                result = client.call(m.name, params)
-            job = result.get("job") if isinstance(result, dict) else None
-            if job and not job_id:
-                job_id = str(job["id"])
-            if following and not job and "job_id" not in params:
-                following = False  # nothing started (templates create --dry-run)
-            out = sys.stdout
-            if ns.json:
-                if not following:  # with --follow, the final record comes at the end
-                    out.write(json.dumps(result) + "\n")
-            elif ns.quiet:
-                q = quiet(m.name, result)
-                if q:
-                    out.write(q + "\n")
-            elif m.name == "files.read":
-                write_file_out(result)
-            elif m.name == "jobs.logs":
-                if not following:  # (--follow writes the log below)
-                    data = chunk_bytes(result)
-                    if raw or not _isatty(out):  # the log's bytes, exactly
-                        write_log(out, data)
-                    else:  # a terminal: shown, not obeyed (terminal.py)
-                        text = data.decode("utf-8", "replace").rstrip("\n")
-                        out.write(for_terminal(out, text) + "\n")
-            else:
-                out.write(render(m.name, result) + "\n")
-            out.flush()
-            if not ns.json and not ns.quiet:
-                for w in warnings(m.name, result):
-                    print(f"kitplay: {w}", file=sys.stderr)
-            if (m.name == "launch" and params.get("display") == "xpra" and not following
-                    and not ns.json and not ns.quiet and job
-                    and not display_path(job)):
-                # The session exists once the display is up: wait for it (or the job's end).
-                job = follow(client, job_id, 0, None, ns.reconnect_s, until_display=True) or job
-                path = display_path(job)
-                if path:
-                    print(f"display session: {path} ({DISPLAY_HINT})")
-                elif job.get("status") in JOB_FAILED:
-                    print(_job_line(job), file=sys.stderr)
-                    return EXIT_JOB_FAILED
-            if following:
-                job_id = str(params.get("job_id") or job_id)
-                offset = params.get("offset", 0) if m.name == "jobs.logs" else 0
-                log_out = sys.stderr if ns.json else sys.stdout
-                job = follow(client, job_id, offset, log_out, ns.reconnect_s, raw=raw)
-                if ns.json:
-                    out.write(json.dumps({"job": job}) + "\n")
-                elif not ns.quiet:
-                    print(for_terminal(sys.stderr, _job_line(job)), file=sys.stderr)
-            if m.name == "jobs.wait" or following:
-                if job and job.get("status") in JOB_FAILED:
-                    return EXIT_JOB_FAILED
-                if m.name == "jobs.wait" and result.get("timed_out"):
-                    return EXIT_WAIT_TIMED_OUT
-            return EXIT_OK
-    except KeyboardInterrupt:
-        if job_id and (following or m.name == "jobs.wait"):
-            print(f"\nkitplay: stopped {'following' if following else 'waiting'}; job "
-                  f"{job_id} keeps running (`kitplay jobs cancel {job_id}` stops it)",
-                  file=sys.stderr)
-        else:
-            print("\nkitplay: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except DaemonUnreachable as e:
-        print(f"kitplay: {e.message}", file=sys.stderr)
-        return e.exit_code
-    except KitplayError as e:
-        print(f"kitplay: error {e.code}: {e.message}", file=sys.stderr)
-        return e.exit_code
-    except BrokenPipeError:
-        return EXIT_OK
-
-
-def run_local(ns: argparse.Namespace) -> int:
-    """Commands of the client itself; each imports what it needs only when chosen."""
-    if ns._local == "open":
-        return open_url(ns)
-    if ns._local == "completion":
-        from .completion import script
-
-        sys.stdout.write(script(ns.shell, build_parser()))
-        return EXIT_OK
-    from . import daemonctl
-
-    if ns._local == "daemon.start":
-        return daemonctl.start(ns)
-    return daemonctl.stop(ns)
 
 
 def main(argv: list[str] | None = None) -> None:

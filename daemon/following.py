@@ -96,6 +96,11 @@ async def follow_job(jobs: Followable, job_id: str,
                 break
             yield "output", (offset, data)
             offset += len(data)
+        if jobs.version(job_id) != version and not final:
+            # The record changed while the log was read: the output sent may already hold
+            # lines written after that change (the job's last line is written just before its
+            # final status).  Send the newer record, never one older than the output before it.
+            continue
         if version != seen or final:
             seen = version
             yield "state", (jobs.public(rec), final)

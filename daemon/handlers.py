@@ -241,6 +241,10 @@ class Handlers:
         return await self.jobs.read_log(p["job_id"], p.get("offset", 0), p.get("limit", 1 << 20),
                                         p.get("log", "job"), p.get("encoding", "text"))
 
+    async def jobs_prune(self, ctx: Any, p: dict[str, Any]) -> dict[str, Any]:
+        return await self.jobs.prune(p.get("older_than_s"), p.get("keep"),
+                                     bool(p.get("dry_run")))
+
     async def jobs_subscribe(self, ctx: Any, p: dict[str, Any]) -> dict[str, Any]:
         return {"subscription": await ctx.subscribe(self.jobs, p["job_id"], p.get("offset", 0),
                                                     p.get("encoding", "text"))}

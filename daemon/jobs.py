@@ -57,6 +57,21 @@ def _boot_id() -> str:
 BOOT_ID = _boot_id()
 _ENDED_CACHE = 1024
 STORE_WATCH_S = 0.5  # how soon a state that takes writes again is noticed
+PRUNE_LISTED = 1000  # jobs.prune lists at most this many of the jobs it removes
+
+
+def _remove_files(paths: list[tuple[Path, Path, Path]], dry_run: bool) -> list[int]:
+    """The size of each job's log; unless ``dry_run``, remove the job's files."""
+    sizes = []
+    for files in paths:
+        sizes.append(log_size(str(files[0])))
+        if not dry_run:
+            for f in files:
+                try:
+                    f.unlink(missing_ok=True)
+                except OSError as e:  # the record is gone; a file left over is only space
+                    log.warning("cannot remove %s: %s", f, e)
+    return sizes
 
 
 _last_ms = 0  # the last id's sequence number
@@ -539,9 +554,11 @@ class JobManager:
 
     def _finish(self, act: Active, outcome: dict[str, Any]) -> None:
         job_id = act.job_id
+        how = outcome.pop("_how", None)  # how a cancelled step ended (runner.ended_how)
         if act.cancel_requested and outcome.get("status") != "succeeded":
+            reason = act.cancel_reason or "cancelled on request"
             outcome = {**outcome, "status": "cancelled", "error": {
-                "message": act.cancel_reason or "cancelled on request",
+                "message": f"{reason}: {how}" if how else reason,
                 "step": (outcome.get("error") or {}).get("step")}}
         status = outcome.pop("status", "failed")
         if status != "succeeded" and outcome.get("error") is None:
@@ -631,6 +648,41 @@ class JobManager:
             await self.displays.cleanup(job_id)
         return self.get(job_id)
 
+
+    # -- pruning ----------------------------------------------------------------------------
+
+    async def prune(self, older_than_s: float | None, keep: int | None,
+                    dry_run: bool) -> dict[str, Any]:
+        """Remove ended jobs and their logs (``jobs.prune``); say what was removed."""
+        if older_than_s is None and keep is None:
+            raise InvalidParams(
+                "say which ended jobs to remove: older_than_s (--older-than-s, seconds since "
+                "they ended) and/or keep (--keep, how many of the newest to keep); nothing was "
+                "removed", {"param": "older_than_s"})
+        before = None if older_than_s is None else time.time() - older_than_s
+        ids = [i for i in self.store.ended_ids(before, keep)
+               if i not in self.active and i not in self.plans and i not in self._unsaved]
+        records = self.store.get_many(ids[:PRUNE_LISTED])
+        paths = [(self.log_path(i), self.exit_path(i), self.cfg.logs_dir / f"{i}.stdin")
+                 for i in ids]
+        if not dry_run:
+            self.store.delete(ids)
+            for job_id in ids:
+                self._forget(job_id)
+                self._versions.pop(job_id, None)
+                self._events.pop(job_id, None)
+        sizes = await trio.to_thread.run_sync(_remove_files, paths, dry_run)
+        removed = []
+        for job_id, size in zip(ids[:PRUNE_LISTED], sizes):
+            rec = records.get(job_id) or {}
+            params = rec.get("params") or {}
+            removed.append({"id": job_id, "kind": rec.get("kind"), "status": rec.get("status"),
+                            "app": params.get("app") or params.get("name"),
+                            "finished_at": rec.get("finished_at"), "log_bytes": size})
+        if ids and not dry_run:
+            log.info("pruned %d ended job(s) and their logs", len(ids))
+        return {"removed": removed, "count": len(ids), "log_bytes": sum(sizes),
+                "dry_run": dry_run}
 
     # -- waiting and following --------------------------------------------------------------
 

@@ -29,17 +29,27 @@ __all__ = ["main", "run_daemon"]
 log = logging.getLogger("kitplayd")
 
 WORKER_THREADS = 8
+DESCRIPTION = ("kitplayd: the per-user daemon of kitplay. It serves JSON-RPC 2.0 on a Unix socket "
+               "and runs the jobs (create, build, launch, test, package) that kitplay, the "
+               "bridge and editor plugins ask for. It runs in the foreground until SIGTERM or "
+               "Ctrl-C; systemd, kitplay daemon start or a terminal keeps it.")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="kitplayd", description=__doc__)
-    p.add_argument("--socket", type=Path, help="Unix socket path (env KITPLAY_SOCKET)")
-    p.add_argument("--state-dir", type=Path, help="state directory (env KITPLAY_STATE_DIR)")
-    p.add_argument("--workspace", type=Path, help="default workspace for calls naming none")
-    p.add_argument("--config", type=Path, help="config.toml (default: XDG config dir)")
-    p.add_argument("--log-level", default="info",
+    p = argparse.ArgumentParser(
+        prog="kitplayd", description=DESCRIPTION)
+    p.add_argument("--socket", type=Path, help="Unix socket path (env KITPLAY_SOCKET; "
+                   "default: $XDG_RUNTIME_DIR/kitplay/kitplayd.sock)")
+    p.add_argument("--state-dir", type=Path, help="state directory: job records and logs (env "
+                   "KITPLAY_STATE_DIR; default: ~/.local/state/kitplay)")
+    p.add_argument("--workspace", type=Path, help="the workspace of calls that name none "
+                   "(default: ~/.local/share/kitplay/workspace)")
+    p.add_argument("--config", type=Path, help="config.toml (default: "
+                   "~/.config/kitplay/config.toml)")
+    p.add_argument("--log-level", default="info", help="how much to log on stderr (default: "
+                   "info)",
                    choices=["debug", "info", "warning", "error"])
-    p.add_argument("--version", action="version", version=f"kitplayd {__version__}")
+    p.add_argument("-V", "--version", action="version", version=f"kitplayd {__version__}")
     return p.parse_args(argv)
 
 

@@ -161,8 +161,9 @@ class Dispatcher:
                        if not inspect.iscoroutinefunction(h)}
 
     @staticmethod
-    def parse(frame: bytes | str) -> Any:
-        """One frame's JSON message; raises ParseError (answer it with ``error_response``)."""
+    def parse(frame: bytes | str, hint: str = "Send one JSON-RPC 2.0 message per line.") -> Any:
+        """One frame's JSON message; raises ParseError (answer it with ``error_response``)
+        ending with ``hint``, how to send a message in the connection's framing."""
         try:
             # Strict UTF-8 (json.loads on bytes would let encoded surrogates through).
             text = frame.decode("utf-8") if isinstance(frame, bytes) else frame
@@ -174,8 +175,7 @@ class Dispatcher:
                 pass
             return _decoder.decode(text)  # spaces around the value, or its error
         except (ValueError, UnicodeDecodeError, RecursionError) as e:
-            raise ParseError(
-                f"invalid JSON: {_short(e)}. Send one JSON-RPC 2.0 message per line.") from None
+            raise ParseError(f"invalid JSON: {_short(e)}. {hint}") from None
 
     def completes_nowait(self, msg: Any) -> bool:
         """Whether answering ``msg`` never waits: a single request (or notification) of an

@@ -58,6 +58,7 @@ class Active:
     cancel_requested: bool = False
     cancel_reason: str = ""
     cancel_grace: float = 0.0
+    killed: bool = False  # the cancel's grace ran out: SIGKILL ended the step
     cancel_scope: trio.CancelScope = field(default_factory=trio.CancelScope)
     done: trio.Event = field(default_factory=trio.Event)
     # ``finished_at`` of the last exit status read (the previous step's or run's): its file
@@ -131,10 +132,21 @@ class StepRunner:
                         ) -> dict[str, Any]:
         """Run the steps from ``first``: the first of them ``adopted`` (a live or ended process
         of a previous daemon), or ``resumed`` (a previous daemon died before starting it)."""
-        job_id = act.job_id
-        n = len(plan.steps)
         if plan.kind == "launch":
             return await self._run_launch(act, plan, logw, adopted, resumed)
+        if first == 0 and adopted is None:
+            for report in plan.reports:  # never list a report of an earlier run
+                report.unlink(missing_ok=True)
+        outcome = await self._run_steps(act, plan, logw, first, adopted, resumed)
+        if plan.kind == "test":  # the reports, passed or failed: CI reads them either way
+            found = [str(r) for r in plan.reports if r.is_file()]
+            outcome["result"] = {**(outcome.get("result") or {}), "junit": found}
+        return outcome
+
+    async def _run_steps(self, act: Active, plan: Plan, logw: LogWriter, first: int,
+                         adopted: dict[str, Any] | None, resumed: bool) -> dict[str, Any]:
+        job_id = act.job_id
+        n = len(plan.steps)
         if resumed:
             logw.write(f"[kitplay] kitplayd restarted between steps; resuming at step "
                        f"{first + 1}/{n}\n")
@@ -168,7 +180,7 @@ class StepRunner:
             act.exit_seen = status.get("finished_at")
             code = status.get("exit_code")
             if act.cancel_requested:
-                return {"status": "cancelled", "exit_code": code}
+                return {"status": "cancelled", "exit_code": code, "_how": ended_how(act, status)}
             if code != 0:
                 return {"status": "failed", "exit_code": code,
                         "error": self._step_error(job_id, plan, step, status)}
@@ -238,7 +250,7 @@ class StepRunner:
             act.exit_seen = status.get("finished_at")
             code = status.get("exit_code")
             if act.cancel_requested:
-                return {"status": "cancelled", "exit_code": code}
+                return {"status": "cancelled", "exit_code": code, "_how": ended_how(act, status)}
             if code == 0:
                 return {"status": "succeeded", "exit_code": 0,
                         "result": {**(self.get_record(job_id).get("result") or {}),
@@ -435,6 +447,7 @@ class StepRunner:
             await act.exited.wait()
         with trio.move_on_after(KILL_WAIT_S):
             while not act.exited.is_set():
+                act.killed = True
                 signal_tree(pid, signal.SIGKILL)
                 signal_tree(pid, signal.SIGCONT)
                 with trio.move_on_after(0.2):
@@ -450,6 +463,22 @@ class StepRunner:
                           act.job_id, pid)
         if self.displays is not None:
             await self.displays.cleanup(act.job_id)
+
+
+def ended_how(act: Active, status: dict[str, Any]) -> str:
+    """How a cancelled step ended, in words for the job's error: after SIGTERM it exited
+    (with which code), was ended by a signal, or needed SIGKILL when the grace period ran out."""
+    if act.killed:
+        return f"SIGTERM sent; still running after {act.cancel_grace:g} s, so killed (SIGKILL)"
+    sig = status.get("signal")
+    if sig:
+        try:
+            name = signal.Signals(sig).name
+        except ValueError:
+            name = f"signal {sig}"
+        return f"SIGTERM sent; it ended by {name}"
+    code = status.get("exit_code")
+    return "SIGTERM sent" + (f"; it exited with code {code}" if code is not None else "")
 
 
 def read_exit(path: Path) -> dict[str, Any] | None:

@@ -31,7 +31,7 @@ from .protocol.framing import dumps, error_response, notification
 from .protocol.passthrough import output_parts
 from .protocol.paths import check_socket_path, ensure_private_dir
 from .protocol.process import Bursts
-from .protocol.wire import FrameReader
+from .protocol.wire import NDJSON, FrameReader
 from .rpc import Dispatcher
 
 __all__ = ["Connection", "bind_socket", "serve", "socket_from_systemd"]
@@ -39,6 +39,8 @@ __all__ = ["Connection", "bind_socket", "serve", "socket_from_systemd"]
 log = logging.getLogger("kitplayd.server")
 
 _sub_ids = itertools.count(1)
+
+CANCEL = "$/cancelRequest"  # the LSP notification, {"id": ...}; served in both framings
 
 # How long a frame cut short by a cancel (the daemon stopping) may take to finish going out
 # before its connection is closed instead.
@@ -284,12 +286,20 @@ async def _serve_connection(stream: trio.SocketStream, dispatcher: Dispatcher, m
     """
     frames = FrameReader(max_line)
     limiter = trio.CapacityLimiter(max_inflight)
+    # The calls in flight in tasks, by request id: what `$/cancelRequest` can end.
+    pending: dict[tuple[bool, Any], list[trio.CancelScope]] = {}
     async with trio.open_nursery() as nursery:
         conn = Connection(stream, nursery, frames)
 
-        async def process(msg: Any, token: object) -> None:
+        async def process(msg: Any, token: object, key: tuple[bool, Any] | None,
+                          scope: trio.CancelScope) -> None:
             try:
-                response = await dispatcher.handle_message(msg, conn)
+                with scope:
+                    response = await dispatcher.handle_message(msg, conn)
+                if scope.cancelled_caught:  # `$/cancelRequest` named it before it finished
+                    response = error_response(RequestCancelled(
+                        "cancelled by the client ($/cancelRequest) before it finished",
+                        {"reason": "client"}), msg["id"])
                 if response is not None:
                     await conn.send(response)
             except trio.Cancelled:
@@ -305,6 +315,12 @@ async def _serve_connection(stream: trio.SocketStream, dispatcher: Dispatcher, m
                             _valid_id(msg["id"])))
                 raise
             finally:
+                if key is not None:
+                    scopes = pending.get(key, [])
+                    if scope in scopes:
+                        scopes.remove(scope)
+                    if not scopes:
+                        pending.pop(key, None)
                 limiter.release_on_behalf_of(token)
 
         try:
@@ -324,9 +340,17 @@ async def _serve_connection(stream: trio.SocketStream, dispatcher: Dispatcher, m
                     if not frame.strip():
                         continue
                     try:
-                        msg = dispatcher.parse(frame)
+                        msg = dispatcher.parse(frame, (frames.framing or NDJSON).hint)
                     except KitplayError as e:
                         await conn.send(error_response(e))
+                        continue
+                    if type(msg) is dict and msg.get("method") == CANCEL and "id" not in msg:
+                        # LSP's cancellation notification: end the named call in flight (it
+                        # answers -32800 and frees its slot); an unknown id is ignored.
+                        target = msg.get("params")
+                        key = _request_key(target) if type(target) is dict else None
+                        for scope in pending.get(key, []) if key is not None else []:
+                            scope.cancel()
                         continue
                     if dispatcher.completes_nowait(msg):
                         response = dispatcher.answer_nowait(msg, conn)
@@ -338,7 +362,11 @@ async def _serve_connection(stream: trio.SocketStream, dispatcher: Dispatcher, m
                         limiter.acquire_on_behalf_of_nowait(token)
                     except trio.WouldBlock:
                         await limiter.acquire_on_behalf_of(token)
-                    nursery.start_soon(process, msg, token)
+                    # Known to `$/cancelRequest` from now on, even before its task starts.
+                    key, scope = _request_key(msg), trio.CancelScope()
+                    if key is not None:
+                        pending.setdefault(key, []).append(scope)
+                    nursery.start_soon(process, msg, token, key, scope)
                 if frames.error is not None:  # after the good frames that came before it
                     await conn.send(error_response(frames.error))
                     break
@@ -364,6 +392,17 @@ async def _send_answer(conn: Connection, response: Any) -> None:
             with trio.CancelScope(shield=True), trio.move_on_after(0.5):
                 await send(response)
         raise
+
+
+def _request_key(msg: Any) -> tuple[bool, Any] | None:
+    """The key of a request's id in ``pending`` (1 and "1" are different ids), or None for a
+    notification, a batch, or an id no request can have."""
+    if type(msg) is not dict or "id" not in msg:
+        return None
+    rid = msg["id"]
+    if isinstance(rid, bool) or not isinstance(rid, (str, int, float)):
+        return None
+    return (isinstance(rid, str), rid)
 
 
 def _valid_id(rid: Any) -> Any:

@@ -31,6 +31,7 @@ SCHEMA_VERSION = 1
 WAL_PAGES = 256  # 1 MiB of 4 KiB pages
 IDEMPOTENCY_S = 86400.0  # how long an idempotency key names its job
 _LOW_SPACE = 64 * 1024
+_ENDED = ("succeeded", "failed", "cancelled", "interrupted")  # schemas.TERMINAL_STATUSES
 
 _COLUMNS = (
     "id", "kind", "status", "params", "workspace", "toolchain", "created_at", "started_at",
@@ -359,6 +360,36 @@ class Store:
         mark = boundary if live is None else min(boundary, live - 1)
         # Logs already removed are skipped, so each run touches only newly old jobs.
         return [r[0] for r in rows if not (r[1] and '"log_removed":true' in r[1])], mark
+
+    def ended_ids(self, finished_before: float | None, keep: int | None) -> list[str]:
+        """Ids of ended jobs, newest first: beyond the newest ``keep`` ended ones and (when
+        given) ended before ``finished_before``; either criterion may be None (not applied)."""
+        marks = ",".join("?" * len(_ENDED))
+        sql = (f"SELECT id, COALESCE(finished_at, created_at) FROM jobs WHERE status IN "
+               f"({marks}) ORDER BY seq DESC LIMIT -1 OFFSET ?")
+        rows = self.db.execute(sql, [*_ENDED, keep or 0]).fetchall()
+        return [r[0] for r in rows if finished_before is None or r[1] < finished_before]
+
+    def delete(self, ids: list[str]) -> None:
+        """Remove the records of ``ids`` in one transaction (all or none)."""
+        if not ids:
+            return
+        gone: list[tuple[str, str]] = []
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            for i in range(0, len(ids), 500):
+                part = ids[i:i + 500]
+                marks = ",".join("?" * len(part))
+                gone += self.db.execute(
+                    f"SELECT status, kind FROM jobs WHERE id IN ({marks})", part).fetchall()
+                self.db.execute(f"DELETE FROM jobs WHERE id IN ({marks})", part)
+            self.db.execute("COMMIT")
+        except BaseException:
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
+            raise
+        for status, kind in gone:
+            self._count(status, kind, -1)
 
     def retention_mark(self) -> int:
         """Every finished job at or below this seq has had its log removed."""

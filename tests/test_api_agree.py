@@ -4,9 +4,10 @@ The three ways: the raw socket (``Client``), ``kitplay ... --json`` (a subproces
 through a real bridge. Read-only methods are compared exactly (``daemon.status`` without its
 uptime); methods that start jobs are compared after removing what differs between any two
 jobs (id, times, the app name chosen for each call). ``jobs.subscribe`` is compared as the
-log it delivers (socket notifications vs the WebSocket), and the connection-scoped
-``jobs.unsubscribe`` has no REST route. Errors agree too: the same code, message, HTTP status
-and exit code.
+log it delivers (socket notifications vs the WebSocket); the connection-scoped
+``jobs.unsubscribe`` has no REST route, and neither is a CLI command (a command's connection
+ends with it: ``--follow`` streams instead). Errors agree too: the same code, message, HTTP
+status and exit code, and ``kitplay --json`` prints the REST error body on stderr.
 """
 
 from __future__ import annotations
@@ -102,7 +103,7 @@ def test_every_method_is_covered() -> None:
                                 "jobs.subscribe", "jobs.unsubscribe", "test", "package",
                                 "apps.modify", "package_container", "files.write",
                                 "files.delete", "apps.clean", "apps.delete",
-                                "templates.icon"}
+                                "templates.icon", "jobs.prune"}
     assert covered == set(METHODS)
 
 
@@ -125,6 +126,8 @@ READ_ONLY: dict[str, dict[str, Any]] = {
     "templates.get": {"name": "console_app"}, "apps.list": {}, "jobs.list": {"limit": 50},
     "jobs.get": {"job_id": "<build>"}, "jobs.wait": {"job_id": "<build>", "timeout_s": 5},
     "jobs.logs": {"job_id": "<build>", "offset": 3, "limit": 100000}, "sessions.list": {},
+    # Changes nothing: lists the ended jobs it would remove.
+    "jobs.prune": {"keep": 0, "dry_run": True},
     "files.list": {"app": APP}, "files.read": {"path": f"source/apps/{APP}/app.py"},
 }
 
@@ -233,10 +236,12 @@ def test_subscription_methods_agree(daemon: Daemon, bridge: Bridge) -> None:
         while not notes or not notes[-1]["params"].get("final"):
             notes.append(c.next_notification())
     sock_log = "".join(n["params"]["data"] for n in notes if n["method"] == "jobs.output")
-    # The CLI: the same result (its connection, and so the subscription, ends with it).
+    # The CLI has no such command (its connection, and so the subscription, would end with
+    # it): a usage error, saying which subcommands there are.
     code, out, err = cli(daemon, subscribe, {"job_id": job["id"], "offset": 5})
-    assert code == 0, err
-    assert set(out) == set(sock_result) == {"subscription"}
+    assert code == 2 and out is None
+    assert "invalid choice: 'subscribe'" in json.loads(err)["error"]["message"]
+    assert set(sock_result) == {"subscription"}
 
     # REST: the WebSocket stream delivers the same log and the same final job.
     async def ws() -> list[dict[str, Any]]:
@@ -255,10 +260,11 @@ def test_subscription_methods_agree(daemon: Daemon, bridge: Bridge) -> None:
     try:
         socket_call(daemon, unsub.name, {"subscription": sock_result["subscription"]})
     except NotFound as e:
-        sock_err: KitplayError = e
+        assert e.exit_code == NotFound.exit_code
+    else:
+        raise AssertionError("unsubscribed from another connection's subscription")
     code, out, err = cli(daemon, unsub, {"subscription": sock_result["subscription"]})
-    assert code == sock_err.exit_code == NotFound.exit_code
-    assert sock_err.message in err
+    assert code == 2 and "invalid choice: 'unsubscribe'" in err
 
 
 def test_errors_agree(daemon: Daemon, bridge: Bridge) -> None:
@@ -282,7 +288,8 @@ def test_errors_agree(daemon: Daemon, bridge: Bridge) -> None:
             raise AssertionError(f"{method} {params} succeeded")
         code, out, stderr = cli(daemon, m, params)
         assert code == err.exit_code and out is None, (method, code, stderr)
-        assert err.message in stderr
         status, body = rest(bridge, m, params)
         assert status == err.http_status, method
         assert body == {"error": {"code": err.code, "message": err.message, "data": err.data}}
+        # kitplay --json: the same error object, alone on stderr.
+        assert json.loads(stderr) == body, (method, stderr)

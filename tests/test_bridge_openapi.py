@@ -52,8 +52,10 @@ def test_every_operation_documents_its_errors() -> None:
         verb, path = m.http
         op = doc["paths"][path][verb.lower()]
         if m.http_media:  # the result's bytes themselves
+            binary = {"schema": {"type": "string", "format": "binary"}}
+            # The image, or (a file of another type) bytes as an attachment.
             assert op["responses"]["200"]["content"] == {
-                m.http_media: {"schema": {"type": "string", "format": "binary"}}}
+                m.http_media: binary, "application/octet-stream": binary}
         else:
             assert op["responses"]["200"]["content"]["application/json"]["schema"] == \
                 m.result

@@ -6,12 +6,13 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 from kitplay.daemon.protocol.errors import InvalidState
 from kitplay.daemon.protocol.registry import METHODS
 
-from tests.helpers import ROOT, Daemon, create_and_build, wait_for, write_app
+from tests.helpers import ROOT, Daemon, create_and_build, installed_command, wait_for, write_app
 
 
 def kitplay(d: Daemon, *args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
@@ -33,25 +34,64 @@ def test_import_path_has_no_trio_quart_hypercorn() -> None:
     assert out.strip() == "[]"
 
 
-def test_daemon_status_imports_only_what_it_needs(daemon: Daemon) -> None:
-    """What `kitplay daemon status` imports after site, as ``python -X importtime`` lists it,
-    from the console-script wrapper's own ``import re`` on: no module pulled in for nothing
-    (``socket`` and ``selectors`` come with the stdlib socket wrapper the client avoids;
-    ``typing``, ``inspect`` and ``dataclasses`` cost more than the rest of the client)."""
-    code = ("import re, sys; sys.argv = ['kitplay', 'daemon', 'status']; "
-            "from kitplay.cli_client.main import main; main()")
-    proc = subprocess.run([sys.executable, "-X", "importtime", "-c", code], capture_output=True,
-                          text=True, cwd=ROOT, env={**os.environ,
-                                                    "KITPLAY_SOCKET": str(daemon.socket)})
+# What `kitplay daemon status` may import beyond the interpreter's own start: the fast path
+# (cli_client/fast.py), with no json, re, argparse, pathlib, typing or registry.
+FAST_PATH_MODULES = {
+    "kitplay", "kitplay.cli_client", "kitplay.cli_client.main", "kitplay.cli_client.fast",
+    "kitplay.daemon", "kitplay.daemon.protocol", "kitplay.daemon.protocol.version",
+    "kitplay.daemon.protocol.errors", "kitplay.daemon.protocol.paths",
+    "__future__", "_json", "_socket", "struct", "_struct",
+}
+SCRIPT = ROOT / "cli_client" / "bin" / "kitplay"
+
+
+def _imported_after_site(argv: list[str], env: dict[str, str]) -> set[str]:
+    proc = subprocess.run([sys.executable, "-X", "importtime", *argv], capture_output=True,
+                          text=True, cwd=ROOT, env=env)
     assert proc.returncode == 0, proc.stderr
     lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("import time:")]
     after_site = next(i for i, ln in enumerate(lines) if ln.rstrip().endswith("| site"))
-    imported = {ln.split("|")[2].strip() for ln in lines[after_site + 1:]}
-    assert "kitplay.cli_client.main" in imported
-    heavy = {"socket", "selectors", "typing", "inspect", "dataclasses", "trio", "quart",
-             "hypercorn", "jsonrpcserver", "psutil", "asyncio", "logging", "tomllib",
-             "subprocess", "threading"}
-    assert not imported & heavy, sorted(imported & heavy)
+    return {ln.split("|")[2].strip() for ln in lines[after_site + 1:]}
+
+
+def test_daemon_status_imports_only_what_it_needs(daemon: Daemon) -> None:
+    """What the `kitplay` script imports for `kitplay daemon status`, after site, as ``python
+    -X importtime`` lists it: exactly the fast path's modules.  ``re`` (which ``json`` and pip's
+    entry-point wrappers import, with enum, functools and collections), argparse with gettext,
+    pathlib with urllib.parse and ipaddress, typing and the registry each cost more than the
+    rest of the command; ``socket`` and ``selectors`` come with the stdlib socket wrapper the
+    client avoids."""
+    env = {**os.environ, "KITPLAY_SOCKET": str(daemon.socket)}
+    imported = _imported_after_site([str(SCRIPT), "daemon", "status"], env)
+    assert imported <= FAST_PATH_MODULES, sorted(imported - FAST_PATH_MODULES)
+    assert {"kitplay.cli_client.main", "kitplay.cli_client.fast"} <= imported
+    heavy = {"re", "json", "enum", "argparse", "pathlib", "urllib.parse", "typing", "inspect",
+             "dataclasses", "kitplay.daemon.protocol.registry", "kitplay.daemon.protocol.client",
+             "socket", "selectors", "trio", "quart", "hypercorn", "jsonrpcserver", "psutil",
+             "asyncio", "logging", "subprocess"}
+    assert not imported & heavy
+    # The installed command is that script (pip writes its interpreter over the first line).
+    installed = installed_command("kitplay")
+    assert installed and Path(installed).read_text().split("\n", 1)[1] == \
+        SCRIPT.read_text().split("\n", 1)[1]
+
+
+def test_the_fast_paths_json_agrees_with_the_json_module() -> None:
+    import json
+
+    from kitplay.cli_client.fast import dumps, loads
+
+    value = {"a": [1, -2.5, 1e300, "x\u00e9\"\\\n\ud800", True, False, None, {}], "é": {"b": []}}
+    assert json.loads(dumps(value)) == json.loads(json.dumps(value))
+    text = json.dumps(value, ensure_ascii=False)
+    assert loads(text) == json.loads(text)
+    assert loads(" [1] \n") == [1]
+    for bad in ("[1", "{}x", "NaN", ""):
+        try:
+            loads(bad)
+        except ValueError:
+            continue
+        raise AssertionError(f"{bad!r} was taken for JSON")
 
 
 def test_every_method_has_a_subcommand() -> None:
@@ -59,6 +99,8 @@ def test_every_method_has_a_subcommand() -> None:
 
     parser = build_parser()
     for name, m in METHODS.items():
+        if not m.has_command:
+            continue
         ns = parser.parse_args([*m.cli_words, *(
             ["x" * 3] if any(p.positional and p.required for p in m.params) else [])])
         assert ns._method == name
@@ -116,7 +158,10 @@ def test_json_output_equals_raw_socket_result_for_every_method(daemon: Daemon) -
         assert daemon.wait_job(via_cli["id"])["result"] == daemon.wait_job(raw["id"])["result"]
     for words in (["apps", "modify", name, "--layers", "x"], ["package_container", name]):
         assert kitplay(daemon, *words).returncode == InvalidState.exit_code
-    assert kitplay(daemon, "jobs", "subscribe", jid, "--json").returncode == 0
+    proc = kitplay(daemon, "jobs", "prune", "--keep", "1000", "--json", check=True)
+    assert json.loads(proc.stdout) == daemon.call("jobs.prune", {"keep": 1000})
+    # Subscriptions live on their connection: no command (--follow streams instead).
+    assert kitplay(daemon, "jobs", "subscribe", jid).returncode == 2
     assert "subscription" in sub
     # Files and apps change the workspace: the CLI's result against a socket call's, on
     # different files (tests/test_files_cli.py has the human forms).
@@ -134,7 +179,7 @@ def test_json_output_equals_raw_socket_result_for_every_method(daemon: Daemon) -
     covered = set(calls) | {"launch", "jobs.subscribe", "templates.create", "build",
                             "jobs.cancel", "jobs.unsubscribe", "test", "package", "apps.modify",
                             "package_container", "files.write", "files.delete", "apps.clean",
-                            "apps.delete"}
+                            "apps.delete", "jobs.prune"}
     assert covered == set(METHODS)
 
 
@@ -143,7 +188,7 @@ def test_create_build_launch_follow_and_exit_codes(daemon: Daemon) -> None:
                 "--display-name", "CLI App", "--follow")
     assert p.returncode == 0, p.stderr
     assert "created my_company.cli (CLI App 0.1.0)" in p.stdout
-    assert "kitplay: progress [" in p.stderr  # plain progress lines when not a terminal
+    # (Progress lines, piped and on a terminal: test_cli_commands, with a build held at a step.)
     p = kitplay(daemon, "build", "--follow")
     assert p.returncode == 0 and "Ran " in p.stdout and "job succeeded" in p.stdout
     p = kitplay(daemon, "launch", "my_company.cli", "--follow", "--", "--lines", "2",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import pty
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -25,6 +26,7 @@ from tests.helpers import (
     FIXTURES,
     ROOT,
     Daemon,
+    installed_command,
     pid_alive,
     short_tmpdir,
     wait_for,
@@ -265,3 +267,380 @@ def test_launch_xpra_prints_the_display_path_and_none_once_ended(daemon: Daemon)
     assert "password" not in r.stdout + r.stderr and "http" not in r.stdout + r.stderr
     r = kitplay(daemon, "jobs", "get", job_id)
     assert "/display/" not in r.stdout
+    # --json waits the same way: the record it prints names the session, as text mode does.
+    import json
+
+    r = kitplay(daemon, "launch", "my_company.win", "--display", "xpra", "--json")
+    assert r.returncode == 0, r.stderr
+    job = json.loads(r.stdout)["job"]
+    assert job["status"] == "running" and job["result"]["display"]["path"].startswith(
+        "/display/"), job
+    assert job["id"] in {s["job_id"] for s in daemon.call("sessions.list")["sessions"]}
+    daemon.call("jobs.cancel", {"job_id": job["id"], "grace_s": 5})
+
+
+# -- usage, help and errors ---------------------------------------------------------------------
+
+
+def test_short_version_flag() -> None:
+    assert kitplay(None, "-V").stdout == kitplay(None, "--version").stdout
+    assert kitplay(None, "-V").returncode == 0
+
+
+def test_a_usage_error_shows_the_subcommands_own_usage() -> None:
+    r = kitplay(None, "jobs", "list", "--foo")
+    assert r.returncode == 2
+    assert r.stderr.startswith("usage: kitplay jobs list ")
+    assert "kitplay jobs list: error: unrecognized arguments: --foo" in r.stderr
+    r = kitplay(None, "launch")
+    assert r.returncode == 2 and r.stderr.startswith("usage: kitplay launch ")
+    assert "needs APP" in r.stderr
+    r = kitplay(None, "jobs", "get", "a", "b")
+    assert r.returncode == 2 and r.stderr.startswith("usage: kitplay jobs get ")
+    r = kitplay(None, "jobs")
+    assert r.returncode == 2 and r.stderr.startswith("usage: kitplay jobs ")
+
+
+def test_help_is_words_with_defaults() -> None:
+    top = kitplay(None, "--help").stdout
+    assert "daemon commands" not in top and "rpc commands" not in top
+    assert "the daemon itself: status, start, stop, restart, logs" in " ".join(top.split())
+    assert "subscribe" not in top
+    launch = " ".join(kitplay(None, "launch", "--help").stdout.split())
+    assert "Where the app's windows go. Default: native." in launch
+    assert "Default: 3." in launch and "Arguments after -- go to the app unchanged" in launch
+    jobs = kitplay(None, "jobs", "--help").stdout
+    assert "subscribe" not in jobs and "prune" in jobs
+    kitplayd = installed_command("kitplayd")
+    assert kitplayd
+    out = subprocess.run([kitplayd, "--help"], capture_output=True, text=True,
+                         check=True).stdout
+    assert "`" not in out and "per-user daemon" in out
+
+
+def test_json_errors_are_one_object_on_stderr(daemon: Daemon, tmp_path: Path) -> None:
+    import json
+
+    # The fast path (jobs get) and the parser's (jobs wait), the daemon's errors alike.
+    for args in (["jobs", "get", "0nosuchjob"], ["jobs", "wait", "0nosuchjob"]):
+        r = kitplay(daemon, *args, "--json")
+        assert r.returncode == 4 and r.stdout == "", r
+        err = json.loads(r.stderr)["error"]
+        assert err["code"] == -32001 and err["data"] == {"job_id": "0nosuchjob"}
+        assert r.stderr.count("\n") == 1
+    r = kitplay(None, "daemon", "status", "--json",
+                env={"KITPLAY_SOCKET": str(tmp_path / "none.sock")})
+    assert r.returncode == 3
+    assert json.loads(r.stderr)["error"]["code"] == -32099
+    r = kitplay(None, "jobs", "list", "--limit", "many", "--json")
+    assert r.returncode == 2
+    err = json.loads(r.stderr)["error"]
+    assert err["code"] == -32602 and "invalid int value" in err["message"]
+    assert err["data"]["usage"].startswith("usage: kitplay jobs list")
+
+
+def test_the_fast_path_answers_as_the_parser_does(daemon: Daemon) -> None:
+    """`kitplay daemon status` (and the other FAST commands) skip the parser; a global
+    option in front sends the same command through it: both must say the same."""
+    from kitplay.cli_client.main import FAST
+    from kitplay.daemon.protocol.registry import METHODS
+
+    write_app(daemon.workspace, "t.fast")
+    job = daemon.call("launch", {"app": "t.fast", "display": "headless"})["job"]["id"]
+    daemon.wait_job(job)
+    wait_for(lambda: all(d.get("available") is not None for d in daemon.call(
+        "daemon.status")["displays"].values()), 60, "the display check (status changes then)")
+    for (group, sub), (method, positional) in FAST.items():
+        m = METHODS[method]
+        assert m.cli_words == (group, sub)
+        assert positional is None or positional in {p.name for p in m.params if p.positional}
+        words = [group, sub, *([job] if positional else [])]
+        for mode in ([], ["--json"], ["-q"]):
+            fast = kitplay(daemon, *words, *mode)
+            full = kitplay(daemon, "--reconnect-s", "5", *words, *mode)
+            assert fast.returncode == full.returncode == 0, (words, full.stderr)
+            if method == "daemon.status":  # uptime moves on
+                fast_out = re.sub(r'"?uptime_s"?: [0-9.]+', "", fast.stdout)
+                full_out = re.sub(r'"?uptime_s"?: [0-9.]+', "", full.stdout)
+            else:
+                fast_out, full_out = fast.stdout, full.stdout
+            assert fast_out == full_out, (words, mode)
+            assert fast.stderr == full.stderr
+
+
+# -- the daemon's own commands ---------------------------------------------------------------
+
+
+def test_daemon_restart_logs_and_stop_waits_for_the_process(tmp_path: Path) -> None:
+    base = short_tmpdir()
+    sock, state, ws = base / "run" / "d.sock", base / "state", base / "ws"
+    ws.mkdir()
+    env = {"KITPLAY_SOCKET": str(sock), "KITPLAY_STATE_DIR": str(state)}
+    pids: list[int] = []
+
+    def status() -> dict[str, object]:
+        import json
+
+        r = kitplay(None, "daemon", "status", "--json", env=env)
+        assert r.returncode == 0, r.stderr
+        st: dict[str, object] = json.loads(r.stdout)
+        pids.append(int(st["pid"]))  # type: ignore[call-overload]
+        return st
+
+    try:
+        r = kitplay(None, "daemon", "restart", "--workspace", str(ws), env=env)
+        assert r.returncode == 0 and "no kitplayd was running" in r.stderr, r.stderr
+        assert "kitplayd started" in r.stderr
+        first = status()
+        assert first["workspace"] == str(ws)
+        r = kitplay(None, "daemon", "restart", env=env)
+        assert r.returncode == 0, r.stderr
+        second = status()
+        assert second["pid"] != first["pid"] and second["workspace"] == str(ws)
+        assert second["state_dir"] == str(state)
+        # The first daemon is gone from the process table, not only signalled.
+        assert not Path(f"/proc/{first['pid']}").exists()
+        r = kitplay(None, "daemon", "logs", "--tail", "2", env=env)
+        assert r.returncode == 0 and len(r.stdout.splitlines()) == 2, r
+        full = (state / "kitplayd.log").read_text()
+        assert full.endswith(r.stdout) and full.count("\n") > 2  # both daemons logged there
+        r = kitplay(None, "daemon", "stop", env=env)
+        assert r.returncode == 0 and "stopped" in r.stderr
+        assert not Path(f"/proc/{second['pid']}").exists()  # reaped, not a zombie
+        r = kitplay(None, "daemon", "logs", env=env)  # no daemon: the state dir's log
+        assert r.returncode == 0 and r.stdout == (state / "kitplayd.log").read_text()
+        r = kitplay(None, "daemon", "logs", env={**env, "KITPLAY_STATE_DIR": str(tmp_path)})
+        assert r.returncode == 4 and "no log at" in r.stderr
+    finally:
+        for pid in pids:
+            if pid_alive(pid):
+                os.kill(pid, signal.SIGTERM)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+# -- jobs ---------------------------------------------------------------------------------------
+
+
+def test_jobs_logs_tail(daemon: Daemon) -> None:
+    import json
+
+    write_app(daemon.workspace, "t.lines", launch=[
+        "{python}", "-c", "for i in range(5000): print(f'line {i} ' + 'x' * (i % 50))"])
+    job = daemon.call("launch", {"app": "t.lines"})["job"]["id"]
+    daemon.wait_job(job)
+    log = daemon.job_log(job)
+    lines = log.splitlines(keepends=True)
+    for n in (1, 3, 4000, 6000):  # 6000: more lines than the log has, so all of them
+        r = kitplay(daemon, "jobs", "logs", job, "--tail", str(n))
+        assert r.returncode == 0 and r.stdout == "".join(lines[-n:]), n
+    r = kitplay(daemon, "jobs", "logs", job, "--tail", "3", "--json")
+    res = json.loads(r.stdout)
+    assert res["data"] == "".join(lines[-3:]) and res["next_offset"] == len(log.encode())
+    assert kitplay(daemon, "jobs", "logs", job, "--tail", "0").stdout == ""  # no line: no byte
+    r = kitplay(daemon, "jobs", "logs", job, "--tail", "2", "--follow")
+    assert r.returncode == 0 and r.stdout == "".join(lines[-2:])
+    r = kitplay(daemon, "jobs", "logs", job, "--tail", "2", "--offset", "5")
+    assert r.returncode == 2 and "--tail and --offset" in r.stderr
+
+
+IGNORES_TERM = ("import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+                "print('up', flush=True)\nwhile True:\n    time.sleep(0.1)\n")
+DIES_ON_TERM = "import time\nprint('up', flush=True)\nwhile True:\n    time.sleep(0.1)\n"
+
+
+def test_a_cancelled_job_says_how_it_ended(daemon: Daemon) -> None:
+    job = daemon.call("templates.create", {"template": "console_app",
+                                           "name": "my_company.calm"})["job"]
+    daemon.wait_job(job["id"])
+    write_app(daemon.workspace, "t.stubborn", launch=["{python}", "-c", IGNORES_TERM])
+    write_app(daemon.workspace, "t.plain", launch=["{python}", "-c", DIES_ON_TERM])
+    for app, grace, how in (
+            ("my_company.calm", "10", "SIGTERM sent; it exited with code 0"),  # handles it
+            ("t.plain", "10", "SIGTERM sent; it ended by SIGTERM"),
+            ("t.stubborn", "0.5", "SIGTERM sent; still running after 0.5 s, so killed (SIGKILL)")):
+        args = ["--", "--forever"] if app == "my_company.calm" else []
+        job_id = kitplay(daemon, "launch", app, "-q", *args).stdout.strip()
+        ready = "tick 1" if app == "my_company.calm" else "up\n"  # its handlers are set
+        wait_for(lambda j=job_id, r=ready: r in daemon.job_log(j), 30, f"{app} to start")
+        r = kitplay(daemon, "jobs", "cancel", job_id, "--grace-s", grace)
+        assert r.returncode == 0, r.stderr
+        assert f"cancelled  - cancelled on request: {how}" in r.stdout, r.stdout
+        assert "exit " not in r.stdout
+        assert daemon.job_log(job_id).rstrip().endswith(how)
+
+
+def test_piped_progress_lines_come_before_the_job_ends(daemon: Daemon, tmp_path: Path) -> None:
+    """Piped (stdout and stderr into one pipe, as CI logs them), every progress line comes
+    before the log's last line, however the daemon's state changes and log writes interleave.
+    Quick builds, so the race between a step's end and its follower's read is taken often."""
+    env = {**os.environ, "KITPLAY_SOCKET": str(daemon.socket),
+           "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    write_app(daemon.workspace, "my_company.steps",
+              build=[["{python}", "-c", "print('step', flush=True)"]] * 4)
+    for _ in range(8):
+        r = subprocess.run([sys.executable, "-m", "kitplay.cli_client", "build",
+                            "my_company.steps", "--follow"], env=env, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True, timeout=120)
+        assert r.returncode == 0, r.stdout
+        lines = r.stdout.splitlines()
+        end = lines.index("[kitplay] job succeeded")
+        progress = [i for i, ln in enumerate(lines) if ln.startswith("kitplay: progress")]
+        assert all(i < end for i in progress), r.stdout
+
+
+# -- completion of names, by the real shells ---------------------------------------------------
+
+
+def _completion_env(d: Daemon | None, tmp_path: Path) -> dict[str, str]:
+    """A PATH whose `kitplay` is this checkout's (as the scripts call `kitplay __complete`)."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir(exist_ok=True)
+    exe = bindir / "kitplay"
+    exe.write_text(f"#!/bin/sh\nexec {sys.executable} -m kitplay.cli_client \"$@\"\n")
+    exe.chmod(0o755)
+    env = {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}",
+           "PYTHONPATH": str(ROOT), "HOME": str(tmp_path)}
+    env["KITPLAY_SOCKET"] = str(d.socket if d else tmp_path / "none.sock")
+    return env
+
+
+def _names_daemon(d: Daemon) -> tuple[str, str]:
+    write_app(d.workspace, "t.names")
+    ended = d.call("launch", {"app": "t.names", "display": "headless"})["job"]["id"]
+    d.wait_job(ended)
+    write_app(d.workspace, "t.names_forever", launch=["{python}", "-c", DIES_ON_TERM])
+    running = d.call("launch", {"app": "t.names_forever"})["job"]["id"]
+    return ended, running
+
+
+def test_bash_completes_names_from_the_daemon(daemon: Daemon, tmp_path: Path) -> None:
+    env = _completion_env(daemon, tmp_path)
+    ended, running = _names_daemon(daemon)
+    script = kitplay(None, "completion", "bash").stdout
+
+    def complete(*words: str, e: dict[str, str] = env) -> list[str]:
+        quoted = " ".join(f"'{w}'" for w in words)
+        text = (script + f"\nCOMP_WORDS=(kitplay {quoted}); COMP_CWORD={len(words)}; "
+                "_kitplay; printf '%s\\n' \"${COMPREPLY[@]}\"\n")
+        r = subprocess.run(["bash", "-c", text], capture_output=True, text=True, env=e,
+                           timeout=60)
+        assert r.returncode == 0 and r.stderr == "", r.stderr
+        return [w for w in r.stdout.splitlines() if w]
+
+    try:
+        assert set(complete("jobs", "get", "")) == {ended, running}
+        assert complete("jobs", "cancel", "") == [running]  # only what can be cancelled
+        assert complete("jobs", "logs", "--tail", "3", ended[:-1]) == [ended]
+        assert set(complete("launch", "t.na")) == {"t.names", "t.names_forever"}
+        assert complete("launch", "--app", "t.names_f") == ["t.names_forever"]
+        assert complete("build", "--display-name", "") == []  # no such flag: nothing odd
+        assert set(complete("templates", "create", "")) >= {"console_app", "gui_app"}
+        # The new app's name is the user's to choose: no names there, only flags.
+        assert all(w.startswith("--") for w in complete("templates", "create", "console_app",
+                                                        ""))
+        assert complete("templates", "get", "gui") == ["gui_app"]
+        assert "--json" in complete("jobs", "get", "--")  # flags still complete
+        # The daemon down: no names, no error, nothing on stderr.
+        down = {**env, "KITPLAY_SOCKET": str(tmp_path / "none.sock")}
+        assert complete("jobs", "get", "", e=down) == []
+    finally:
+        daemon.call("jobs.cancel", {"job_id": running, "grace_s": 5})
+
+
+def test_fish_completes_names_from_the_daemon(daemon: Daemon, tmp_path: Path) -> None:
+    if shutil.which("fish") is None:
+        pytest.skip("fish is not installed")
+    env = _completion_env(daemon, tmp_path)
+    ended, running = _names_daemon(daemon)
+    script = tmp_path / "kitplay.fish"
+    script.write_text(kitplay(None, "completion", "fish").stdout)
+
+    def complete(line: str, e: dict[str, str] = env) -> list[str]:
+        r = subprocess.run(["fish", "--no-config", "-c",
+                            f"source {script}; complete -C {shlex.quote(line)}"],
+                           capture_output=True, text=True, env=e, timeout=60)
+        assert r.returncode == 0 and r.stderr == "", r.stderr
+        return [ln.split("\t")[0] for ln in r.stdout.splitlines()]
+
+    try:
+        assert set(complete("kitplay jobs get ")) == {ended, running}
+        assert complete("kitplay jobs cancel ") == [running]
+        assert set(complete("kitplay launch t.n")) == {"t.names", "t.names_forever"}
+        assert complete("kitplay templates get gui") == ["gui_app"]
+        assert all(w.startswith("-") for w in complete("kitplay templates create console_app "))
+        assert "--follow" in complete("kitplay build --f")
+        down = {**env, "KITPLAY_SOCKET": str(tmp_path / "none.sock")}
+        assert complete("kitplay jobs get ", e=down) == []
+    finally:
+        daemon.call("jobs.cancel", {"job_id": running, "grace_s": 5})
+
+
+def test_zsh_completes_names_from_the_daemon(daemon: Daemon, tmp_path: Path) -> None:
+    """An interactive zsh on a real terminal (a pty): the script loaded, a command line typed
+    with a Tab, the line zsh completed read back."""
+    if shutil.which("zsh") is None:
+        pytest.skip("zsh is not installed")
+    env = _completion_env(daemon, tmp_path)
+    _ended, running = _names_daemon(daemon)
+    script = tmp_path / "kitplay.zsh"
+    script.write_text(kitplay(None, "completion", "zsh").stdout)
+    (tmp_path / ".zshrc").write_text(f"PS1='> '\nsource {script}\n")
+    try:
+        for typed, want in (("kitplay jobs cancel ", running),
+                            ("kitplay templates get gu", "gui_app"),
+                            ("kitplay launch t.names_f", "t.names_forever")):
+            assert want in _zsh_complete(env, tmp_path, typed), typed
+    finally:
+        daemon.call("jobs.cancel", {"job_id": running, "grace_s": 5})
+
+
+def _zsh_complete(env: dict[str, str], home: Path, typed: str) -> str:
+    """The command line an interactive zsh holds after ``typed`` and a Tab: Ctrl-A, Ctrl-E
+    and Enter then run ``echo "DONE <the line>:END"``, so zsh itself prints the line as its
+    completion left it."""
+    import select
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(["zsh", "-i"], stdin=slave, stdout=slave, stderr=slave,
+                            env={**env, "ZDOTDIR": str(home), "TERM": "dumb"},
+                            start_new_session=True)
+    os.close(slave)
+    got = b""
+
+    def more() -> bool:
+        nonlocal got
+        ready, _, _ = select.select([master], [], [], 0.2)
+        if ready:
+            try:
+                got += os.read(master, 65536)
+            except OSError:  # EIO: zsh ended
+                raise AssertionError(f"zsh ended early: {got!r}") from None
+        return False
+
+    def read_until(marker: bytes, what: str) -> None:
+        wait_for(lambda: more() or marker in got, 60, what)
+
+    def quiet() -> bool:  # nothing more to read for a moment: the completion is drawn
+        ready, _, _ = select.select([master], [], [], 0.5)
+        if not ready:
+            return True
+        more()
+        return False
+
+    try:
+        read_until(b"> ", "the prompt")
+        os.write(master, f"{typed}\t".encode())
+        wait_for(quiet, 30, "the completion")
+        got = b""
+        os.write(master, b'\x01echo "DONE \x05:END"\r')
+        read_until(b":END\r\n", "the echoed line")
+        line = got.decode(errors="replace").rsplit(":END\r\n", 1)[0]
+        return line[line.rindex("DONE "):]
+    finally:
+        try:
+            os.write(master, b"exit\r")
+            proc.wait(10)
+        except (OSError, subprocess.TimeoutExpired):
+            proc.kill()
+            proc.wait()
+        os.close(master)

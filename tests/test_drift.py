@@ -33,6 +33,19 @@ def test_discover_matches_registry(daemon: Daemon) -> None:
         assert m["result"]["schema"] == spec.result
 
 
+# Methods that are no `kitplay` subcommand: their effect lives on the connection that calls
+# them, and a command's connection ends with the command (`--follow` streams a job instead).
+CONNECTION_SCOPED = {"jobs.subscribe", "jobs.unsubscribe"}
+
+
+def test_cli_leaves_out_exactly_the_connection_scoped_methods() -> None:
+    assert {m.name for m in METHODS.values() if not m.has_command} == CONNECTION_SCOPED
+    for name in CONNECTION_SCOPED:
+        # Over HTTP too they are no plain route: a WebSocket, or nothing.
+        http = METHODS[name].http
+        assert http is None or http[0] == "WS", name
+
+
 def test_cli_matches_registry() -> None:
     parser = build_parser()
     groups = next(a for a in parser._actions if a.dest == "_cmd").choices  # type: ignore[union-attr]
@@ -52,7 +65,7 @@ def test_cli_matches_registry() -> None:
                 assert {p.name for p in METHODS[name].params} <= flags
         else:
             seen.add(word)
-    assert seen == set(METHODS)
+    assert seen == set(METHODS) - CONNECTION_SCOPED
 
 
 def test_bridge_routes_and_openapi_match_registry() -> None:

@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -54,6 +55,10 @@ def need(tool: str, package: str) -> str:
 def test_plugin_follows_a_log_across_a_daemon_restart(daemon: Daemon, tmp_path: Path) -> None:
     nvim = need("nvim", "neovim")
     write_app(daemon.workspace, "t.ticker", launch=["{python}", "-c", TICKER])
+    # A create job: its app is the new app's name (params.name, no params.app).
+    created = daemon.call("templates.create", {"template": "console_app",
+                                               "name": "my_company.nvim_row"})["job"]
+    daemon.wait_job(created["id"])
     phase, result = tmp_path / "phase", tmp_path / "result.json"
     stop = tmp_path / "stop"
     env = {**os.environ, "KITPLAY_SOCKET": str(daemon.socket), "KP_APP": "t.ticker",
@@ -93,6 +98,13 @@ def test_plugin_follows_a_log_across_a_daemon_restart(daemon: Daemon, tmp_path: 
     assert res["offset"] == len(log)
     assert res["reconnects"] >= 1
     assert res["job"] in res["jobs"] and "succeeded" in res["jobs"]
+    # Every row names its app (a create job's too) and the local time it was created.
+    row = next(ln for ln in res["jobs"].splitlines() if ln.startswith(created["id"]))
+    assert row.split() == [created["id"], "create", "succeeded", "my_company.nvim_row",
+                           *time.strftime("%Y-%m-%d %H:%M:%S",
+                                          time.localtime(created["created_at"])).split()]
+    launch_row = next(ln for ln in res["jobs"].splitlines() if ln.startswith(res["job"]))
+    assert launch_row.split()[3] == "t.ticker"
     assert daemon.call("jobs.get", [res["job2"]])["job"]["status"] == "cancelled"
     assert res["complete"] == ["jobs", "logs", "launch", "cancel"]
     assert res["job2"] in res["complete_jobs"] and res["job"] in res["complete_jobs"]

@@ -2,9 +2,13 @@
 
 ``npm ci`` installs the locked dependencies, ``tsc`` compiles the extension and its tests,
 ``node --test`` runs the client module's tests (test/client.test.ts: vscode-jsonrpc against a
-real kitplayd that the test starts from this tree, restarting it under a follower), and
-``vsce package`` builds the .vsix.  VS Code itself cannot run here: what the extension's
-``vscode`` half does is compiled and packaged, not exercised.
+real kitplayd that the test starts from this tree, restarting it under a follower, and a
+CancellationToken that sends ``$/cancelRequest``) and the extension's own (test/
+extension.test.ts: ``activate()`` against a real kitplayd, with test/vscode-fake.ts standing in
+for the editor: the lost daemon said once in the status bar, rows with app and local time,
+launch arguments asked for, output channels reused and disposed), and ``vsce package`` builds
+the .vsix.  VS Code itself cannot be downloaded here: the stand-in records what the extension
+shows and answers what it asks; everything it does with the daemon is real.
 
 Needs node and npm (and the npm registry for ``npm ci``); without them the test skips, except
 in CI (env ``CI`` or ``KITPLAY_REQUIRE_ALL`` set), where it fails saying what to install.
@@ -53,8 +57,8 @@ def test_extension_installs_compiles_passes_its_client_tests_and_packs(tmp_path:
     assert not (VSCODE_DIR / "node_modules" / "undici").exists(), \
         "undici is back in the tree: `vsce package` fails on node 18 (README, Editors)"
     env = {**os.environ, "KITPLAY_TEST_PYTHON": sys.executable, "KITPLAY_TEST_ROOT": str(ROOT)}
-    p = run(["node", "--test", "out/test/client.test.js"], env=env)
-    assert "# fail 0" in p.stdout and "# pass 7" in p.stdout, p.stdout
+    p = run(["node", "--test", "out/test/client.test.js", "out/test/extension.test.js"], env=env)
+    assert "# fail 0" in p.stdout and "# pass 12" in p.stdout, p.stdout
     vsix = tmp_path / "kitplay.vsix"
     run([str(VSCODE_DIR / "node_modules" / ".bin" / "vsce"), "package",
          "--allow-missing-repository", "-o", str(vsix)])

@@ -223,6 +223,13 @@ def test_every_follower_gets_the_exact_bytes_through_restarts(daemon: Daemon, br
     cli = _cli(daemon, "jobs", "logs", job_id, "--limit", "16777216")
     out, err = cli.communicate(timeout=60)
     assert cli.returncode == 0 and out == log, err
+    # --tail counts lines in the file's bytes, as tail(1) does on the log file itself.
+    for n in (1, 4, 50):
+        cli = _cli(daemon, "jobs", "logs", job_id, "--tail", str(n))
+        out, err = cli.communicate(timeout=60)
+        want = subprocess.run(["tail", "-n", str(n), str(daemon.state / "logs" / f"{job_id}.log")],
+                              capture_output=True, check=True).stdout
+        assert cli.returncode == 0 and out == want, (n, err)
 
 
 def test_the_text_form_stays_and_counts_file_bytes(daemon: Daemon, tmp_path: Path) -> None:

@@ -220,10 +220,14 @@ def test_builtin_test_and_package(daemon: Daemon) -> None:
     create_and_build(daemon, "console_app", "my_company.console")
     create_and_build(daemon, "service_app", "my_company.svc")
     done = run_job(daemon, "test", {})
-    assert done["result"] == {"apps": ["my_company.console", "my_company.svc"]}
+    reports = daemon.workspace / "_build" / "tests"
+    assert done["result"] == {"apps": ["my_company.console", "my_company.svc"],
+                              "junit": [str(reports / "my_company.console.junit.xml"),
+                                        str(reports / "my_company.svc.junit.xml")]}
     assert "[kitplay] step 2/2: my_company.svc: test" in daemon.job_log(done["id"])
     one = run_job(daemon, "test", {"app": "my_company.console"})
-    assert one["result"] == {"apps": ["my_company.console"]}
+    assert one["result"] == {"apps": ["my_company.console"],
+                             "junit": [str(reports / "my_company.console.junit.xml")]}
 
     packed = run_job(daemon, "package", {"app": "my_company.console"})["result"]
     [archive] = packed["archives"]

@@ -23,15 +23,25 @@ README = (ROOT / "README.md").read_text()
 CI = (ROOT / ".ci" / "run").read_text()
 
 
-def first_commands() -> list[str]:
+def first_block() -> str:
     block = re.search(r"```sh\n(.*?)```", README, re.S)
     assert block and README.index(block.group(0)) < README.index("\n## "), "no commands on top"
-    return [line.split("  #")[0].strip() for line in block.group(1).strip().splitlines()]
+    return block.group(1)
+
+
+def first_commands() -> list[str]:
+    return [line.split("  #")[0].strip() for line in first_block().strip().splitlines()
+            if line.strip() and not line.startswith("#")]
 
 
 def test_the_readme_opens_with_two_commands_and_ci_runs_the_second() -> None:
     install, test = first_commands()
     assert "kitplay-bridge --with-daemon" in install
+    # The run and the test are visibly separate: each under its own comment, a blank line
+    # between; the run's comment says it does not return, the test's that it stands alone.
+    run_part, test_part = first_block().strip().split("\n\n")
+    assert run_part.startswith("# Run") and "keeps running" in run_part
+    assert test_part.startswith("# Test, on its own") and "does not return" in test_part
     test_command = test.split(" && ")[-1]
     ci_line = CI.split("# The README's test command, exactly:\n", 1)[1].splitlines()[0]
     assert ci_line == test_command
@@ -48,6 +58,15 @@ def test_ci_installs_pinned_runs_linters_fails_skips_and_has_a_limit() -> None:
     for package in ("python3-venv", "python3-pip", "python3-tk", "xpra", "python3-pil",
                     "chromium"):
         assert re.search(rf"\s{re.escape(package)}\s", CI), package
+
+
+def test_one_bench_duration() -> None:
+    """The README and docs/bench.md give the same time for a full `python -m bench`."""
+    bench = (ROOT / "docs" / "bench.md").read_text()
+    in_bench = re.search(r"python -m bench +# full run, about (\w+ minutes?)", bench)
+    in_readme = re.search(r"python -m bench` \(about (\w+ minutes?)", README)
+    assert in_bench and in_readme
+    assert in_readme.group(1) == in_bench.group(1)
 
 
 def _name(requirement: str) -> str:

@@ -5,13 +5,19 @@
   systemd-analyze cannot run here at all;
 - ``systemd-socket-activate -l PATH`` passes its listening socket to ``python -m daemon``
   (LISTEN_FDS=1 as fd 3), exactly as ``kitplayd.socket`` does; the daemon must serve on it
-  and never bind a socket of its own.
+  and never bind a socket of its own;
+- the units find the commands where pip, pipx and wheel installs put them: the services' own
+  ``ExecStart`` (specifiers expanded as systemd does) run under ``systemd-socket-activate``
+  with a bare PATH find a pipx-style ``~/.local/bin``; docs/systemd.md's drop-in step, run as
+  written, points the units at a venv, and ``systemd-analyze verify`` reads the drop-ins.
 """
 
 from __future__ import annotations
 
 import configparser
 import os
+import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -24,10 +30,18 @@ import pytest
 from kitplay.daemon.protocol.client import Client
 from kitplay.daemon.protocol.errors import DaemonUnreachable
 
-from tests.helpers import ROOT, short_tmpdir, wait_for
+from tests.helpers import ROOT, installed_command, short_tmpdir, wait_for
 
 UNITS = ROOT / "systemd"
 UNIT_NAMES = ("kitplayd.socket", "kitplayd.service", "kitplay-bridge.service")
+
+
+def exec_start(unit: configparser.ConfigParser, home: Path) -> list[str]:
+    """A service's ExecStart as the argv systemd runs: ``%h`` is the home directory, ``$$`` a
+    dollar sign (no other specifier or variable is used by the units), quotes as a shell's."""
+    line = unit["Service"]["ExecStart"]
+    assert "%" not in line.replace("%h", "") and "${" not in line, line
+    return shlex.split(line.replace("%h", str(home)).replace("$$", "$"))
 
 
 def read_unit(name: str) -> configparser.ConfigParser:
@@ -79,7 +93,7 @@ def test_units_socket_activation_and_launched_apps_survive_restarts() -> None:
     assert sock["Socket"]["SocketMode"] == "0600" and sock["Socket"]["DirectoryMode"] == "0700"
     assert sock["Socket"]["Service"] == "kitplayd.service"
     assert svc["Service"]["Type"] == "notify"
-    assert svc["Service"]["ExecStart"].split()[-1] == "kitplayd"
+    assert exec_start(svc, Path("/home/u"))[-1] == 'PATH="/home/u/.local/bin:$PATH" exec kitplayd'
     # Only the daemon's own process is signalled on stop/restart: launched apps survive.
     assert svc["Service"]["KillMode"] == "process"
     before = (UNITS / "kitplayd.service").read_text().split("\nKillMode=process")[0]
@@ -87,7 +101,7 @@ def test_units_socket_activation_and_launched_apps_survive_restarts() -> None:
     assert "kitplayd.socket" in svc["Unit"]["Requires"]
     assert bridge["Unit"]["Requires"] == "kitplayd.service"
     assert bridge["Unit"]["After"] == "kitplayd.service"
-    assert bridge["Service"]["ExecStart"].split()[-1] == "kitplay-bridge"
+    assert exec_start(bridge, Path("/home/u"))[-1].endswith(" exec kitplay-bridge")
 
 
 @pytest.mark.skipif(shutil.which("systemd-socket-activate") is None,
@@ -128,4 +142,128 @@ def test_daemon_serves_on_the_socket_systemd_passes() -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _activated(argv: list[str], base: Path, env: dict[str, str]) -> dict[str, object]:
+    """Run ``argv`` (a service's command) as kitplayd.socket would start it; its status."""
+    passed = base / "activate.sock"
+    with open(base / "out.log", "wb") as out:
+        proc = subprocess.Popen(["systemd-socket-activate", "-l", str(passed), *argv],
+                                env=env, stdout=out, stderr=out, stdin=subprocess.DEVNULL)
+    try:
+        wait_for(passed.is_socket, 20, "systemd-socket-activate listening")
+
+        def status() -> dict[str, object] | None:
+            if proc.poll() is not None:
+                raise AssertionError((base / "out.log").read_text())
+            try:
+                with Client.connect(passed, timeout=30) as c:
+                    result: dict[str, object] = c.call("daemon.status")
+                    return result
+            except DaemonUnreachable:
+                return None
+
+        st: dict[str, object] = wait_for(status, 30, "kitplayd answering")
+        assert st["pid"] == proc.pid  # sh exec'd kitplayd: systemd's main pid, as Type=notify needs
+        return st
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _bare_env(home: Path, base: Path) -> dict[str, str]:
+    """The environment of a user manager that knows nothing of kitplay: a system PATH."""
+    return {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(home),
+            "KITPLAY_STATE_DIR": str(base / "state"), "XDG_RUNTIME_DIR": str(base / "rt"),
+            "XDG_DATA_HOME": str(base / "data"), "XDG_CONFIG_HOME": str(base / "cfg")}
+
+
+@pytest.mark.skipif(shutil.which("systemd-socket-activate") is None,
+                    reason="systemd-socket-activate is not installed (Debian package systemd)")
+def test_the_units_find_a_pipx_install_in_local_bin() -> None:
+    kitplayd = installed_command("kitplayd")
+    assert kitplayd, "kitplayd is not installed (pip install -e .)"
+    base = short_tmpdir("kpsp")
+    home = base / "home"
+    try:
+        # pipx: ~/.local/bin/kitplayd is a link to the command in pipx's venv.
+        (home / ".local" / "bin").mkdir(parents=True)
+        (base / "rt").mkdir(mode=0o700)
+        env = _bare_env(home, base)
+        argv = exec_start(read_unit("kitplayd.service"), home)
+        # Without it the unit finds nothing: the check below is not passing by accident.
+        r = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=30)
+        assert r.returncode == 127 and "kitplayd" in r.stderr
+        (home / ".local" / "bin" / "kitplayd").symlink_to(kitplayd)
+        st = _activated(argv, base, env)
+        assert st["socket"] == str(base / "activate.sock")
+        # The bridge's unit finds its command the same way (a stub: no port is opened).
+        stub = home / ".local" / "bin" / "kitplay-bridge"
+        stub.write_text("#!/bin/sh\necho \"found $0 with PATH=$PATH\"\n")
+        stub.chmod(0o755)
+        r = subprocess.run(exec_start(read_unit("kitplay-bridge.service"), home), env=env,
+                           capture_output=True, text=True, timeout=30, check=True)
+        assert r.stdout.startswith(f"found {stub} with PATH={home}/.local/bin:/usr/local/bin")
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+DOC = (ROOT / "docs" / "systemd.md").read_text()
+
+
+@pytest.mark.skipif(shutil.which("systemd-socket-activate") is None,
+                    reason="systemd-socket-activate is not installed (Debian package systemd)")
+def test_the_documented_drop_ins_point_the_units_at_a_venv() -> None:
+    m = re.search(r"<!-- systemd: drop-ins -->\n```sh\n(.*?)```", DOC, re.DOTALL)
+    assert m, "no drop-ins step in docs/systemd.md"
+    kitplayd = installed_command("kitplayd")
+    assert kitplayd, "kitplayd is not installed (pip install -e .)"
+    base = short_tmpdir("kpsv")
+    home = base / "home"
+    try:
+        venv_bin = base / "venv" / "bin"  # a venv install: neither ~/.local/bin nor PATH
+        venv_bin.mkdir(parents=True)
+        (venv_bin / "kitplayd").symlink_to(kitplayd)
+        (venv_bin / "kitplay-bridge").write_text("#!/bin/sh\nexit 0\n")
+        (venv_bin / "kitplay-bridge").chmod(0o755)
+        stubs = base / "stubs"  # no user manager here: systemctl records its call
+        stubs.mkdir()
+        (stubs / "systemctl").write_text(f"#!/bin/sh\necho \"$@\" >> {base}/systemctl.log\n")
+        (stubs / "systemctl").chmod(0o755)
+        (base / "rt").mkdir(mode=0o700)
+        env = _bare_env(home, base)
+        shell_env = {**env, "PATH": f"{venv_bin}:{stubs}:{env['PATH']}"}
+        r = subprocess.run(["bash", "-e", "-c", m.group(1)], env=shell_env,
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        assert (base / "systemctl.log").read_text() == "--user daemon-reload\n"
+        units = home / ".config" / "systemd" / "user"
+        for name in UNIT_NAMES:
+            shutil.copy(UNITS / name, units / name)
+        for name in ("kitplayd", "kitplay-bridge"):  # ExecStart= first clears the unit's own
+            drop_in = (units / f"{name}.service.d" / "50-path.conf").read_text()
+            assert drop_in == f"[Service]\nExecStart=\nExecStart={venv_bin / name}\n"
+        if shutil.which("systemd-analyze"):
+            verify_env = {**env, "PATH": os.environ["PATH"]}
+            out = subprocess.run(["systemd-analyze", "verify", "--user",
+                                  *(str(units / n) for n in UNIT_NAMES)], env=verify_env,
+                                 capture_output=True, text=True, timeout=60)
+            if out.stderr == "" or "kitplayd" in out.stderr:  # verify runs here
+                assert out.returncode == 0 and out.stderr == "", out.stderr
+                # It reads the drop-ins: a bad path in one is reported.
+                (venv_bin / "kitplayd").unlink()
+                bad = subprocess.run(["systemd-analyze", "verify", "--user",
+                                      str(units / "kitplayd.service")], env=verify_env,
+                                     capture_output=True, text=True, timeout=60)
+                assert "is not executable" in bad.stderr, bad.stderr
+                (venv_bin / "kitplayd").symlink_to(kitplayd)
+        st = _activated([str(venv_bin / "kitplayd")], base, env)
+        assert st["pid"]
+    finally:
         shutil.rmtree(base, ignore_errors=True)

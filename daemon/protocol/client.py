@@ -18,21 +18,22 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import sys
 import time
 from _socket import AF_UNIX, SOCK_STREAM
 from _socket import socket as _Socket
 from collections import deque
 from collections.abc import Iterator
-from pathlib import Path
 
 from .errors import DaemonUnreachable, KitplayError, RequestCancelled, error_for_code
 from .framing import MAX_LINE, LineBuffer, dumps, request
-from .paths import check_peer, default_socket_path
+from .paths import check_peer, default_socket
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing slows `kitplay` down
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from pathlib import Path
     from typing import Any
 
     from .lsp import LspBuffer
@@ -54,7 +55,7 @@ def stderr_notice(text: str) -> None:
 
 
 class Client:
-    def __init__(self, sock: _Socket, path: Path, framing: str = "ndjson",
+    def __init__(self, sock: _Socket, path: Path | str, framing: str = "ndjson",
                  timeout: float | None = 10.0) -> None:
         self.sock = sock
         self.path = path
@@ -69,7 +70,8 @@ class Client:
     @classmethod
     def connect(cls, path: Path | str | None = None, timeout: float | None = 10.0,
                 framing: str = "ndjson") -> Client:
-        p = Path(path) if path else default_socket_path()
+        # A string, not a Path: pathlib imports urllib.parse (~5 ms of `kitplay`'s start).
+        p = os.fspath(path) if path else default_socket()
         _framing(framing)  # an unknown name fails before connecting
         # The C socket type: the ``socket`` module around it imports selectors, array and
         # enum conversions, ~1.5 ms of `kitplay`'s start (python -X importtime), for nothing

@@ -15,10 +15,10 @@ from _socket import (  # not socket: `kitplay` avoids its import
     SOL_SOCKET,
     inet_pton,
 )
-from pathlib import Path
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing slows `kitplay` down
 if TYPE_CHECKING:
+    from pathlib import Path
     from typing import Any
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "check_private_file",
     "check_socket_path",
     "config_path",
+    "default_socket",
     "default_socket_path",
     "default_state_dir",
     "ensure_private_dir",
@@ -40,17 +41,28 @@ __all__ = [
 MAX_SOCKET_PATH = 107
 
 
-def default_socket_path() -> Path:
+def default_socket() -> str:
+    """The socket path as a string: ``$KITPLAY_SOCKET``, else ``$XDG_RUNTIME_DIR/kitplay/
+    kitplayd.sock``, else ``/tmp/kitplay-$UID/kitplayd.sock``.  No pathlib: `kitplay`'s
+    common commands start without it (pathlib imports urllib.parse, ~5 ms)."""
     env = os.environ.get("KITPLAY_SOCKET")
     if env:
-        return Path(env)
+        return env
     xdg = os.environ.get("XDG_RUNTIME_DIR")
     if xdg:
-        return Path(xdg) / "kitplay" / "kitplayd.sock"
-    return Path(f"/tmp/kitplay-{os.getuid()}") / "kitplayd.sock"
+        return os.path.join(xdg, "kitplay", "kitplayd.sock")
+    return f"/tmp/kitplay-{os.getuid()}/kitplayd.sock"
+
+
+def default_socket_path() -> Path:
+    from pathlib import Path
+
+    return Path(default_socket())
 
 
 def default_state_dir() -> Path:
+    from pathlib import Path
+
     env = os.environ.get("KITPLAY_STATE_DIR")
     if env:
         return Path(env)
@@ -60,6 +72,8 @@ def default_state_dir() -> Path:
 
 
 def config_path() -> Path:
+    from pathlib import Path
+
     xdg = os.environ.get("XDG_CONFIG_HOME")
     base = Path(xdg) if xdg else Path.home() / ".config"
     return base / "kitplay" / "config.toml"
@@ -201,7 +215,7 @@ def tcp_listener_uids(port: int, address: str | None = None) -> set[int]:
     return uids
 
 
-def check_peer(sock: Any, path: Path) -> None:
+def check_peer(sock: Any, path: Path | str) -> None:
     """Raise PermissionError unless the process listening at ``path`` runs as this user.
 
     Checked with SO_PEERCRED before anything is sent: a socket another user put in our place

@@ -174,7 +174,8 @@ class Method:
         self.http = http
         self.http_note = http_note
         self.mutates = mutates
-        self._cli = cli  # the CLI's words where they differ from the name's (files ls)
+        # The CLI's words where they differ from the name's (files ls); () for no command.
+        self._cli = cli
         # REST answers the result's bytes (``data_base64``, of its ``content_type``) instead of
         # its JSON; the value is the media range the OpenAPI document gives (``image/*``).
         self.http_media = http_media
@@ -189,6 +190,13 @@ class Method:
     @property
     def cli_words(self) -> tuple[str, ...]:
         return self._cli or tuple(self.name.split("."))
+
+    @property
+    def has_command(self) -> bool:
+        """Whether ``kitplay`` has a subcommand for it: not for a method whose effect lives on
+        its connection (``cli=()``: subscriptions), since a command's connection ends with the
+        command; ``--follow`` streams a job instead."""
+        return self._cli != ()
 
 
 def _article(t: str) -> str:
@@ -282,7 +290,10 @@ METHODS: dict[str, Method] = {m.name: m for m in (
         "rpc.discover", "The OpenRPC document of every method, generated from the registry.",
         (), {"type": "object", "required": ["openrpc", "info", "methods"],
              "properties": {"openrpc": {"type": "string"}, "info": {"type": "object"},
-                            "methods": {"type": "array"}}},
+                            "methods": {"type": "array", "items": {
+                                "type": "object", "description": "An OpenRPC Method Object.",
+                                "required": ["name", "params", "result"],
+                                "properties": {"name": {"type": "string"}}}}}},
         ("GET", "/rpc/discover")),
     Method(
         "templates.list", "The template catalogue of the workspace's toolchain, and whether "
@@ -499,19 +510,43 @@ METHODS: dict[str, Method] = {m.name: m for m in (
              ["data", "offset", "next_offset", "eof"]),
         ("GET", "/jobs/{job_id}/logs")),
     Method(
+        "jobs.prune",
+        "Remove ended jobs (succeeded, failed, cancelled, interrupted) with their logs: those "
+        "that ended more than older_than_s seconds ago, or all but the newest keep of them "
+        "(both given: only jobs matching both). Running and queued jobs are never touched. "
+        "The result lists what was removed (with dry_run, what would be).",
+        (Param("older_than_s", "number", "Remove jobs that ended more than this many seconds "
+               "ago (86400: a day).", minimum=0),
+         Param("keep", "integer", "Keep the newest this many ended jobs; remove the older "
+               "ones.", minimum=0, maximum=10_000_000),
+         Param("dry_run", "boolean", "Only list what would be removed.", default=False)),
+        _obj({"removed": {"type": "array", "description": "The jobs removed (the first "
+                          "1000; count has them all), newest first.", "items": {
+                              "type": "object", "required": ["id", "kind", "status"],
+                              "properties": {"id": {"type": "string"},
+                                             "kind": {"type": "string"},
+                                             "status": {"type": "string"},
+                                             "app": {"type": ["string", "null"]},
+                                             "finished_at": {"type": ["number", "null"]},
+                                             "log_bytes": {"type": "integer"}}}},
+              "count": {"type": "integer", "description": "How many jobs were removed."},
+              "log_bytes": {"type": "integer", "description": "Bytes of logs removed."},
+              "dry_run": {"type": "boolean"}}),
+        ("DELETE", "/jobs"), mutates=True),
+    Method(
         "jobs.subscribe",
         "Push jobs.output and jobs.state notifications for a job, from a byte offset, "
         "until it ends.",
         (_JOB_ID, Param("offset", "integer", "Byte offset to resume from.", minimum=0,
                         default=0), _ENCODING),
         _obj({"subscription": {"type": "string"}}), ("WS", "/stream/{job_id}"),
-        http_note="Over HTTP, a WebSocket streams the same output and state."),
+        http_note="Over HTTP, a WebSocket streams the same output and state.", cli=()),
     Method(
         "jobs.unsubscribe", "Stop a subscription of this connection.",
         (Param("subscription", "string", "The id jobs.subscribe returned.", required=True,
                positional=True),),
         _obj({"unsubscribed": {"type": "boolean"}}), None,
-        http_note="Connection-scoped: over HTTP, close the WebSocket."),
+        http_note="Connection-scoped: over HTTP, close the WebSocket.", cli=()),
     Method(
         "sessions.list", "Live Xpra display sessions of launch jobs (the bridge serves each "
         "under its path).", (),
@@ -529,8 +564,12 @@ def get_method(name: str) -> Method:
 def named_params(method: Method, params: list[Any]) -> dict[str, Any]:
     """By-position params, named in the registry's order (so their types are checked alike)."""
     if len(params) > len(method.params):
+        names = [p.name for p in method.params]
+        takes = (f"takes at most {len(names)} by position, in this order: {', '.join(names)}"
+                 if names else "takes no parameters")
         raise InvalidParams(
-            f"{method.name} takes at most {len(method.params)} parameters, got {len(params)}")
+            f"{method.name} {takes}; got {len(params)}",
+            {"params": names, "got": len(params)})
     return {p.name: v for p, v in zip(method.params, params)}
 
 

@@ -117,6 +117,9 @@ class Plan:
     # Explains a failed step in the job's error (e.g. the tool's last lines):
     # (step name, generic message, the job's log path) -> message.
     describe_failure: Callable[[str, str, Path], str] | None = None
+    # Test reports (JUnit XML) the steps may write: removed before the job runs, listed in
+    # its result ("junit") when they exist after it, whether it passed or failed.
+    reports: list[Path] = field(default_factory=list)
 
 
 class Toolchain(Protocol):

@@ -36,6 +36,7 @@ from .icons import DOCS_LIMIT, ICON_LIMIT, docs_text, icon_result, sniff
 __all__ = ["BuiltinToolchain", "check_app_name", "TEMPLATES_DIR"]
 
 TEMPLATES_DIR = Path(__file__).parent / "builtin_templates"
+JUNIT_RUNNER = __package__ + ".junit"  # kitplay.daemon.toolchains.junit
 VERSION_RE = re.compile(r"^\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$")
 NAME_RULE = ("lowercase and dot-separated like my_company.my_app: at least two parts, each "
              "starting with a letter, using only a-z, 0-9 and _")
@@ -447,21 +448,30 @@ class BuiltinToolchain:
         return dirs
 
     def plan_test(self, params: dict[str, Any]) -> Plan:
-        """Each app's own tests: ``[test] argv`` of its kitapp.toml, else ``test_app.py``."""
+        """Each app's own tests: ``[test] argv`` of its kitapp.toml, else ``test_app.py``.
+
+        ``test_app.py`` runs through unittest with a JUnit XML report (``toolchains.junit``)
+        in ``_build/tests/<app>.junit.xml``; a ``[test] argv`` command gets that path in
+        ``KITPLAY_JUNIT_XML`` and may write one there (``pytest --junitxml``)."""
         steps: list[Step] = []
+        reports: list[Path] = []
         for d in self._apps_or_one(params, "test"):
             spec = self._load(d).get("test", {})
+            report = self.root / "_build" / "tests" / f"{d.name}.junit.xml"
             if "argv" in spec:
                 argv = _argv(spec["argv"])
             elif (d / "test_app.py").is_file():
-                argv = [sys.executable, "test_app.py"]
+                argv = [sys.executable, "-P", "-m", JUNIT_RUNNER, str(report), "test_app.py"]
             else:
                 raise InvalidState(f"app {d.name!r} has no tests: add test_app.py or a [test] "
                                    "argv to its kitapp.toml", {"app": d.name})
-            steps.append(Step(f"{d.name}: test", argv=argv, cwd=d))
+            steps.append(Step(f"{d.name}: test", argv=argv, cwd=d,
+                              env={"KITPLAY_JUNIT_XML": str(report)}))
+            reports.append(report)
         names = [s.name.removesuffix(": test") for s in steps]
         return Plan(kind="test", workspace=self.root, toolchain=self.kind, steps=steps,
-                    serial_key=f"build:{self.root}", finish=lambda: {"apps": names})
+                    serial_key=f"build:{self.root}", finish=lambda: {"apps": names},
+                    reports=reports)
 
     def plan_package(self, params: dict[str, Any]) -> Plan:
         """A zip of each app's directory in ``_build/packages/<app>-<version>.zip``."""

@@ -11,6 +11,7 @@ import * as net from 'net';
 import * as os from 'os';
 import * as path from 'path';
 import {
+  CancellationToken,
   createMessageConnection,
   MessageConnection,
   ResponseError,
@@ -18,17 +19,88 @@ import {
   SocketMessageWriter,
 } from 'vscode-jsonrpc/node';
 
+/**
+ * A job record as the daemon sends it (daemon/protocol/schemas.py, JOB): times are seconds
+ * since the epoch (numbers), `result` an object or null.
+ */
 export interface Job {
   id: string;
-  kind: string;
+  kind: 'create' | 'build' | 'launch' | 'test' | 'package' | 'package_container' | 'modify';
   status: 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled' | 'interrupted';
   params: Record<string, unknown>;
-  created_at: string | null;
-  started_at: string | null;
-  finished_at: string | null;
+  workspace?: string;
+  toolchain?: string;
+  created_at: number;
+  started_at: number | null;
+  finished_at: number | null;
   exit_code: number | null;
-  result: unknown;
-  error: { message: string } | null;
+  result: Record<string, unknown> | null;
+  error: { message: string; step?: string | null } | null;
+  progress?: { step: number; steps: number; message: string } | null;
+  pid?: number | null;
+  restarts?: number;
+  log_size?: number;
+  /** Seconds it ran, on the monotonic clock; null until it ends. */
+  duration_s?: number | null;
+}
+
+/** The app a job is about: `app`, or the new app's `name` for a create ('' for neither). */
+export function jobApp(job: Job): string {
+  const p = job.params ?? {};
+  const app = typeof p.app === 'string' ? p.app : typeof p.name === 'string' ? p.name : '';
+  return app;
+}
+
+/**
+ * Split a line of arguments as a shell would, without running one: words separated by
+ * spaces; '...' keeps everything, "..." keeps all but \" and \\, a backslash outside quotes
+ * escapes the next character. Throws on an unclosed quote.
+ */
+export function splitArgs(line: string): string[] {
+  const out: string[] = [];
+  let word = '';
+  let inWord = false;
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i];
+    if (c === ' ' || c === '\t' || c === '\n') {
+      if (inWord) {
+        out.push(word);
+        word = '';
+        inWord = false;
+      }
+    } else if (c === "'") {
+      const end = line.indexOf("'", i + 1);
+      if (end < 0) {
+        throw new Error('an unclosed \' quote');
+      }
+      word += line.slice(i + 1, end);
+      inWord = true;
+      i = end;
+    } else if (c === '"') {
+      let j = i + 1;
+      for (; j < line.length && line[j] !== '"'; j++) {
+        if (line[j] === '\\' && (line[j + 1] === '"' || line[j + 1] === '\\')) {
+          j++;
+        }
+        word += line[j];
+      }
+      if (j >= line.length) {
+        throw new Error('an unclosed " quote');
+      }
+      inWord = true;
+      i = j;
+    } else if (c === '\\' && i + 1 < line.length) {
+      word += line[++i];
+      inWord = true;
+    } else {
+      word += c;
+      inWord = true;
+    }
+  }
+  if (inWord) {
+    out.push(word);
+  }
+  return out;
 }
 
 export interface App {
@@ -230,14 +302,22 @@ export class KitplayClient {
     }
   }
 
-  /** Call a method: its result, or a KitplayError with the code the daemon answered. */
-  async call<T = unknown>(method: string, params?: Record<string, unknown>): Promise<T> {
+  /**
+   * Call a method: its result, or a KitplayError with the code the daemon answered. A
+   * `token` that fires sends `$/cancelRequest`: the daemon ends the call (-32800) and frees
+   * its slot.
+   */
+  async call<T = unknown>(method: string, params?: Record<string, unknown>,
+                          token?: CancellationToken): Promise<T> {
     if (this.closedWhy !== undefined) {
       throw new KitplayError(`lost the connection to kitplayd on ${this.socket}: ` +
                              this.closedWhy, UNREACHABLE);
     }
     try {
-      return await this.connection.sendRequest<T>(method, params ?? {});
+      // A token only when there is one: vscode-jsonrpc would send an `undefined` as a
+      // second by-position parameter.
+      return await (token ? this.connection.sendRequest<T>(method, params ?? {}, token)
+        : this.connection.sendRequest<T>(method, params ?? {}));
     } catch (e) {
       if (e instanceof ResponseError) {
         throw new KitplayError(e.message, e.code, e.data);

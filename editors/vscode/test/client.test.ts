@@ -8,6 +8,7 @@ import * as fs from 'fs';
 import * as net from 'net';
 import * as path from 'path';
 import {
+  CancellationTokenSource,
   createMessageConnection,
   SocketMessageReader,
   SocketMessageWriter,
@@ -120,6 +121,25 @@ test('the client module: status, apps, jobs, launch, cancel, errors', T, async (
       e instanceof KitplayError && e.code === -32001);
     await assert.rejects(c.launch('no.such_app'), (e: unknown) => e instanceof KitplayError);
   } finally {
+    c.dispose();
+  }
+});
+
+test('a CancellationToken ends a waiting call: $/cancelRequest answered -32800', T, async () => {
+  const c = await KitplayClient.connect(daemon.socket);
+  const never = path.join(daemon.base, 'never-cancel');
+  const job = await c.launch('t.ticker', [never]);
+  try {
+    const source = new CancellationTokenSource();
+    const waiting = c.call('jobs.wait', { job_id: job.id, timeout_s: 600 }, source.token);
+    source.cancel(); // vscode-jsonrpc sends $/cancelRequest; the daemon must answer it
+    await assert.rejects(waiting, (e: unknown) => e instanceof KitplayError &&
+      e.code === -32800 && /\$\/cancelRequest/.test(e.message));
+    assert.equal((await c.status()).pid, daemon.pid); // the connection still serves
+    const job2 = await c.call<any>('jobs.get', { job_id: job.id });
+    assert.equal(job2.job.status, 'running'); // the job itself runs on
+  } finally {
+    await c.cancel(job.id);
     c.dispose();
   }
 });

@@ -81,13 +81,28 @@ end
 
 -- :Kitplay jobs ------------------------------------------------------------------------------
 
-local function job_line(j)
-  local app = type(j.params) == 'table' and j.params.app or nil
-  if app == nil or app == vim.NIL then
-    app = ''
+-- The app a job is about: `app`, or the new app's `name` for a create job.
+function M.job_app(j)
+  local p = type(j.params) == 'table' and j.params or {}
+  for _, key in ipairs({ 'app', 'name' }) do
+    if type(p[key]) == 'string' then
+      return p[key]
+    end
   end
-  return string.format('%-24s %-18s %-11s %-28s %s', j.id, j.kind, j.status, app,
-    j.created_at ~= vim.NIL and tostring(j.created_at) or '')
+  return ''
+end
+
+-- A time the daemon sends (seconds since the epoch) as local time.
+function M.local_time(t)
+  if type(t) ~= 'number' then
+    return ''
+  end
+  return os.date('%Y-%m-%d %H:%M:%S', math.floor(t))
+end
+
+local function job_line(j)
+  return string.format('%-24s %-18s %-11s %-28s %s', j.id, j.kind, j.status, M.job_app(j),
+    M.local_time(j.created_at))
 end
 
 function M.refresh_jobs(buf)
