@@ -666,7 +666,16 @@ class JobManager:
         paths = [(self.log_path(i), self.exit_path(i), self.cfg.logs_dir / f"{i}.stdin")
                  for i in ids]
         if not dry_run:
-            self.store.delete(ids)
+            try:
+                self.store.delete(ids)
+            except (sqlite3.Error, OSError) as e:
+                log.error("could not remove %d ended job(s): %s", len(ids), e)
+                self._store_failed(e)
+                p = self.store_problem
+                assert p is not None
+                raise InvalidState(f"cannot remove the jobs' records: {p.message}; nothing "
+                                   "was removed", {"state_dir": str(self.cfg.state_dir),
+                                                   "cause": p.cause}) from None
             for job_id in ids:
                 self._forget(job_id)
                 self._versions.pop(job_id, None)

@@ -371,9 +371,14 @@ class Store:
         return [r[0] for r in rows if finished_before is None or r[1] < finished_before]
 
     def delete(self, ids: list[str]) -> None:
-        """Remove the records of ``ids`` in one transaction (all or none)."""
+        """Remove the records of ``ids``, and the idempotency keys that named them, in one
+        transaction (all or none)."""
         if not ids:
             return
+        for status, kind in self._write(lambda: self._delete_all(ids)):
+            self._count(status, kind, -1)
+
+    def _delete_all(self, ids: list[str]) -> list[tuple[str, str]]:
         gone: list[tuple[str, str]] = []
         self.db.execute("BEGIN IMMEDIATE")
         try:
@@ -383,13 +388,13 @@ class Store:
                 gone += self.db.execute(
                     f"SELECT status, kind FROM jobs WHERE id IN ({marks})", part).fetchall()
                 self.db.execute(f"DELETE FROM jobs WHERE id IN ({marks})", part)
+                self.db.execute(f"DELETE FROM idempotency WHERE job_id IN ({marks})", part)
             self.db.execute("COMMIT")
         except BaseException:
             if self.db.in_transaction:
                 self.db.execute("ROLLBACK")
             raise
-        for status, kind in gone:
-            self._count(status, kind, -1)
+        return gone
 
     def retention_mark(self) -> int:
         """Every finished job at or below this seq has had its log removed."""

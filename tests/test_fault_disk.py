@@ -155,6 +155,8 @@ def test_a_read_only_database_is_reported_from_the_start(make_daemon: type[Daemo
     d = make_daemon()
     write_app(d.workspace, "t.short", launch=["{python}", "-c", "print('short')"])
     d.start()
+    ended = d.call("launch", {"app": "t.short", "display": "headless"})["job"]["id"]
+    d.wait_job(ended)
     d.stop()  # a database to make read-only
     db = d.state / "kitplay.db"
     with _read_only_file(db):
@@ -166,6 +168,13 @@ def test_a_read_only_database_is_reported_from_the_start(make_daemon: type[Daemo
         with pytest.raises(KitplayError) as e:
             d.call("launch", {"app": "t.short", "display": "headless"})
         assert "read-only" in e.value.message and "free some space" not in e.value.message
+        # jobs.prune cannot remove the record: it says why, and removes nothing (logs neither).
+        with pytest.raises(KitplayError) as e:
+            d.call("jobs.prune", {"keep": 0})
+        assert e.value.code == -32002 and "read-only" in e.value.message, e.value
+        assert "nothing was removed" in e.value.message
+        assert (d.state / "logs" / f"{ended}.log").exists()
+        assert d.call("jobs.get", {"job_id": ended})["job"]["status"] == "succeeded"
     # Writable again: the daemon notices without a restart.
     wait_for(lambda: d.call("daemon.status")["state"]["ok"], 30, "the state to be ok again")
     job = d.call("launch", {"app": "t.short", "display": "headless"})["job"]
