@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 from kitplay.daemon.protocol.errors import KitplayError
 from kitplay.daemon.protocol.schemas import TERMINAL_STATUSES
+from kitplay.daemon.store import WAL_PAGES
 
 from tests.helpers import Daemon, wait_for, write_app
 from tests.tmpfs import fill, small_tmpfs
@@ -81,7 +82,10 @@ def test_the_write_ahead_log_stays_bounded_on_a_small_disk(make_daemon: type[Dae
             largest = max(largest, _wal_size(d))
         status = d.call("daemon.status")
         assert status["state"]["ok"] is True, status["state"]
-        assert largest <= 1024 * 1024, largest  # the documented bound
+        # The documented bound, as SQLite counts it: a checkpoint once the log holds WAL_PAGES
+        # frames (each a 4 KiB page plus its 24-byte header; 32 bytes of file header), run
+        # after the commit that got there (a few frames more).  It was 1.75 MB before.
+        assert largest <= 32 + (WAL_PAGES + 8) * (4096 + 24), largest
         assert all(_db_status(d, j) == "succeeded" for j in ids)
         d.stop()
 
