@@ -23,6 +23,7 @@ SECTIONS = {
     "startup": "bench.startup",
     "scale": "bench.scale",
     "bridge": "bench.bridge",
+    "bridge_memory": "bench.bridge_memory",
     "xpra": "bench.xpra",
     "page": "bench.page",
 }

@@ -35,14 +35,14 @@ __all__ = ["run"]
 
 
 class _Bridge:
-    def __init__(self, socket: Path, config: Path) -> None:
+    def __init__(self, socket: Path, config: Path, env: dict[str, str] | None = None) -> None:
         t0 = time.perf_counter()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "kitplay.bridge",
              "--socket", str(socket), "--bind", "127.0.0.1:0",
              "--config", str(config), "--log-level", "warning",
              "--rate-limit", "1000000", "--rate-burst", "1000000"],
-            env=child_env(), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            env=child_env(env), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
             stdin=subprocess.DEVNULL)
         line = self._line(30.0)
         self.ready_s = time.perf_counter() - t0
@@ -104,6 +104,11 @@ async def _follow_ws(url: str, token: str, job_id: str) -> tuple[int, float]:
             elif msg["type"] == "error":
                 raise RuntimeError(f"stream error: {msg}")
     return expect, time.perf_counter() - t
+
+
+def _cpu_s(pid: int) -> float:
+    t = psutil.Process(pid).cpu_times()
+    return float(t.user + t.system)
 
 
 def _start_bare(args: list[str]) -> tuple[subprocess.Popen[bytes], int]:
@@ -186,12 +191,15 @@ def run(ctx: Ctx) -> list[Figure]:
         _, job_id = _job_run(d, 100, "blocks")
         size = (d.state / "logs" / f"{job_id}.log").stat().st_size
         rest, bare, hop = _rest_rounds(ctx, d, b, job_id, base)
-        ws_rates, sock_rates = [], []
+        ws_rates, sock_rates, cpu_bridge, cpu_daemon = [], [], [], []
         for _ in range(runs):  # alternating WebSocket and socket followers
+            b0, d0 = _cpu_s(b.proc.pid), _cpu_s(d.pid)
             n, secs = trio.run(_follow_ws, b.url, b.token, job_id)
             if n != size:
                 raise RuntimeError(f"the WebSocket delivered {n} bytes of a {size}-byte log")
             ws_rates.append(n / secs / 1e6)
+            cpu_bridge.append((_cpu_s(b.proc.pid) - b0) * 100e6 / n)
+            cpu_daemon.append((_cpu_s(d.pid) - d0) * 100e6 / n)
             n, secs = follow_socket(d.socket, job_id)
             sock_rates.append(n / secs / 1e6)
     finally:
@@ -219,6 +227,10 @@ def run(ctx: Ctx) -> list[Figure]:
                  med(ws_rates), "MB/s", 200, "the same over the daemon socket", med(sock_rates),
                  note=f"median of {runs}; from the upgrade to the 'end' message, offsets "
                       "checked contiguous, every message decoded"),
+        info("bridge.follow_cpu", "CPU time of 100 MB through the WebSocket: the bridge",
+             med(cpu_bridge), "s", "the daemon", med(cpu_daemon),
+             note="user + system time of each process while it relayed the log (unlike the "
+                  "rate, barely changed by other load on the machine)"),
         info("bridge.ready", "bridge ready (serving, bridge.json written)", med(ready), "s",
              note="from Popen to its 'open URL' line"),
         info("bridge.rss", "idle bridge RSS", rss, "MB"),

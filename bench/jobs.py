@@ -10,6 +10,11 @@ so one build runs and every other add only queues: the figure is the daemon's bo
 the builds.  The 10,000th add runs on a second daemon whose database was pre-filled with
 finished jobs by ``daemon.store.Store`` before it started; both daemons hold the same queue, and
 the timed adds alternate between them so that machine drift hits both alike.
+
+While a build uses both cores: a third daemon (``max_concurrent_jobs = 2``) runs a build of two
+busy shell loops in a workspace of its own beside the blocker's queue; the timed adds alternate
+between rounds with and without it, at the default ``job_nice = 10`` and, for comparison, at
+``job_nice = 0`` (jobs as nice as the daemon, as before).
 """
 
 from __future__ import annotations
@@ -22,12 +27,17 @@ from pathlib import Path
 from .clients import RawClient
 from .context import Ctx
 from .procs import DaemonProc, make_app
-from .report import Figure, at_least, ratio_at_least, ratio_at_most
+from .report import Figure, at_least, info, ratio_at_least, ratio_at_most
 
 __all__ = ["run"]
 
 APP = "bench.blocker"
 CONFIG = "max_concurrent_jobs = 1\ncancel_grace_s = 1.0\n"
+# A build that keeps both cores busy (two shell loops) in a workspace of its own, beside the
+# blocker's queue: max_concurrent_jobs = 2 lets it run with the first blocker.
+BURNER = "bench.burner"
+BURN = ["sh", "-c", "while :; do :; done & while :; do :; done & wait"]
+BUSY_CONFIG = "max_concurrent_jobs = 2\ncancel_grace_s = 1.0\n"
 
 
 def _add(d: DaemonProc, n: int) -> list[float]:
@@ -66,6 +76,58 @@ def _prefill(db: Path, upto: int) -> int:
         return upto - have
     finally:
         store.close()
+
+
+def busy_rates(ctx: Ctx, nices: tuple[int, ...], per: int,
+               rounds: int) -> dict[int, tuple[float, float]]:
+    """job_nice -> (idle, busy) submission rates, one client: one daemon per niceness, each
+    measured idle, then with a build burning both cores; the daemons take turns round by round
+    (load from other work on the machine comes and goes by the second: it hits all alike)."""
+    daemons = {}
+    try:
+        for nice in nices:
+            d = DaemonProc(ctx.tmp(f"jobs-busy-{nice}"), BUSY_CONFIG + f"job_nice = {nice}\n")
+            daemons[nice] = d
+            make_app(d.workspace, APP, ["sleep", "1"], build=[["sleep", "3600"]])
+            make_app(d.base / "burn-ws", BURNER, ["sleep", "1"], build=[BURN])
+            d.start()
+            _add(d, 100)
+        idle: dict[int, list[float]] = {n: [] for n in nices}
+        busy: dict[int, list[float]] = {n: [] for n in nices}
+        for _ in range(rounds):
+            for nice, d in daemons.items():
+                t0 = time.perf_counter()
+                _add(d, per)
+                idle[nice].append(per / (time.perf_counter() - t0))
+                burner = d.call("build", {"app": BURNER,
+                                          "workspace": str(d.base / "burn-ws")})["job"]
+                _wait_burning(d, burner["id"])
+                t0 = time.perf_counter()
+                _add(d, per)
+                busy[nice].append(per / (time.perf_counter() - t0))
+                d.call("jobs.cancel", {"job_id": burner["id"], "grace_s": 0})
+        return {n: (statistics.median(idle[n]), statistics.median(busy[n])) for n in nices}
+    finally:
+        for d in daemons.values():
+            d.cleanup()
+
+
+def _wait_burning(d: DaemonProc, job_id: str) -> None:
+    """Until both of the burner's loops run (the build's step has started them)."""
+    import psutil
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        pid = d.call("jobs.get", {"job_id": job_id})["job"]["pid"]
+        if pid:
+            try:
+                if len(psutil.Process(pid).children(recursive=True)) >= 3:
+                    time.sleep(0.2)  # let them take the cores
+                    return
+            except psutil.Error:
+                pass
+        time.sleep(0.05)
+    raise RuntimeError("the burner build did not start")
 
 
 def run(ctx: Ctx) -> list[Figure]:
@@ -116,7 +178,18 @@ def run(ctx: Ctx) -> list[Figure]:
         for d in daemons:
             d.cleanup()  # SIGTERM: the daemon cancels its running build (sleep) itself
     e, l_ = statistics.median(early), statistics.median(late)
+    busy_per, busy_rounds = ctx.pick(200, 300), ctx.pick(3, 7)
+    got = busy_rates(ctx, (10, 0), busy_per, busy_rounds)
+    (idle, busy), (idle0, busy0) = got[10], got[0]
     return [
+        at_least("jobs.rate_busy", "job submission, one client, while a build uses both cores",
+                 busy, "jobs/s", 1500, "the same daemon idle", idle,
+                 note=f"{busy_per} sequential `build` calls, median of {busy_rounds} rounds, "
+                      "each after an idle round; the build runs two busy loops at the "
+                      "default job_nice = 10; rounds take turns with the job_nice = 0 daemon"),
+        info("jobs.rate_busy_nice0", "the same with job_nice = 0 (jobs as the daemon)", busy0,
+             "jobs/s", "that daemon idle", idle0,
+             note="what submissions got before jobs ran nicer than the daemon"),
         at_least("jobs.rate", "job submission, one client", rate, "jobs/s", 2000,
                  note=f"{per} sequential `build` calls on one connection, median of "
                       f"{len(rate_1)} runs; each answered once its job is on disk"),

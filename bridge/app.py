@@ -77,6 +77,7 @@ def create_app(settings: BridgeSettings) -> QuartTrio:
     @app.before_serving
     async def start_link() -> None:
         link["daemon"] = DaemonLink(app.nursery, settings.socket)
+        app.nursery.start_soon(stats.settle)
 
     @app.after_serving
     async def stop_link() -> None:

@@ -16,7 +16,7 @@ from typing import Any
 
 import trio
 from kitplay.daemon.protocol.paths import config_path
-from kitplay.daemon.protocol.process import harden_process
+from kitplay.daemon.protocol.process import bound_malloc, harden_process
 from kitplay.daemon.protocol.version import __version__
 
 from .credentials import TOKEN_ENV
@@ -135,6 +135,7 @@ async def run(settings: BridgeSettings, daemon_cfg: Any = None) -> None:
 def main(argv: list[str] | None = None) -> None:
     ns = parse_args(argv)
     harden_process()
+    bound_malloc()
     logging.basicConfig(level=ns.log_level.upper(),
                         format="%(asctime)s kitplay-bridge %(levelname)s %(message)s")
     daemon_cfg = None

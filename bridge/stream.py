@@ -3,6 +3,7 @@
 Messages (JSON text frames)::
 
     {"type": "output", "offset": 0, "next_offset": 4096, "data": "..."}   a chunk of the log
+    (with ``?encoding=auto`` or ``base64``, also "encoding": "utf-8" or "base64": exact bytes)
     {"type": "state", "job": {...}}                                      the job changed
     {"type": "end", "job": {...}}                                        final state; then close
 
@@ -29,6 +30,7 @@ from typing import Any
 import trio
 from kitplay.daemon.protocol.aclient import open_client
 from kitplay.daemon.protocol.errors import InvalidParams, KitplayError
+from kitplay.daemon.protocol.process import Bursts
 from kitplay.daemon.protocol.registry import METHODS, validate_params
 from quart import Response, websocket
 
@@ -43,27 +45,36 @@ BUFFER = 1  # notifications waiting between the daemon connection and the WebSoc
 TRY_AGAIN = 1013
 
 
-class StreamStats:
-    """Live counters, for tests and the status log."""
+class StreamStats(Bursts):
+    """Live counters (``active``, ``total``), for tests and the status log.
 
-    def __init__(self) -> None:
-        self.active = 0
-        self.total = 0
+    Hundreds of streams at once leave their memory in the heap once they close (glibc keeps
+    freed pages, and reference cycles wait for a full collection): ``settle`` releases it a
+    moment after a burst's last stream ends, so the bridge returns near its idle size instead
+    of keeping its largest burst's (bench/bridge_memory.py).
+    """
 
 
 def _message(method: str, params: dict[str, Any]) -> str:
     if method == "jobs.output":
+        encoding = params.get("encoding")
         if "data_json" in params:  # the daemon's literal, placed as it came
             return (f'{{"type":"output","offset":{int(params["offset"])},'
-                    f'"next_offset":{int(params["next_offset"])},"data":'
-                    + params["data_json"].decode("utf-8") + "}")
+                    f'"next_offset":{int(params["next_offset"])},'
+                    + (f'"encoding":"{encoding}",' if encoding in _EXACT else "")
+                    + '"data":' + params["data_json"].decode("utf-8") + "}")
         msg = {"type": "output", "offset": params["offset"],
                "next_offset": params["next_offset"], "data": params["data"]}
+        if encoding in _EXACT:
+            msg["encoding"] = encoding
     elif params.get("final"):
         msg = {"type": "end", "job": params["job"]}
     else:
         msg = {"type": "state", "job": params["job"]}
     return json.dumps(msg, ensure_ascii=False, separators=(",", ":"))
+
+
+_EXACT = ("utf-8", "base64")  # what an output message's "encoding" may say
 
 
 def _offset() -> int:
@@ -77,19 +88,20 @@ def _offset() -> int:
 
 async def stream_job(job_id: str, socket_path: Any, stats: StreamStats) -> Response | None:
     try:
-        params = validate_params(SUBSCRIBE, {"job_id": job_id, "offset": _offset()})
-        extra = set(websocket.args) - {"offset", "ticket"}
+        params = validate_params(SUBSCRIBE, {"job_id": job_id, "offset": _offset(),
+                                             "encoding": websocket.args.get("encoding")})
+        extra = set(websocket.args) - {"offset", "ticket", "encoding"}
         if extra:
             raise InvalidParams(f"unknown query parameter(s): {', '.join(sorted(extra))[:100]}")
     except KitplayError as e:
         return error_response(e)
-    stats.active += 1
-    stats.total += 1
+    stats.opened()
     try:
         async with open_client(socket_path) as client:
             try:
                 async with client.subscribe(params["job_id"], params["offset"],
-                                            buffer=BUFFER, unsubscribe=False, raw=True) as sub:
+                                            buffer=BUFFER, unsubscribe=False, raw=True,
+                                            encoding=params.get("encoding", "text")) as sub:
                     await websocket.accept()
                     await _pump(sub)
             except KitplayError as e:
@@ -98,7 +110,7 @@ async def stream_job(job_id: str, socket_path: Any, stats: StreamStats) -> Respo
     except KitplayError as e:  # the daemon is unreachable
         return error_response(e)
     finally:
-        stats.active -= 1
+        stats.closed()
     return None
 
 

@@ -747,11 +747,10 @@ def show(method: str, result: Any, mode: str, raw: bool = False) -> None:
             q = quiet(method, result)
             if q:
                 sys.stdout.write(q + "\n")
+        elif method == "jobs.logs":
+            show_log(result, raw)
         else:
-            text = render(method, result)
-            if method == "jobs.logs" and not raw:
-                text = for_terminal(sys.stdout, text)
-            sys.stdout.write(text + "\n")
+            sys.stdout.write(render(method, result) + "\n")
         sys.stdout.flush()
     except BrokenPipeError:  # `kitplay jobs list | head`
         _quiet_pipe()
@@ -759,6 +758,19 @@ def show(method: str, result: Any, mode: str, raw: bool = False) -> None:
     if not mode:
         for w in warnings(method, result):
             sys.stderr.write(f"kitplay: {w}\n")
+
+
+def show_log(result: dict[str, Any], raw: bool) -> None:
+    """A ``jobs.logs`` result on standard output: the log's bytes exactly (piped, or with
+    ``raw``), else shown on the terminal and not obeyed (terminal.py)."""
+    from kitplay.daemon.protocol.passthrough import chunk_bytes
+
+    data = chunk_bytes(result)
+    if raw or not _isatty(sys.stdout):
+        write_log(sys.stdout, data)
+    else:
+        text = data.decode("utf-8", "replace").rstrip("\n")
+        sys.stdout.write(for_terminal(sys.stdout, text) + "\n")
 
 
 def _quiet_pipe() -> None:
@@ -782,6 +794,18 @@ def progress_text(prog: dict[str, Any], tty: bool) -> str:
         return f"[{step}/{steps}] {prog.get('message', '')}"
     done = BAR * min(step, steps) // steps
     return f"[{'#' * done}{'-' * (BAR - done)}] {step}/{steps} {prog.get('message', '')}"
+
+
+def write_log(out: Any, data: bytes) -> None:
+    """A job's log bytes, exactly, to a text stream's binary buffer (when it has one)."""
+    out.flush()
+    raw = getattr(out, "buffer", None)
+    if raw is not None:
+        raw.write(data)
+        raw.flush()
+    else:
+        out.write(data.decode("utf-8", "replace"))
+        out.flush()
 
 
 def for_terminal(stream: Any, text: str) -> str:
@@ -814,6 +838,8 @@ def follow(client: Client, job_id: str, offset: int, log_out: Any, reconnect_s: 
     older than the log before it), so every progress line comes before the log's last line.
     On a terminal, and unless ``raw``, the log's control sequences other than colours are
     neutralized."""
+    from kitplay.daemon.protocol.passthrough import chunk_bytes
+
     tty = sys.stderr.isatty()
     shown = None  # the progress line on screen (tty) or last printed
     term = None
@@ -841,8 +867,12 @@ def follow(client: Client, job_id: str, offset: int, log_out: Any, reconnect_s: 
             if until_display:
                 continue
             clear()
-            log_out.write(term.feed(params["data"]) if term else params["data"])
-            log_out.flush()
+            data = chunk_bytes(params)  # the log's bytes, exactly
+            if term is not None:  # a terminal: shown, not obeyed (terminal.py)
+                log_out.write(term.feed(data.decode("utf-8", "replace")))
+                log_out.flush()
+            else:
+                write_log(log_out, data)
             if tty and shown:
                 sys.stderr.write(shown)
                 sys.stderr.flush()
@@ -879,20 +909,23 @@ def _display_text(job: dict[str, Any]) -> str:
 
 
 def tail_offset(client: Client, job_id: str, lines: int) -> int:
-    """The byte offset where the last ``lines`` lines of a job's log begin."""
+    """The byte offset where the last ``lines`` lines of a job's log begin (lines end with
+    ``\n``, as ``tail -n`` counts them; a last line without one counts too)."""
+    from kitplay.daemon.protocol.passthrough import chunk_bytes
+
     size = int(client.call("jobs.get", {"job_id": job_id})["job"].get("log_size") or 0)
     window = 64 * 1024
     while True:
         start = max(0, size - window)
-        got = client.call("jobs.logs", {"job_id": job_id, "offset": start,
+        got = client.call("jobs.logs", {"job_id": job_id, "offset": start, "encoding": "base64",
                                         "limit": max(1, size - start)})
-        text: str = got["data"]
-        parts = text.splitlines(keepends=True)
+        pieces = chunk_bytes(got).split(b"\n")  # the log's own bytes, whatever they are
+        parts = [p + b"\n" for p in pieces[:-1]] + ([pieces[-1]] if pieces[-1] else [])
         # The first line of a window that does not start the log may be cut: not counted.
         whole = parts if start == 0 else parts[1:]
         if len(whole) >= lines or start == 0:
-            keep = "".join(whole[len(whole) - lines:]) if lines else ""
-            return max(start, int(got["next_offset"]) - len(keep.encode("utf-8", "replace")))
+            keep = b"".join(whole[max(0, len(whole) - lines):]) if lines else b""
+            return max(start, int(got["next_offset"]) - len(keep))
         window *= 4
 
 
@@ -993,6 +1026,8 @@ def call_method(m: Method, params: dict[str, Any], ns: argparse.Namespace) -> in
     junit = getattr(ns, "junit", None)
     tail = getattr(ns, "tail", None)
     mode = "json" if ns.json else "quiet" if ns.quiet else ""
+    if m.name == "jobs.logs" and mode != "json":
+        params.setdefault("encoding", "auto")  # exact bytes for the terminal or a pipe
     job_id = ""
     try:
         with Client.connect(ns.socket, timeout=None) as client:

@@ -34,6 +34,9 @@ class Config:
     step_timeout_s: float = 3600.0
     create_timeout_s: float = 600.0
     xpra_python: str = ""                 # Python that runs xpra; "" = the xpra script's #!
+    # Jobs run this much nicer than the daemon (0-19; 0: as the daemon), so that the daemon
+    # answers at its idle speed while builds use every core.
+    job_nice: int = 10
 
     def apply(self, values: dict[str, Any]) -> None:
         names = {f.name: f for f in dataclasses.fields(self)}

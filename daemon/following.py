@@ -7,6 +7,7 @@ reconnects with the last offset it saw resumes with nothing lost or repeated.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, Protocol
@@ -49,7 +50,8 @@ def cut_whole(data: bytes, limit: int, ended: bool) -> bytes:
     return whole if whole or not ended else data  # a limit under 4 bytes still moves on
 
 
-def read_log_slice(path: Path, offset: int, limit: int, terminal: bool) -> dict[str, Any]:
+def read_log_slice(path: Path, offset: int, limit: int, terminal: bool,
+                   encoding: str = "text") -> dict[str, Any]:
     """The ``jobs.logs`` result; runs in a worker thread (file I/O only)."""
     size = log_size(path)
     if offset > size:
@@ -57,8 +59,19 @@ def read_log_slice(path: Path, offset: int, limit: int, terminal: bool) -> dict[
                             {"param": "offset", "size": size})
     data = cut_whole(read_chunk(path, offset, limit), limit, terminal)
     nxt = offset + len(data)
-    return {"data": data.decode("utf-8", "replace"), "offset": offset,
-            "next_offset": nxt, "eof": terminal and nxt >= log_size(path)}
+    out: dict[str, Any] = {"offset": offset, "next_offset": nxt,
+                           "eof": terminal and nxt >= log_size(path)}
+    if encoding == "text":
+        out["data"] = data.decode("utf-8", "replace")
+        return out
+    if encoding == "auto":
+        try:
+            out["data"], out["encoding"] = data.decode("utf-8"), "utf-8"
+            return out
+        except UnicodeDecodeError:
+            pass
+    out["data"], out["encoding"] = base64.b64encode(data).decode("ascii"), "base64"
+    return out
 
 
 async def follow_job(jobs: Followable, job_id: str,

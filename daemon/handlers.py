@@ -75,7 +75,12 @@ class Handlers:
         return plan
 
     async def _submit(self, kind: str, params: dict[str, Any]) -> dict[str, Any]:
+        key = params.pop("idempotency_key", None)
         refuse_ignored(kind, params)
+        if key is not None:  # a retry: answered before planning, which may fail by now
+            first = self.jobs.keyed(key, kind, params)
+            if first is not None:
+                return {"job": first}
         if kind in _PLANNED_INLINE and not params.get("container"):
             # A build or launch plan needs a few stats and the app's declaration (cached by
             # its stat): on the trio thread, as jobs.get's stat of a log is.  A thread hop
@@ -84,7 +89,7 @@ class Handlers:
         else:  # reads catalogues, templates or tool output: a worker thread
             plan = await trio.to_thread.run_sync(self.plan, kind, params)
         stored = {**params, "workspace": str(plan.workspace)}
-        return {"job": await self.jobs.submit(plan, stored)}
+        return {"job": await self.jobs.submit(plan, stored, key)}
 
     # -- daemon -----------------------------------------------------------------------------
 
@@ -237,14 +242,15 @@ class Handlers:
 
     async def jobs_logs(self, ctx: Any, p: dict[str, Any]) -> dict[str, Any]:
         return await self.jobs.read_log(p["job_id"], p.get("offset", 0), p.get("limit", 1 << 20),
-                                        p.get("log", "job"))
+                                        p.get("log", "job"), p.get("encoding", "text"))
 
     async def jobs_prune(self, ctx: Any, p: dict[str, Any]) -> dict[str, Any]:
         return await self.jobs.prune(p.get("older_than_s"), p.get("keep"),
                                      bool(p.get("dry_run")))
 
     async def jobs_subscribe(self, ctx: Any, p: dict[str, Any]) -> dict[str, Any]:
-        return {"subscription": await ctx.subscribe(self.jobs, p["job_id"], p.get("offset", 0))}
+        return {"subscription": await ctx.subscribe(self.jobs, p["job_id"], p.get("offset", 0),
+                                                    p.get("encoding", "text"))}
 
     def jobs_unsubscribe(self, ctx: Any, p: dict[str, Any]) -> dict[str, Any]:
         return {"unsubscribed": ctx.unsubscribe(p["subscription"])}
@@ -268,6 +274,9 @@ def refuse_ignored(kind: str, params: dict[str, Any]) -> None:
     if kind == "launch" and "max_restarts" in params and params.get("restart") != "on-failure":
         raise InvalidParams("max_restarts (--max-restarts) applies only with restart "
                             "'on-failure' (--restart on-failure)", {"param": "max_restarts"})
+    if kind == "create" and params.get("dry_run") and "idempotency_key" in params:
+        raise InvalidParams("dry_run starts no job, so idempotency_key would name nothing; "
+                            "leave it out", {"param": "idempotency_key"})
     if kind == "create" and "display_name" in params and not params["display_name"].strip():
         raise InvalidParams("display_name (--display-name) is empty; leave it out to use "
                             "the template's", {"param": "display_name"})

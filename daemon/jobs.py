@@ -18,7 +18,7 @@ from typing import Any
 
 import trio
 
-from . import recovery
+from . import failpoints, recovery
 from .config import Config
 from .displays import display_log_path
 from .following import read_log_slice
@@ -33,16 +33,30 @@ from .protocol.errors import (
 )
 from .protocol.framing import Encoded, encode
 from .protocol.schemas import TERMINAL_STATUSES
-from .runner import INTERRUPTED, Active, LogWriter, StepInterrupted, StepRunner
-from .store import Store
+from .runner import INTERRUPTED, STOP_BOUND_S, Active, LogWriter, StepInterrupted, StepRunner
+from .store import Problem, Store
+from .store import problem as store_problem
 from .toolchains.base import Plan
 
-__all__ = ["JobManager", "new_job_id"]
+__all__ = ["JobManager", "new_job_id", "seed_job_ids"]
 
 log = logging.getLogger("kitplayd.jobs")
 
 _HIDDEN = ("pid_start", "step_index", "extra")
+
+
+def _boot_id() -> str:
+    """This boot's id: the monotonic clock's readings compare only within one boot."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+BOOT_ID = _boot_id()
 _ENDED_CACHE = 1024
+STORE_WATCH_S = 0.5  # how soon a state that takes writes again is noticed
 PRUNE_LISTED = 1000  # jobs.prune lists at most this many of the jobs it removes
 
 
@@ -60,9 +74,29 @@ def _remove_files(paths: list[tuple[Path, Path, Path]], dry_run: bool) -> list[i
     return sizes
 
 
+_last_ms = 0  # the last id's sequence number
+
+
 def new_job_id() -> str:
-    """Sortable, short, safe as a file name: milliseconds in base 36 plus randomness."""
-    return f"{_b36(int(time.time() * 1000))}-{secrets.token_hex(3)}"
+    """Sortable, short, safe as a file name: a sequence number in base 36, plus randomness.
+
+    The sequence starts from the wall clock in milliseconds and never goes back: each id
+    takes the clock or the last id's number plus one, whichever is larger.  So ids sort in
+    creation order even after the wall clock steps back (they run ahead of it until it
+    catches up), and still tell roughly when a job was made.
+    """
+    global _last_ms
+    _last_ms = max(int(time.time() * 1000), _last_ms + 1)
+    return f"{_b36(_last_ms)}-{secrets.token_hex(3)}"
+
+
+def seed_job_ids(newest: str | None) -> None:
+    """Continue the sequence after ``newest``, the id of the newest job on record."""
+    global _last_ms
+    try:
+        _last_ms = max(_last_ms, int((newest or "0").split("-", 1)[0], 36))
+    except ValueError:
+        pass
 
 
 def _b36(n: int) -> str:
@@ -77,17 +111,20 @@ def _b36(n: int) -> str:
 class _Batch:
     """New job records committed together, and the event their submitters wait on."""
 
-    __slots__ = ("done", "error", "plans", "records")
+    __slots__ = ("done", "error", "keys", "plans", "records")
 
     def __init__(self) -> None:
         self.records: list[dict[str, Any]] = []
         self.plans: list[Plan] = []
+        self.keys: dict[str, str] = {}  # job id -> idempotency key
         self.done = trio.Event()
         self.error: KitplayError | None = None
 
-    def add(self, rec: dict[str, Any], plan: Plan) -> None:
+    def add(self, rec: dict[str, Any], plan: Plan, key: str | None) -> None:
         self.records.append(rec)
         self.plans.append(plan)
+        if key is not None:
+            self.keys[rec["id"]] = key
 
 
 class JobManager:
@@ -98,6 +135,7 @@ class JobManager:
         self.planner = planner  # (kind, params) -> Plan; raises KitplayError
         self.displays = displays  # display sessions (xpra), or None where xpra is absent
         self.runner = StepRunner(cfg, self, displays)
+        seed_job_ids(store.newest_id())
         self.active: dict[str, Active] = {}
         self.queue: list[str] = []
         self.plans: dict[str, Plan] = {}
@@ -113,9 +151,10 @@ class JobManager:
         # Changes the store could not take (disk full, I/O error): kept here, in order, shown
         # by jobs.get/list, and written as soon as the store takes writes again.
         self._unsaved: dict[str, dict[str, Any]] = {}
-        self.store_error: str | None = None
-        self._flushing = False
+        self.store_problem: Problem | None = None
+        self._retention_due = False
         self._pending: _Batch | None = None  # submissions waiting for their group commit
+        self._pending_keys: dict[str, tuple[_Batch, dict[str, Any]]] = {}
         self._queued_launches = 0  # launches in ``queue`` (they skip the concurrency limit)
 
     # -- records ----------------------------------------------------------------------------
@@ -131,6 +170,7 @@ class JobManager:
         # A plain string path: this runs on every jobs.get, and pathlib costs more than stat.
         out["log_size"] = log_size(os.path.join(self._logs_dir, rec["id"] + ".log"))
         extra = rec.get("extra") or {}
+        out["duration_s"] = extra.get("duration_s")
         if extra.get("log_removed"):
             out["log_removed"] = True
         return out
@@ -196,11 +236,12 @@ class JobManager:
         return out
 
     def set_fields(self, job_id: str, **fields: Any) -> None:
-        """Record a change; when the store refuses it, keep it until the store takes it."""
+        """Record a change; when the store refuses it, keep it until the store takes it.
+        While changes are kept, new ones queue behind them: the oldest are written first."""
         if fields.get("status") in TERMINAL_STATUSES:
             fields = self._without_display(job_id, fields)
-        if job_id in self._unsaved:  # keep the order: earlier changes go first
-            self._unsaved[job_id].update(fields)
+        if self._unsaved:
+            self._unsaved.setdefault(job_id, {}).update(fields)
             self._flush()
         else:
             try:
@@ -222,42 +263,73 @@ class JobManager:
 
     def _keep_unsaved(self, job_id: str, fields: dict[str, Any], e: Exception) -> None:
         self._unsaved.setdefault(job_id, {}).update(fields)
-        if self.store_error is None:
-            log.error("cannot write job records to %s (%s); keeping changes in memory and "
-                      "retrying until it takes writes again", self.cfg.db_path, e)
-        self.store_error = (f"{e}: the state directory {self.cfg.state_dir} cannot take "
-                            "writes (full?); job changes are kept in memory and written once "
-                            "there is space")
-        if not self._flushing and self._nursery is not None:
-            self._flushing = True
-            self._nursery.start_soon(self._retry_unsaved)
+        self._store_failed(e)
+
+    def _store_failed(self, e: BaseException) -> None:
+        was = self.store_problem
+        self.store_problem = store_problem(e, self.store.path)
+        if was is None or was.cause != self.store_problem.cause:
+            log.error("cannot write job records: %s; job changes are kept in memory and "
+                      "written once it takes writes again", self.store_problem.message)
 
     def _flush(self) -> bool:
-        """Write what was kept; True when everything is written."""
+        """Write what was kept, oldest first; True when everything is written."""
         for job_id in list(self._unsaved):
             try:
                 self.store.update(job_id, **self._unsaved[job_id])
-            except (sqlite3.Error, OSError):
+            except (sqlite3.Error, OSError) as e:
+                self._store_failed(e)
                 return False
             del self._unsaved[job_id]
-        if self.store_error is not None:
-            log.info("job records written again to %s", self.cfg.db_path)
-        self.store_error = None
+        if self.store_problem is not None:
+            log.info("job records are written again to %s", self.cfg.db_path)
+        self.store_problem = None
         return True
 
-    async def _retry_unsaved(self) -> None:
-        try:
-            while True:  # polling: nothing tells us when space comes back
-                if self._flush():
-                    return
-                await trio.sleep(1.0)
-        finally:
-            self._flushing = False
+    async def _watch_store(self) -> None:
+        """Notice, within ``STORE_WATCH_S``, a state that takes writes again (and write what
+        was kept), and a database removed under the daemon (and write it again)."""
+        while True:
+            await trio.sleep(STORE_WATCH_S)
+            self.check_store()
+
+    def check_store(self) -> None:
+        store = self.store
+        if store.moved():
+            try:
+                store.restore()
+            except (sqlite3.Error, OSError) as e:
+                self._store_failed(e)
+                if self.store_problem is not None and self.store_problem.cause != "missing":
+                    self.store_problem = Problem("missing", (
+                        f"the database {store.path} was removed under kitplayd and cannot be "
+                        f"written again ({e}); job changes are kept in memory"))
+                return
+            log.warning("the database %s was removed under kitplayd; written again from "
+                        "what kitplayd had open", store.path)
+        if self.store_problem is None and not self._unsaved and not store.exclusive:
+            return
+        if store.exclusive or (self.store_problem is not None
+                               and self.store_problem.cause in ("read-only", "missing")):
+            try:
+                store.reopen()  # a connection opened read-only (or exclusive) stays so
+            except (sqlite3.Error, OSError) as e:
+                self._store_failed(e)
+                return
+        problem = store.probe()
+        if problem is not None:
+            self.store_problem = problem
+            return
+        if self._flush() and self._retention_due:
+            self._after_finish(force=True)
 
     def store_state(self) -> dict[str, Any]:
-        """For daemon.status: whether the state dir takes writes."""
-        return {"ok": self.store_error is None, "error": self.store_error,
-                "unsaved_jobs": len(self._unsaved)}
+        """For daemon.status: whether the state dir takes writes, and why not."""
+        p = self.store_problem
+        return {"ok": p is None, "cause": None if p is None else p.cause,
+                "error": None if p is None else (
+                    f"{p.message}; job changes are kept in memory and written once it takes "
+                    "writes again"), "unsaved_jobs": len(self._unsaved)}
 
     def _bump(self, job_id: str) -> None:
         self._versions[job_id] = self._versions.get(job_id, 0) + 1
@@ -276,7 +348,8 @@ class JobManager:
 
     # -- submission -------------------------------------------------------------------------
 
-    async def submit(self, plan: Plan, params: dict[str, Any]) -> dict[str, Any]:
+    async def submit(self, plan: Plan, params: dict[str, Any],
+                     key: str | None = None) -> dict[str, Any]:
         """Record a new job and queue it; return its public record once it is on disk.
 
         Group commit: the first submission of a scheduler tick yields once, so that every
@@ -284,32 +357,77 @@ class JobManager:
         batch, then commits the batch in one transaction; all of them are acknowledged after
         that commit.  A job is queued only once its record is committed, by the committer, so a
         submitter cancelled while it waits (its client left) still leaves a well-kept job.
+
+        ``key`` (idempotency): committed with the job; a submission with a key already known
+        (committed within a day, or in this batch) gets that job instead of a new one.
         """
+        if key is not None:
+            first = self.keyed(key, plan.kind, params)
+            if first is not None:
+                return first
+            waiting = self._pending_keys.get(key)
+            if waiting is not None:  # the same key twice in one batch: one job
+                joined, rec = waiting
+                self._same_request(key, rec, plan.kind, params)
+                await joined.done.wait()
+                if joined.error is not None:
+                    raise joined.error
+                return self.public(rec)
         rec = self._new_record(plan, params)
         batch = self._pending
         if batch is None:
             batch = self._pending = _Batch()
-            batch.add(rec, plan)
+            batch.add(rec, plan, key)
+            if key is not None:
+                self._pending_keys[key] = (batch, rec)
             # Shielded: the leader commits for the others even if its own call is cancelled.
             await trio.lowlevel.cancel_shielded_checkpoint()
             self._commit(batch)
         else:
-            batch.add(rec, plan)
+            batch.add(rec, plan, key)
+            if key is not None:
+                self._pending_keys[key] = (batch, rec)
             await batch.done.wait()
         if batch.error is not None:
             raise batch.error
         return self.public(rec)
 
+    def keyed(self, key: str, kind: str, params: dict[str, Any]) -> dict[str, Any] | None:
+        """The public record of the job ``key`` named within a day, or None; a key used for
+        another request is refused (the caller meant something else)."""
+        job_id = self.store.find_key(key)
+        if job_id is None:
+            return None
+        self._same_request(key, self.get_record(job_id), kind, params)
+        return self.get(job_id)
+
+    @staticmethod
+    def _same_request(key: str, rec: dict[str, Any], kind: str, params: dict[str, Any]) -> None:
+        def comparable(p: dict[str, Any]) -> dict[str, Any]:
+            return {k: v for k, v in p.items() if k != "workspace"}
+
+        if rec["kind"] != kind or comparable(rec["params"]) != comparable(params):
+            raise InvalidParams(
+                f"idempotency key {key!r} already named job {rec['id']} ({rec['kind']}, "
+                "with other parameters) within the last day; use a new key for a new job",
+                {"param": "idempotency_key", "job_id": rec["id"]})
+
     def _commit(self, batch: _Batch) -> None:
         self._pending = None
+        for key in batch.keys.values():
+            self._pending_keys.pop(key, None)
         try:
-            self.store.insert_many(batch.records)
+            self.store.insert_many(batch.records, batch.keys)
         except (sqlite3.Error, OSError) as e:
             log.error("could not record %d new job(s): %s", len(batch.records), e)
+            self._store_failed(e)
+            p = self.store_problem
+            assert p is not None
             batch.error = InvalidState(
-                f"cannot record the job in {self.cfg.db_path}: {e}; free some space in the "
-                "state directory and submit it again", {"state_dir": str(self.cfg.state_dir)})
+                f"cannot record the job: {p.message}; then submit it again",
+                {"state_dir": str(self.cfg.state_dir), "cause": p.cause})
         else:
+            failpoints.hit("submit.committed")
             for rec, plan in zip(batch.records, batch.plans):
                 self.plans[rec["id"]] = plan
                 self.queue.append(rec["id"])
@@ -324,9 +442,10 @@ class JobManager:
                                "has restarted")
         if plan.kind == "launch":
             self._check_display(plan)
-        if self.store_error is not None and not self._flush():
-            raise InvalidState(f"cannot accept a new job: {self.store_error}; free some space "
-                               "and submit it again", {"state_dir": str(self.cfg.state_dir)})
+        if self.store_problem is not None and not self._flush():
+            p = self.store_problem
+            raise InvalidState(f"cannot accept a new job: {p.message}; then submit it again",
+                               {"state_dir": str(self.cfg.state_dir), "cause": p.cause})
         job_id = new_job_id()
         rec = {
             "id": job_id, "kind": plan.kind, "status": "queued", "params": params,
@@ -356,7 +475,11 @@ class JobManager:
         self.cfg.logs_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
+            self.store_problem = self.store.probe()  # said from the start, not at a submit
+            if self.store_problem is not None:
+                log.error("the state cannot take writes: %s", self.store_problem.message)
             self._recover()
+            nursery.start_soon(self._watch_store)
             task_status.started()
             while True:
                 await self._wake.wait()
@@ -394,16 +517,21 @@ class JobManager:
 
     # -- running ----------------------------------------------------------------------------
 
-    async def _run(self, act: Active, first_step: int, adopted: dict[str, Any] | None) -> None:
+    async def _run(self, act: Active, first_step: int, adopted: dict[str, Any] | None,
+                   resumed: bool = False) -> None:
         job_id, plan = act.job_id, act.plan
         assert plan is not None
         outcome: dict[str, Any] | None = None
         try:
             with act.cancel_scope:
-                if adopted is None:
-                    self.set_fields(job_id, status="running", started_at=time.time())
+                if adopted is None and not resumed:
+                    # The monotonic clock is the system's (since boot): a later daemon on the
+                    # same boot measures the job's duration from it, whatever the wall clock does.
+                    self.set_fields(job_id, status="running", started_at=time.time(),
+                                    extra=self.extra_with(job_id, mono=time.monotonic(),
+                                                          boot=BOOT_ID))
                 outcome = await self.runner.run_steps(act, plan, LogWriter(self.log_path(job_id)),
-                                                first_step, adopted)
+                                                      first_step, adopted, resumed)
             if outcome is None and act.cancel_requested:  # cancelled between steps
                 outcome = {"status": "cancelled"}
         except StepInterrupted as e:
@@ -436,10 +564,16 @@ class JobManager:
         status = outcome.pop("status", "failed")
         if status != "succeeded" and outcome.get("error") is None:
             outcome["error"] = {"message": f"job ended {status}", "step": None}
+        if act.log_error:  # the job's own outcome stands; the record says what is missing
+            if status == "succeeded":
+                outcome["result"] = {**(outcome.get("result") or {}), "log_error": act.log_error}
+            else:
+                outcome["error"] = {**outcome["error"],
+                                    "message": f"{outcome['error']['message']}; {act.log_error}"}
         LogWriter(self.log_path(job_id)).write(
             f"[kitplay] job {status}"
             + (f": {outcome['error']['message']}" if status != "succeeded" else "") + "\n")
-        self.set_fields(job_id, status=status, finished_at=time.time(), pid=None, **outcome)
+        self._end(job_id, status, **outcome)
         # A step's stdin file (runner._spawn) is read by then; retention removes logs only.
         try:
             (self.cfg.logs_dir / f"{job_id}.stdin").unlink(missing_ok=True)
@@ -452,6 +586,29 @@ class JobManager:
         self._after_finish()
         self._wake.set()
 
+
+    def _end(self, job_id: str, status: str, **fields: Any) -> None:
+        """Record a job's end, with its duration measured on the monotonic clock when the
+        daemon saw it start on this boot (a wall-clock step cannot make it negative)."""
+        now = time.time()
+        rec = self.get_record(job_id)
+        extra = dict(rec.get("extra") or {})
+        extra.pop("exit_seen", None)
+        if extra.get("boot") == BOOT_ID and isinstance(extra.get("mono"), float):
+            extra["duration_s"] = round(max(0.0, time.monotonic() - extra["mono"]), 6)
+        elif rec.get("started_at") is not None:
+            extra["duration_s"] = round(max(0.0, now - rec["started_at"]), 6)
+        self.set_fields(job_id, status=status, finished_at=now, pid=None, extra=extra, **fields)
+        if job_id not in self._unsaved:  # recorded: the monitor's exit status is read for good
+            for suffix in (".exit", ".exit.tmp"):
+                try:
+                    (self.cfg.logs_dir / f"{job_id}{suffix}").unlink(missing_ok=True)
+                except OSError:
+                    pass
+
+    def extra_with(self, job_id: str, **values: Any) -> dict[str, Any]:
+        """The job's ``extra`` record with ``values`` set (to pass to ``set_fields``)."""
+        return {**(self.get_record(job_id).get("extra") or {}), **values}
 
     # -- cancellation -----------------------------------------------------------------------
 
@@ -475,7 +632,11 @@ class JobManager:
         if act is None:
             raise InvalidState(f"job {job_id} is {rec['status']} but no process is known; "
                                "restart kitplayd to recover it", {"job_id": job_id})
+        # Recorded before any signal goes out: a daemon that dies in the grace period leaves
+        # a job its successor records as cancelled (finishing the cancel if it still runs).
         # No log line here: while a step runs, its shim is the log's only writer.
+        self.set_fields(job_id, extra=self.extra_with(job_id, cancel={
+            "reason": reason, "grace": grace, "deadline": time.time() + grace}))
         act.cancel_requested = True
         act.cancel_grace = grace
         act.cancel_reason = reason
@@ -506,7 +667,16 @@ class JobManager:
         paths = [(self.log_path(i), self.exit_path(i), self.cfg.logs_dir / f"{i}.stdin")
                  for i in ids]
         if not dry_run:
-            self.store.delete(ids)
+            try:
+                self.store.delete(ids)
+            except (sqlite3.Error, OSError) as e:
+                log.error("could not remove %d ended job(s): %s", len(ids), e)
+                self._store_failed(e)
+                p = self.store_problem
+                assert p is not None
+                raise InvalidState(f"cannot remove the jobs' records: {p.message}; nothing "
+                                   "was removed", {"state_dir": str(self.cfg.state_dir),
+                                                   "cause": p.cause}) from None
             for job_id in ids:
                 self._forget(job_id)
                 self._versions.pop(job_id, None)
@@ -536,7 +706,7 @@ class JobManager:
         return {"job": self.get(job_id), "timed_out": True}
 
     async def read_log(self, job_id: str, offset: int, limit: int,
-                       which: str = "job") -> dict[str, Any]:
+                       which: str = "job", encoding: str = "text") -> dict[str, Any]:
         rec = self.get_record(job_id)  # the store is used from the trio thread only
         if (rec.get("extra") or {}).get("log_removed"):
             raise NotFound(f"the log of job {job_id} was removed by the retention limit "
@@ -549,7 +719,8 @@ class JobManager:
                                     "display 'xpra' has one", {"param": "log"})
             path = display_log_path(self.cfg.logs_dir, job_id)
         terminal = rec["status"] in TERMINAL_STATUSES
-        return await trio.to_thread.run_sync(read_log_slice, path, offset, limit, terminal)
+        return await trio.to_thread.run_sync(
+            read_log_slice, path, offset, limit, terminal, encoding)
 
     def changed(self, job_id: str) -> trio.Event | None:
         """An event set at the job's next change, or None when it can no longer change."""
@@ -580,13 +751,27 @@ class JobManager:
             elif isinstance(d, recovery.Interrupt):
                 LogWriter(self.log_path(d.job_id)).write(
                     f"[kitplay] job interrupted: kitplayd restarted and {d.why}\n")
-                self.set_fields(d.job_id, status="interrupted", finished_at=time.time(),
-                                pid=None, error={"message": f"interrupted: {d.why}",
-                                                 "step": None})
+                self._end(d.job_id, "interrupted",
+                          error={"message": f"interrupted: {d.why}", "step": None})
+            elif isinstance(d, recovery.Cancelled):
+                LogWriter(self.log_path(d.job_id)).write(
+                    f"[kitplay] job cancelled: {d.reason} (kitplayd restarted {d.why})\n")
+                self._end(d.job_id, "cancelled", error={"message": d.reason, "step": None})
+            elif isinstance(d, recovery.Resume):
+                act = self.active[d.job_id] = Active(d.job_id, d.plan, exit_seen=d.exit_seen)
+                self.plans[d.job_id] = d.plan
+                log.info("resuming job %s at step %d", d.job_id, d.step_index + 1)
+                self._nursery.start_soon(self._run, act, d.step_index, None, True)
             else:
                 if d.found is not None:
                     self.set_fields(d.job_id, pid=d.found[0], pid_start=d.found[1])
                 act = self.active[d.job_id] = Active(d.job_id, d.plan)
+                if d.cancel is not None:  # the last daemon was cancelling it
+                    act.cancel_requested = True
+                    act.cancel_reason = d.cancel.get("reason") or ""
+                    grace = float(d.cancel.get("grace") or 0.0)  # what is left of it
+                    act.cancel_grace = min(grace, max(
+                        0.0, float(d.cancel.get("deadline") or 0.0) - time.time()))
                 self.plans[d.job_id] = d.plan
                 log.info("re-adopting job %s (pid %s)", d.job_id, d.pid)
                 self._nursery.start_soon(self._run, act, d.step_index, {"pid": d.pid})
@@ -612,18 +797,26 @@ class JobManager:
                 self.store.update(job_id, extra={**extra, "log_removed": True})
                 self._forget(job_id)
             self.store.set_retention_mark(mark)
+            self.store.forget_keys()
         except (sqlite3.Error, OSError) as e:  # retention waits for the next round
+            self._retention_due = True
             log.warning("log retention skipped: %s", e)
+        else:
+            self._retention_due = False
 
     # -- shutdown ---------------------------------------------------------------------------
 
     async def shutdown(self) -> None:
-        """Stop builds gracefully; leave launched apps running for the next daemon."""
+        """Stop builds gracefully; leave launched apps running for the next daemon.
+
+        Ends within ``shutdown_grace_s`` + ``STOP_BOUND_S``, whatever the processes do (a
+        stopped tree is continued, then killed)."""
         self.stopping = True
-        async with trio.open_nursery() as nursery:
-            for act in list(self.active.values()):
-                if act.plan is not None and act.plan.kind != "launch":
-                    nursery.start_soon(self._cancel_quietly, act.job_id)
+        with trio.move_on_after(self.cfg.shutdown_grace_s + STOP_BOUND_S):
+            async with trio.open_nursery() as nursery:
+                for act in list(self.active.values()):
+                    if act.plan is not None and act.plan.kind != "launch":
+                        nursery.start_soon(self._cancel_quietly, act.job_id)
 
     async def _cancel_quietly(self, job_id: str) -> None:
         try:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import ctypes
 import logging
 import os
 import signal
@@ -20,7 +19,7 @@ from .config import Config, load_config
 from .handlers import Handlers
 from .jobs import JobManager
 from .protocol.paths import ensure_private_dir
-from .protocol.process import harden_process
+from .protocol.process import bound_malloc, harden_process
 from .rpc import Dispatcher, load_jsonrpcserver
 from .server import AlreadyRunning, bind_socket, serve, socket_from_systemd
 from .store import Store
@@ -147,22 +146,6 @@ def notify_ready() -> None:
             s.sendto(f"READY=1\nMAINPID={os.getpid()}".encode(), addr)
         except OSError as e:
             log.warning("cannot notify readiness on %s: %s", addr, e)
-
-
-def bound_malloc() -> None:
-    """Keep the RSS of a long-lived daemon near its idle size after bursts (glibc only).
-
-    A fixed mmap threshold (glibc otherwise raises it as big buffers are freed) returns big
-    buffers (256 KB log chunks, large frames) to the system when they are freed, and two
-    malloc arenas stop every worker thread from keeping a heap of its own.  Measured by
-    tests/test_reliability_load.py: 200 clients and 100 followers left +17 MB without this.
-    """
-    try:
-        libc = ctypes.CDLL(None)
-        libc.mallopt(-3, 128 * 1024)  # M_MMAP_THRESHOLD
-        libc.mallopt(-8, 2)  # M_ARENA_MAX
-    except (OSError, AttributeError):
-        pass
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import psutil
 
-__all__ = ["alive", "find_shim", "is_shim", "same_process", "signal_tree", "DEVNULL", "SHIM_MODULE"]
+__all__ = ["alive", "find_shim", "is_shim", "same_process", "signal_tree", "DEVNULL", "NICE_ENV",
+           "SHIM_MODULE"]
 
 # A job's monitor runs as `python -P -m kitplay.daemon.shim LOG ...`; monitors started by
 # kitplay before its imports moved under `kitplay` ran `python -m daemon.shim LOG ...` and are
@@ -22,6 +23,8 @@ SHIM_MODULE = "kitplay.daemon.shim"
 _SHIM_MODULES = (SHIM_MODULE, "daemon.shim")
 
 DEVNULL = subprocess.DEVNULL
+# The niceness a job's monitor adds to itself before it starts the command (config job_nice).
+NICE_ENV = "KITPLAY_JOB_NICE"
 
 
 def is_shim(cmdline: list[str], log_path: str | None = None) -> bool:
@@ -68,24 +71,37 @@ def find_shim(log_path: Path) -> tuple[int, float] | None:
     return None
 
 
-def signal_tree(root_pid: int, sig: int) -> None:
+def signal_tree(root_pid: int, sig: int, *, root: bool = False) -> None:
     """Signal the process group led by ``root_pid`` and every descendant (even setsid ones).
 
-    The shim at the root ignores SIGTERM (it records the exit status); SIGKILL skips it.
+    A stopped process (``kill -STOP``) keeps a SIGTERM pending until it runs again, so SIGTERM
+    comes with SIGCONT.  The shim at the root ignores SIGTERM (it records the exit status);
+    SIGKILL skips it unless ``root`` is true.
     """
     try:
-        root = psutil.Process(root_pid)
-        kids = root.children(recursive=True)
+        top = psutil.Process(root_pid)
+        kids = top.children(recursive=True)
     except psutil.Error:
-        kids = []
+        top, kids = None, []
+    if sig == signal.SIGKILL:
+        for p in kids:
+            try:
+                p.send_signal(sig)
+            except psutil.Error:
+                pass
+        if root and top is not None:
+            try:
+                top.send_signal(sig)  # psutil checks the pid was not reused
+            except psutil.Error:
+                pass
+        return
     in_group: set[int] = set()
-    if sig != signal.SIGKILL:
-        try:
-            os.killpg(root_pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
-        else:
-            in_group = {p.pid for p in kids if _pgid(p.pid) == root_pid}
+    try:
+        os.killpg(root_pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+    else:
+        in_group = {p.pid for p in kids if _pgid(p.pid) == root_pid}
     for p in kids:
         if p.pid in in_group:
             continue  # signalled once through the group: a second SIGTERM can interrupt
@@ -94,6 +110,8 @@ def signal_tree(root_pid: int, sig: int) -> None:
             p.send_signal(sig)
         except psutil.Error:
             pass
+    if sig != signal.SIGCONT:
+        signal_tree(root_pid, signal.SIGCONT)
 
 
 def _pgid(pid: int) -> int | None:

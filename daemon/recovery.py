@@ -1,11 +1,19 @@
 """Recovery after a daemon start: what becomes of the jobs a previous daemon left unfinished.
 
-``decide`` looks at each ``queued`` or ``running`` record and at the processes of this machine
-and returns one decision per job; it changes nothing.  The job manager applies the decisions:
-queued jobs, and running ones that never started a process, go back in the queue; live
-steps are re-adopted (pid plus process start time, so a
-reused pid is never taken for the job's monitor), and a step whose process is gone and left no
-exit status makes its job ``interrupted``.
+``decide`` looks at each ``queued`` or ``running`` record, at the exit status files and at the
+processes of this machine, and returns one decision per job; it changes nothing.  The job
+manager applies the decisions, from what is known:
+
+- queued jobs, and running ones that never started a process, go back in the queue;
+- a job between two steps (or two runs of a restarting launch) resumes at the next one: the
+  runner records "no process of this step yet" (``pid`` None, with the ``finished_at`` of the
+  exit status it had read, ``exit_seen``) before it removes that status and spawns, so a record
+  with no pid, no live monitor and no newer exit status is a step that never started;
+- live steps are re-adopted (pid plus process start time, so a reused pid is never taken for
+  the job's monitor), and ended ones are recorded from their exit status;
+- a cancel the previous daemon had begun (it is recorded before any signal goes out) is
+  finished: a job that still runs is stopped, one that ended or never started is cancelled;
+- a step whose process is gone and left no exit status makes its job ``interrupted``.
 """
 
 from __future__ import annotations
@@ -20,7 +28,7 @@ from .protocol.errors import KitplayError
 from .runner import read_exit
 from .toolchains.base import Plan
 
-__all__ = ["Adopt", "Fail", "Interrupt", "Requeue", "decide"]
+__all__ = ["Adopt", "Cancelled", "Fail", "Interrupt", "Requeue", "Resume", "decide"]
 
 
 @dataclass(frozen=True)
@@ -52,6 +60,25 @@ class Interrupt:
 
 
 @dataclass(frozen=True)
+class Resume:
+    """A running job whose next step (or next run of a launch) had not started: start it."""
+
+    job_id: str
+    plan: Plan
+    step_index: int
+    exit_seen: float | None
+
+
+@dataclass(frozen=True)
+class Cancelled:
+    """A job being cancelled whose process is gone (or never started): record it cancelled."""
+
+    job_id: str
+    reason: str
+    why: str
+
+
+@dataclass(frozen=True)
 class Adopt:
     """A running job to follow again from ``step_index``: alive at ``pid``, or ended with a
     recorded exit status (``pid`` is -1 then).  ``found`` is set when the pid was learned
@@ -62,9 +89,10 @@ class Adopt:
     step_index: int
     pid: int
     found: tuple[int, float] | None = None
+    cancel: dict[str, Any] | None = None  # the cancel the previous daemon began, if any
 
 
-Decision = Requeue | Fail | Interrupt | Adopt
+Decision = Requeue | Fail | Interrupt | Adopt | Resume | Cancelled
 
 
 def decide(records: Iterable[dict[str, Any]],
@@ -93,15 +121,32 @@ def decide(records: Iterable[dict[str, Any]],
         status = read_exit(logs_dir / f"{job_id}.exit")
         if status is None and displays is not None:
             status = displays.app_status(job_id, {}) or None
-        never_started = pid is None and not rec.get("step_index")
-        if plan is not None and live_pid < 0 and status is None and never_started:
-            # Marked running, but no process was ever recorded, found or ended: the daemon
-            # died before the first spawn (a burst of submissions), so nothing was lost.
-            out.append(Requeue(job_id, plan, was_running=True))
+        extra = rec.get("extra") or {}
+        if (status is not None and extra.get("exit_seen") is not None
+                and status.get("finished_at") == extra["exit_seen"]):
+            status = None  # the previous step's (or run's) status, read already
+        cancel = extra.get("cancel") if isinstance(extra.get("cancel"), dict) else None
+        if plan is not None and live_pid < 0 and status is None and pid is None:
+            # No process of this step or run was ever recorded, found or ended: the daemon
+            # died before spawning it, so nothing was lost.
+            if cancel is not None:
+                out.append(Cancelled(job_id, cancel.get("reason") or "cancelled on request",
+                                     "before its next step started"))
+            elif (rec.get("step_index") or rec.get("restarts")
+                  or extra.get("exit_seen") is not None):
+                out.append(Resume(job_id, plan, rec.get("step_index") or 0,
+                                  extra.get("exit_seen")))
+            else:
+                out.append(Requeue(job_id, plan, was_running=True))
             continue
         if plan is None or (live_pid < 0 and status is None):
-            out.append(Interrupt(job_id, "its process is gone and left no exit status"
-                                 if plan is not None else f"it cannot be resumed: {plan_error}"))
+            if cancel is not None:
+                out.append(Cancelled(job_id, cancel.get("reason") or "cancelled on request",
+                                     "after its process ended"))
+            else:
+                out.append(Interrupt(job_id, "its process is gone and left no exit status"
+                                     if plan is not None else
+                                     f"it cannot be resumed: {plan_error}"))
             continue
-        out.append(Adopt(job_id, plan, rec.get("step_index") or 0, live_pid, found))
+        out.append(Adopt(job_id, plan, rec.get("step_index") or 0, live_pid, found, cancel))
     return out

@@ -23,16 +23,17 @@ from typing import Any, Protocol
 import psutil
 import trio
 
+from . import failpoints
 from .childenv import child_environment
 from .config import Config
 from .logs import tail_lines
-from .procs import DEVNULL, SHIM_MODULE, alive, signal_tree
+from .procs import DEVNULL, NICE_ENV, SHIM_MODULE, signal_tree
 from .protocol.errors import KitplayError, ToolchainError
 from .protocol.process import NOFILE_ENV, user_nofile, user_umask
 from .toolchains.base import Plan, Step
 
-__all__ = ["INTERRUPTED", "Active", "JobRecords", "LogWriter", "StepInterrupted", "StepRunner",
-           "read_exit"]
+__all__ = ["INTERRUPTED", "STOP_BOUND_S", "Active", "JobRecords", "LogWriter", "StepInterrupted",
+           "StepRunner", "read_exit"]
 
 log = logging.getLogger("kitplayd.runner")
 
@@ -43,6 +44,7 @@ class JobRecords(Protocol):
     def get_record(self, job_id: str) -> dict[str, Any]: ...
 
     def set_fields(self, job_id: str, **fields: Any) -> None: ...
+
 
 @dataclass
 class Active:
@@ -59,7 +61,16 @@ class Active:
     killed: bool = False  # the cancel's grace ran out: SIGKILL ended the step
     cancel_scope: trio.CancelScope = field(default_factory=trio.CancelScope)
     done: trio.Event = field(default_factory=trio.Event)
+    # ``finished_at`` of the last exit status read (the previous step's or run's): its file
+    # may still be there when the daemon dies before starting the next one.
+    exit_seen: float | None = None
+    log_error: str | None = None  # the job's output could not all be written to its log
 
+
+# How long the monitor gets to end once its tree was SIGKILLed, and once it was itself.
+KILL_WAIT_S = 1.0
+# What stopping a step takes at most beyond its grace period (and display clean-up).
+STOP_BOUND_S = 2 * KILL_WAIT_S + 1.0
 
 INTERRUPTED = "the process ended while kitplayd was not watching and left no exit status"
 
@@ -80,7 +91,11 @@ class LogWriter:
 
     def write(self, text: str) -> None:
         try:
-            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+            except FileNotFoundError:  # someone removed logs/: make it again
+                self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
             try:
                 size = os.fstat(fd).st_size
                 if size and os.pread(fd, 1, size - 1) != b"\n":
@@ -113,34 +128,38 @@ class StepRunner:
         self.records.set_fields(job_id, **fields)
 
     async def run_steps(self, act: Active, plan: Plan, logw: LogWriter, first: int,
-                         adopted: dict[str, Any] | None) -> dict[str, Any]:
+                        adopted: dict[str, Any] | None, resumed: bool = False,
+                        ) -> dict[str, Any]:
+        """Run the steps from ``first``: the first of them ``adopted`` (a live or ended process
+        of a previous daemon), or ``resumed`` (a previous daemon died before starting it)."""
         if plan.kind == "launch":
-            return await self._run_launch(act, plan, logw, adopted)
+            return await self._run_launch(act, plan, logw, adopted, resumed)
         if first == 0 and adopted is None:
             for report in plan.reports:  # never list a report of an earlier run
                 report.unlink(missing_ok=True)
-        outcome = await self._run_steps(act, plan, logw, first, adopted)
+        outcome = await self._run_steps(act, plan, logw, first, adopted, resumed)
         if plan.kind == "test":  # the reports, passed or failed: CI reads them either way
             found = [str(r) for r in plan.reports if r.is_file()]
             outcome["result"] = {**(outcome.get("result") or {}), "junit": found}
         return outcome
 
     async def _run_steps(self, act: Active, plan: Plan, logw: LogWriter, first: int,
-                         adopted: dict[str, Any] | None) -> dict[str, Any]:
+                         adopted: dict[str, Any] | None, resumed: bool) -> dict[str, Any]:
         job_id = act.job_id
         n = len(plan.steps)
+        if resumed:
+            logw.write(f"[kitplay] kitplayd restarted between steps; resuming at step "
+                       f"{first + 1}/{n}\n")
         for i in range(first, n):
             step = plan.steps[i]
             if act.cancel_requested:
                 return {"status": "cancelled"}
             progress = {"step": i + 1, "steps": n, "message": step.name}
             if adopted is None:
-                # The previous step's status is consumed: a restart must never read it as
-                # this step's (that would skip this step).
-                self.exit_path(job_id).unlink(missing_ok=True)
-            self._set(job_id, progress=progress, step_index=i)
-            if adopted is None:
+                self._next_run(act, progress=progress, step_index=i)
                 logw.write(f"[kitplay] step {i + 1}/{n}: {step.name}\n")
+            else:
+                self._set(job_id, progress=progress, step_index=i)
             if step.func is not None:
                 try:
                     await trio.to_thread.run_sync(step.func, logw)
@@ -153,8 +172,12 @@ class StepRunner:
                     logw.write(f"[kitplay] {msg}\n")
                     return {"status": "failed", "error": {"message": msg, "step": step.name}}
                 continue
+            if i > 0:
+                failpoints.hit("step.spawn")
             status = await self._run_process(act, step, adopted)
+            failpoints.hit("step.ended")
             adopted = None
+            act.exit_seen = status.get("finished_at")
             code = status.get("exit_code")
             if act.cancel_requested:
                 return {"status": "cancelled", "exit_code": code, "_how": ended_how(act, status)}
@@ -164,6 +187,16 @@ class StepRunner:
         result = await trio.to_thread.run_sync(plan.finish) if plan.finish else {}
         return {"status": "succeeded", "exit_code": 0, "result": result,
                 "progress": {"step": n, "steps": n, "message": "done"}}
+
+    def _next_run(self, act: Active, **fields: Any) -> None:
+        """Record that no process of the next step (or run) is started yet, in one write with
+        the exit status already read; then remove that status's file.  A daemon that dies
+        anywhere from here to the spawn leaves a record that says so (``pid`` None), and its
+        successor starts that step instead of taking the old status for it (recovery.py)."""
+        extra = {**(self.get_record(act.job_id).get("extra") or {}),
+                 "exit_seen": act.exit_seen}
+        self._set(act.job_id, pid=None, pid_start=None, extra=extra, **fields)
+        self.exit_path(act.job_id).unlink(missing_ok=True)
 
     def _step_error(self, job_id: str, plan: Plan, step: Step,
                     status: dict[str, Any]) -> dict[str, Any]:
@@ -186,7 +219,11 @@ class StepRunner:
         return {"message": msg, "step": step.name, "tail": tail or None}
 
     async def _run_launch(self, act: Active, plan: Plan, logw: LogWriter,
-                          adopted: dict[str, Any] | None) -> dict[str, Any]:
+                          adopted: dict[str, Any] | None, resumed: bool) -> dict[str, Any]:
+        """Run the app until it ends, restarting it by its policy.  ``restarts`` counts the
+        restarts that started: it advances with the spawn, never in the backoff before it, so
+        a daemon that dies in a backoff uses up no restart (``resumed``: its successor starts
+        the pending one)."""
         job_id = act.job_id
         rec = self.get_record(job_id)
         params = rec["params"]
@@ -195,13 +232,22 @@ class StepRunner:
         restarts = rec.get("restarts") or 0
         backoff = self.cfg.restart_backoff_initial_s
         step = plan.steps[0]
+        again = resumed  # the next run is a restart
+        if resumed:
+            logw.write(f"[kitplay] kitplayd restarted during the restart backoff of {plan.app}; "
+                       "restarting it now\n")
         while True:
+            counted: dict[str, Any] = {}
             if adopted is None:
+                if again:
+                    counted = {"restarts": restarts + 1}
                 logw.write(f"[kitplay] launching {plan.app} ({plan.display}): "
                            f"{' '.join(step.argv or [])}\n")
             started = time.monotonic()
-            status = await self._run_process(act, step, adopted)
+            status = await self._run_process(act, step, adopted, counted)
+            restarts = counted.get("restarts", restarts)
             adopted = None
+            act.exit_seen = status.get("finished_at")
             code = status.get("exit_code")
             if act.cancel_requested:
                 return {"status": "cancelled", "exit_code": code, "_how": ended_how(act, status)}
@@ -216,16 +262,18 @@ class StepRunner:
                 return {"status": "failed", "exit_code": code, "error": err}
             if time.monotonic() - started >= self.cfg.restart_stable_s:
                 backoff = self.cfg.restart_backoff_initial_s
-            restarts += 1
-            logw.write(f"[kitplay] {plan.app} exited with code {code}; restart {restarts}/"
+            logw.write(f"[kitplay] {plan.app} exited with code {code}; restart {restarts + 1}/"
                        f"{max_restarts} in {backoff:.2f} s\n")
-            self._set(job_id, restarts=restarts)
+            self._next_run(act)
             await trio.sleep(backoff)
             backoff = min(backoff * 2, self.cfg.restart_backoff_max_s)
+            again = True
 
-    async def _run_process(self, act: Active, step: Step,
-                           adopted: dict[str, Any] | None) -> dict[str, Any]:
-        """Run (or keep waiting for an adopted) step under a shim; return its exit status."""
+    async def _run_process(self, act: Active, step: Step, adopted: dict[str, Any] | None,
+                           counted: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Run (or keep waiting for an adopted) step under a shim; return its exit status.
+
+        ``counted``: fields recorded with the new process's pid (a restart's number)."""
         job_id = act.job_id
         exit_path = self.exit_path(job_id)
         if adopted is None:
@@ -254,7 +302,7 @@ class StepRunner:
             except psutil.Error:
                 start = None
             try:
-                self._set(job_id, pid=proc.pid, pid_start=start)
+                self._set(job_id, pid=proc.pid, pid_start=start, **(counted or {}))
                 if xpra:  # its display, at once: a page loads the client while Xpra starts
                     self._set(job_id, result={**(self.get_record(job_id).get("result") or {}),
                                               **self.displays.starting(job_id)})
@@ -271,7 +319,9 @@ class StepRunner:
                 # its tree here (shielded, this scope being cancelled).  A daemon shutdown
                 # requests no cancel: a launch keeps running for the next daemon to adopt.
                 if act.cancel_requested and not act.exited.is_set():
-                    with trio.CancelScope(shield=True):
+                    with trio.CancelScope(shield=True) as stopping:
+                        stopping.deadline = (trio.current_time() + act.cancel_grace
+                                             + STOP_BOUND_S)
                         await self._stop(act, proc, act.cancel_grace)
                 raise
             if scope.cancelled_caught:
@@ -279,6 +329,8 @@ class StepRunner:
                 return {"exit_code": proc.returncode, "timed_out": True}
             act.exited.set()
             status = self.read_exit(job_id)
+            if status is not None and status.get("log_error"):
+                act.log_error = _log_error(self.cfg.logs_dir, str(status["log_error"]))
             if status is None:
                 code = proc.returncode
                 status = {"exit_code": code if code is not None and code >= 0 else 128 - (
@@ -297,16 +349,19 @@ class StepRunner:
         resume = None  # a display that was still starting when the last daemon stopped
         if act.plan is not None and act.plan.display == "xpra" and self.displays is not None:
             resume = self.displays.resume(act.job_id)
-        if fd is not None:
-            try:
-                async with trio.open_nursery() as nursery:
-                    if resume is not None:
-                        nursery.start_soon(self._await_ready, act.job_id, resume, pid)
-                    await trio.lowlevel.wait_readable(fd)
-                    nursery.cancel_scope.cancel()
-            finally:
-                os.close(fd)
-        act.exited.set()
+        async with trio.open_nursery() as stopping:
+            if act.cancel_requested and fd is not None:  # a cancel the last daemon began
+                stopping.start_soon(self.terminate, act, act.cancel_grace)
+            if fd is not None:
+                try:
+                    async with trio.open_nursery() as nursery:
+                        if resume is not None:
+                            nursery.start_soon(self._await_ready, act.job_id, resume, pid)
+                        await trio.lowlevel.wait_readable(fd)
+                        nursery.cancel_scope.cancel()
+                finally:
+                    os.close(fd)
+            act.exited.set()
         status = await self._display_ended(act, self.read_exit(job_id) or {"interrupted": True})
         if status.get("interrupted"):
             raise StepInterrupted(step.name)
@@ -364,6 +419,8 @@ class StepRunner:
         shim_env = dict(env)
         if user_nofile() > 0:
             shim_env[NOFILE_ENV] = str(user_nofile())
+        if self.cfg.job_nice > 0:
+            shim_env[NICE_ENV] = str(self.cfg.job_nice)
         return await trio.lowlevel.open_process(
             cmd, env=shim_env, start_new_session=True, stdin=DEVNULL,
             stdout=DEVNULL, stderr=DEVNULL, umask=user_umask())
@@ -372,21 +429,38 @@ class StepRunner:
         return read_exit(self.exit_path(job_id))
 
     async def terminate(self, act: Active, grace: float) -> None:
-        """SIGTERM the step's process group and every descendant; SIGKILL after ``grace``."""
+        """Stop the step's whole tree; return within ``grace`` + ``STOP_BOUND_S``.
+
+        SIGTERM (with SIGCONT: a stopped process must run to act on it) to the process group
+        and every descendant; after ``grace``, SIGKILL to every descendant, again for a moment
+        (a tree that keeps forking), while the monitor, continued, records the exit status;
+        then SIGKILL to the monitor too, should it still not end (stopped again, or stuck).
+        """
         pid = act.shim_pid
         if pid is None:
             return
         if self.displays is None or not self.displays.terminate(act.job_id, pid):
             signal_tree(pid, signal.SIGTERM)
+        else:
+            signal_tree(pid, signal.SIGCONT)
         with trio.move_on_after(grace):
             await act.exited.wait()
-        while not act.exited.is_set():
-            act.killed = True
-            signal_tree(pid, signal.SIGKILL)
-            with trio.move_on_after(0.5):
+        with trio.move_on_after(KILL_WAIT_S):
+            while not act.exited.is_set():
+                act.killed = True
+                signal_tree(pid, signal.SIGKILL)
+                signal_tree(pid, signal.SIGCONT)
+                with trio.move_on_after(0.2):
+                    await act.exited.wait()
+        if not act.exited.is_set():
+            log.warning("job %s: its monitor (pid %s) did not end %.1f s after its tree was "
+                        "killed; killing it", act.job_id, pid, KILL_WAIT_S)
+            signal_tree(pid, signal.SIGKILL, root=True)
+            with trio.move_on_after(KILL_WAIT_S):
                 await act.exited.wait()
-            if not act.exited.is_set() and not alive(pid):
-                break
+            if not act.exited.is_set():
+                log.error("job %s: pid %s survives SIGKILL (uninterruptible sleep?)",
+                          act.job_id, pid)
         if self.displays is not None:
             await self.displays.cleanup(act.job_id)
 
@@ -415,6 +489,16 @@ def read_exit(path: Path) -> dict[str, Any] | None:
         return data
     except (OSError, ValueError):
         return None
+
+
+def _log_error(logs_dir: Path, error: str) -> str:
+    why = f"its log is incomplete: writing it failed ({error})"
+    try:
+        if shutil.disk_usage(logs_dir).free < 64 * 1024:
+            why += f"; the disk holding {logs_dir} is full: free space there"
+    except OSError:
+        pass
+    return why
 
 
 def _no_status(logs_dir: Path) -> str:

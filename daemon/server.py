@@ -28,8 +28,9 @@ from .protocol.errors import (
     RequestCancelled,
 )
 from .protocol.framing import dumps, error_response, notification
-from .protocol.passthrough import output_body
+from .protocol.passthrough import output_parts
 from .protocol.paths import check_socket_path, ensure_private_dir
+from .protocol.process import Bursts
 from .protocol.wire import NDJSON, FrameReader
 from .rpc import Dispatcher
 
@@ -121,6 +122,10 @@ class Connection:
         """Send one message already encoded as compact JSON, in the connection's framing."""
         await self._write(self.frames.frame(body))
 
+    async def send_parts(self, parts: list[bytes]) -> None:
+        """The same, for a message in parts (a log chunk: one copy of it, not two)."""
+        await self._write(self.frames.frame_parts(parts))
+
     async def _write(self, data: bytes) -> None:
         try:  # uncontended: take the lock without a scheduler round trip (bench: -1 batch)
             self._send_lock.acquire_nowait()
@@ -171,14 +176,15 @@ class Connection:
         self.closed = True  # nothing more is written, not even the rest of a cut frame
         self.nursery.cancel_scope.cancel()
 
-    async def subscribe(self, jobs: Followable, job_id: str, offset: int) -> str:
+    async def subscribe(self, jobs: Followable, job_id: str, offset: int,
+                        encoding: str = "text") -> str:
         jobs.get_record(job_id)  # NotFound before a subscription exists
         follower = follow_job(jobs, job_id, offset)
         # Validate the offset now, so a bad one is this call's error.
         first = await follower.__anext__()
         sub = f"s{next(_sub_ids)}"
         self.subscriptions[sub] = trio.CancelScope()
-        self.nursery.start_soon(self._pump, sub, job_id, first, follower)
+        self.nursery.start_soon(self._pump, sub, job_id, first, follower, encoding)
         return sub
 
     def unsubscribe(self, sub: str) -> bool:
@@ -188,7 +194,8 @@ class Connection:
         scope.cancel()
         return True
 
-    async def _pump(self, sub: str, job_id: str, first: Any, follower: Any) -> None:
+    async def _pump(self, sub: str, job_id: str, first: Any, follower: Any,
+                    encoding: str) -> None:
         # Let the subscribe response go out before the first notification.
         await trio.lowlevel.checkpoint()
         # The subscription's cancel scope covers only the wait for more output, never a
@@ -197,7 +204,7 @@ class Connection:
         try:
             item = first
             while True:
-                await self._emit(sub, job_id, item)
+                await self._emit(sub, job_id, item, encoding)
                 if sub not in self.subscriptions:
                     break  # unsubscribed while writing
                 with trio.CancelScope() as wait:
@@ -211,13 +218,13 @@ class Connection:
             await follower.aclose()
         self.subscriptions.pop(sub, None)
 
-    async def _emit(self, sub: str, job_id: str, item: tuple[str, Any]) -> None:
+    async def _emit(self, sub: str, job_id: str, item: tuple[str, Any], encoding: str) -> None:
         kind, payload = item
         if kind == "output":
             # Escaped at the byte level, "data" last, so relays can pass its string on
             # without decoding it (daemon.protocol.passthrough).
             offset, data = payload
-            await self.send_json(output_body(sub, job_id, offset, data))
+            await self.send_parts(output_parts(sub, job_id, offset, data, encoding))
         else:
             job, final = payload
             await self.send(notification("jobs.state", {
@@ -230,8 +237,16 @@ async def serve(listen_sock: stdsocket.socket, dispatcher: Dispatcher, *, max_li
     tsock = trio.socket.from_stdlib_socket(listen_sock)
     listener = trio.SocketListener(tsock)
     my_uid = os.getuid()
+    bursts = Bursts()
 
     async def handle(stream: trio.SocketStream) -> None:
+        bursts.opened()
+        try:
+            await handle_one(stream)
+        finally:
+            bursts.closed()
+
+    async def handle_one(stream: trio.SocketStream) -> None:
         async with stream:
             try:
                 uid = peer_uid(stream.socket)
@@ -252,7 +267,10 @@ async def serve(listen_sock: stdsocket.socket, dispatcher: Dispatcher, *, max_li
                 log.exception("closing a connection after an internal error")
 
     task_status.started(listener)
-    await trio.serve_listeners(handle, [listener])
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(bursts.settle)
+        await trio.serve_listeners(handle, [listener])
+
 
 
 async def _serve_connection(stream: trio.SocketStream, dispatcher: Dispatcher, max_line: int,

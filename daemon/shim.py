@@ -48,6 +48,7 @@ class Relay(threading.Thread):
         self.pipe_r, self.log_fd, self.budget, self.cap = pipe_r, log_fd, budget, cap
         self.written = 0
         self.truncated = False
+        self.error = ""  # why writing the log failed, if it did
 
     def run(self) -> None:
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -71,6 +72,7 @@ class Relay(threading.Thread):
                     # costs the writer a context switch per line (2x its run time, measured).
                     time.sleep(COALESCE_S)
         except OSError as e:  # disk full, file gone: say so in the log if we can
+            self.error = str(e)
             try:
                 os.write(self.log_fd, f"\n[kitplay] log write failed: {e}\n".encode())
             except OSError:
@@ -96,6 +98,8 @@ def _reap_tree(grace: float) -> None:
         for p in kids:
             try:
                 p.send_signal(sig)
+                if sig == signal.SIGTERM:
+                    p.send_signal(signal.SIGCONT)  # a stopped process must run to see it
             except psutil.Error:
                 pass
         _gone, alive = psutil.wait_procs(kids, timeout=0.05)
@@ -115,14 +119,75 @@ def _reap_zombies() -> None:
             return
 
 
-def _write_exit(path: str, status: dict[str, object]) -> None:
-    tmp = path + ".tmp"
-    # 0600 whatever the umask: the monitor runs with the user's (its child inherits it).
-    with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
-        json.dump(status, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+class ExitFile:
+    """``logs/<job>.exit``, written atomically through ``<job>.exit.tmp``.
+
+    The temporary file is made at the start, one page long, so that writing the status at the
+    end needs no new space: a job that ends on a full disk still leaves its exit status.  If
+    ``logs/`` was removed meanwhile, it is made again: a missing directory never turns the
+    command's exit status into a failure.
+    """
+
+    SIZE = 4096
+
+    def __init__(self, path: str) -> None:
+        self.path, self.tmp = path, path + ".tmp"
+        self.fd = -1
+        try:
+            # 0600 whatever the umask: the monitor runs with the user's (its child inherits it).
+            self.fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            os.write(self.fd, b" " * self.SIZE)
+        except OSError:
+            self._close()
+
+    def write(self, status: dict[str, object]) -> bool:
+        data = json.dumps(status).encode()
+        if self.fd >= 0 and len(data) <= self.SIZE:
+            try:
+                if os.fstat(self.fd).st_nlink:  # still named (logs/ was not removed)
+                    os.pwrite(self.fd, data.ljust(self.SIZE), 0)  # JSON allows the spaces
+                    os.fsync(self.fd)
+                    os.replace(self.tmp, self.path)
+                    return True
+            except OSError:
+                pass
+            finally:
+                self._close()
+        try:
+            os.makedirs(os.path.dirname(self.path) or ".", mode=0o700, exist_ok=True)
+            with os.fdopen(os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600),
+                           "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(self.tmp, self.path)
+            return True
+        except OSError as e:
+            sys.stderr.write(f"kitplay shim: cannot write {self.path}: {e}\n")
+            return False
+
+    def _close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+def _open_log(log: str) -> int:
+    try:
+        return os.open(log, os.O_WRONLY | os.O_CREAT, 0o600)
+    except FileNotFoundError:  # logs/ removed just now: make it again
+        os.makedirs(os.path.dirname(log) or ".", mode=0o700, exist_ok=True)
+        return os.open(log, os.O_WRONLY | os.O_CREAT, 0o600)
+
+
+def _lower_priority() -> None:
+    """Run (and start the command) this much nicer than the daemon (config job_nice)."""
+    value = os.environ.pop("KITPLAY_JOB_NICE", "")  # daemon.procs.NICE_ENV
+    if value.isdigit():
+        try:
+            os.nice(min(int(value), 19))
+        except OSError:
+            pass
 
 
 def _restore_nofile() -> None:
@@ -151,7 +216,8 @@ def main(argv: list[str]) -> int:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     except (OSError, AttributeError):
         pass
-    log_fd = os.open(log, os.O_WRONLY | os.O_CREAT, 0o600)
+    log_fd = _open_log(log)
+    exit_out = ExitFile(exit_file)
     start_size = os.lseek(log_fd, 0, os.SEEK_END)
     pipe_r, pipe_w = os.pipe()
     try:
@@ -161,6 +227,7 @@ def main(argv: list[str]) -> int:
         pass
     stdin_fd = os.open(stdin_path or os.devnull, os.O_RDONLY)
     _restore_nofile()
+    _lower_priority()
 
     terminated = []
     for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
@@ -175,8 +242,8 @@ def main(argv: list[str]) -> int:
         os.write(pipe_w, f"[kitplay] cannot start {command[0]!r}: {e.strerror}\n".encode())
         os.close(pipe_w)
         relay.join(5)
-        _write_exit(exit_file, {"returncode": 127, "signal": None, "exit_code": 127,
-                                "finished_at": time.time(), "error": str(e)})
+        exit_out.write({"returncode": 127, "signal": None, "exit_code": 127,
+                        "finished_at": time.time(), "error": str(e)})
         return 127
     os.close(pipe_w)
     os.close(stdin_fd)
@@ -196,10 +263,10 @@ def main(argv: list[str]) -> int:
     _reap_tree(grace)
     relay.join(5)
     exit_code = code if code is not None else 128 + (sig or 0)
-    _write_exit(exit_file, {
+    exit_out.write({
         "returncode": code, "signal": sig, "exit_code": exit_code,
         "finished_at": time.time(), "log_bytes": relay.written, "truncated": relay.truncated,
-        "terminated": bool(terminated),
+        "terminated": bool(terminated), **({"log_error": relay.error} if relay.error else {}),
     })
     return exit_code
 

@@ -35,7 +35,7 @@ from tests.helpers import ROOT, Daemon, create_and_build
 
 APP = "my_company.agree_app"
 JOB_VOLATILE = {"id", "created_at", "started_at", "finished_at", "pid", "log_size", "status",
-                "exit_code", "error", "result", "progress", "restarts"}
+                "exit_code", "error", "result", "progress", "restarts", "duration_s"}
 
 
 def cli_args(m: Method, params: dict[str, Any]) -> list[str]:

@@ -2,9 +2,10 @@
 
 ``editors/nvim/test/follow.lua`` drives the plugin's own commands in ``nvim --headless``:
 ``:Kitplay launch`` an app, ``:Kitplay logs`` follows its log into a buffer, this test restarts
-the daemon in the middle, and the buffer resumes from its byte offset; ``:Kitplay jobs`` lists
-the job and ``:Kitplay cancel`` stops a second one.  The buffer must hold exactly the job's log
-file: nothing lost, nothing repeated across the restart.
+the daemon in the middle, and the buffer resumes from its byte offset (the app writes bytes
+that are not UTF-8, and characters split across writes: the buffer gets them exactly);
+``:Kitplay jobs`` lists the job and ``:Kitplay cancel`` stops a second one.  The buffer must
+hold exactly the job's log file: nothing lost, nothing repeated across the restart.
 
 Needs Debian's ``neovim`` (0.7.2 on bookworm); without it the test skips, except in CI (env
 ``CI`` or ``KITPLAY_REQUIRE_ALL`` set), where it fails saying what to install.
@@ -25,13 +26,19 @@ from tests.helpers import ROOT, Daemon, terminate, wait_for, write_app
 from tests.require_all import REQUIRE_ALL
 
 NVIM_DIR = ROOT / "editors" / "nvim"
+# Each tick holds bytes that are not UTF-8, and a character split across two writes.
 TICKER = ("import pathlib, sys, time\n"
           "stop = pathlib.Path(sys.argv[1])\n"
+          "out = sys.stdout.buffer\n"
           "i = 0\n"
           "while not stop.exists():\n"
           "    i += 1\n"
-          "    print(f'tick {i}', flush=True)\n"
-          "    time.sleep(0.05)\n"
+          "    out.write(b'tick %d caf\\xe9 \\xe2\\x82' % i)\n"
+          "    out.flush()\n"
+          "    time.sleep(0.02)\n"
+          "    out.write(b'\\xac \\xff\\xfe\\n')\n"
+          "    out.flush()\n"
+          "    time.sleep(0.03)\n"
           "print('end', flush=True)\n")
 
 
@@ -57,6 +64,7 @@ def test_plugin_follows_a_log_across_a_daemon_restart(daemon: Daemon, tmp_path: 
     env = {**os.environ, "KITPLAY_SOCKET": str(daemon.socket), "KP_APP": "t.ticker",
            "KP_STOP": str(stop), "KP_NEVER": str(tmp_path / "never"),
            "KP_PHASE": str(phase), "KP_RESULT": str(result), "HOME": str(tmp_path),
+           "KP_BYTES": str(tmp_path / "buffer.bytes"),
            "XDG_CONFIG_HOME": str(tmp_path / "cfg"), "XDG_DATA_HOME": str(tmp_path / "data"),
            "XDG_STATE_HOME": str(tmp_path / "state")}
     with open(tmp_path / "nvim.out", "wb") as out:
@@ -82,10 +90,12 @@ def test_plugin_follows_a_log_across_a_daemon_restart(daemon: Daemon, tmp_path: 
     output = (tmp_path / "nvim.out").read_text()
     assert code == 0, output
     res = json.loads(result.read_text())
-    log = daemon.job_log(res["job"])
-    assert log.endswith("end\n[kitplay] job succeeded\n") and "tick 3\n" in log
-    assert res["log"] == log, "the buffer is not exactly the log (lost or repeated output)"
-    assert res["offset"] == len(log.encode())
+    log = (daemon.state / "logs" / f"{res['job']}.log").read_bytes()
+    assert log.endswith(b"end\n[kitplay] job succeeded\n") and b"tick 3 caf\xe9" in log
+    # The buffer holds the log's bytes exactly, those that are not UTF-8 included.
+    assert (tmp_path / "buffer.bytes").read_bytes() == log, \
+        "the buffer is not exactly the log (lost, repeated or altered output)"
+    assert res["offset"] == len(log)
     assert res["reconnects"] >= 1
     assert res["job"] in res["jobs"] and "succeeded" in res["jobs"]
     # Every row names its app (a create job's too) and the local time it was created.

@@ -49,9 +49,9 @@ async def test_one_tick_of_submissions_is_one_commit(tmp_path: Path) -> None:
     batches: list[int] = []
     real = store.insert_many
 
-    def spy(records: list[dict[str, Any]]) -> None:
+    def spy(records: list[dict[str, Any]], keys: dict[str, str] | None = None) -> None:
         batches.append(len(records))
-        real(records)
+        real(records, keys)
 
     store.insert_many = spy  # type: ignore[method-assign]
     acked: list[str] = []
@@ -78,7 +78,7 @@ async def test_a_failed_commit_fails_its_whole_batch_and_queues_nothing(tmp_path
     handlers, jobs, store = _manager(tmp_path)
     real = store.insert_many
 
-    def full(records: list[dict[str, Any]]) -> None:
+    def full(records: list[dict[str, Any]], keys: dict[str, str] | None = None) -> None:
         raise sqlite3.OperationalError("database or disk is full")
 
     store.insert_many = full  # type: ignore[method-assign]

@@ -1,8 +1,9 @@
-"""What a job leaves in the state directory once it has ended: its log and exit status only.
+"""What a job leaves in the state directory once it has ended: its log only.
 
 A step fed on stdin (kit-app-template's ``template replay`` answers its prompts from a file)
 gets a ``logs/<id>.stdin`` file; log retention removes ``.log`` and ``.exit`` only, so a
-``.stdin`` left there would stay for good, one per create.
+``.stdin`` left there would stay for good, one per create.  The monitor's exit status
+(``.exit``) is removed once the job's end is recorded in the database.
 """
 
 from __future__ import annotations
@@ -24,4 +25,4 @@ def test_an_ended_job_leaves_no_stdin_file(make_daemon: type[Daemon], tmp_path: 
                                       "name": "my_company.ed"})["job"]
     assert d.wait_job(job["id"])["status"] == "succeeded", d.job_log(job["id"])
     left = sorted(p.name for p in (d.state / "logs").iterdir())
-    assert left == [f"{job['id']}.exit", f"{job['id']}.log"], left
+    assert left == [f"{job['id']}.log"], left

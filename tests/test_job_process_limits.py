@@ -26,8 +26,7 @@ def test_a_job_gets_the_umask_the_daemon_started_with(make_daemon: type[Daemon],
     made = d.workspace / "source" / "apps" / "t.umask" / "made.txt"
     assert stat.S_IMODE(made.stat().st_mode) == 0o644
     # The daemon's own files stay private.
-    for own in (d.state / "kitplay.db", d.state / "logs" / f"{job['id']}.log",
-                d.state / "logs" / f"{job['id']}.exit"):
+    for own in (d.state / "kitplay.db", d.state / "logs" / f"{job['id']}.log"):
         assert stat.S_IMODE(own.stat().st_mode) & 0o077 == 0, own
 
 

@@ -108,3 +108,22 @@ def test_kitplay_jobs_prune_says_what_it_removes(daemon: Daemon) -> None:
     assert r.returncode == 0 and r.stdout == ""
     r = kitplay("jobs", "prune", "--keep", "1")
     assert r.stdout.strip() == "no ended job matches: nothing removed"
+
+
+def test_prune_forgets_the_idempotency_keys_of_the_jobs_it_removes(daemon: Daemon) -> None:
+    write_app(daemon.workspace, "t.quick", launch=["{python}", "-c", "print('hello')"])
+
+    def launch(key: str) -> str:
+        job_id: str = daemon.call("launch", {"app": "t.quick", "display": "headless",
+                                             "idempotency_key": key})["job"]["id"]
+        daemon.wait_job(job_id)
+        return job_id
+
+    first, kept = launch("prune-me"), launch("keep-me")
+    assert launch("prune-me") == first  # the key names its job
+    done = daemon.call("jobs.prune", {"keep": 1})
+    assert [j["id"] for j in done["removed"]] == [first]
+    # The key went with its job: a retry starts a new one (no error about a missing job).
+    again = launch("prune-me")
+    assert again not in (first, kept)
+    assert launch("keep-me") == kept  # a kept job's key still names it

@@ -138,7 +138,7 @@ def _joined(messages: list[dict[str, Any]], kind_key: str) -> tuple[str, int]:
 def test_awkward_log_through_the_socket(daemon: Daemon) -> None:
     job_id, raw = _awkward_job(daemon)
     with Client.connect(daemon.socket) as c:
-        notes = list(c.follow(job_id))
+        notes = list(c.follow(job_id, encoding="text"))  # the text form, escaped bytewise
     text, end = _joined(notes, "method")
     assert end == len(raw)
     assert text == raw.decode("utf-8", "replace")

@@ -188,13 +188,15 @@ class AsyncClient:
 
     @asynccontextmanager
     async def subscribe(self, job_id: str, offset: int = 0, buffer: int = 1,
-                        unsubscribe: bool = True,
-                        raw: bool = False) -> AsyncIterator[Subscription]:
+                        unsubscribe: bool = True, raw: bool = False,
+                        encoding: str = "text") -> AsyncIterator[Subscription]:
         """Subscribe to a job from ``offset``; at most ``buffer`` notifications wait here.
 
         Leaving the block early unsubscribes (pass ``unsubscribe=False`` when the connection
         is closed right after anyway: the daemon drops a closed connection's subscriptions).
-        ``raw``: output data as its JSON literal (see ``Subscription``).
+        ``raw``: output data as its JSON literal (see ``Subscription``).  ``encoding``: how
+        output data comes (``jobs.subscribe``; ``auto`` and ``base64`` are exact, and
+        ``passthrough.chunk_bytes(params)`` gives the bytes).
         """
         sub = Subscription(self, buffer, raw)
 
@@ -204,7 +206,8 @@ class AsyncClient:
             self._subs[sub.id] = sub
 
         try:
-            await self._call("jobs.subscribe", {"job_id": job_id, "offset": offset}, register)
+            await self._call("jobs.subscribe", {"job_id": job_id, "offset": offset,
+                                                "encoding": encoding}, register)
             yield sub
         finally:
             sid = sub.id
@@ -428,7 +431,8 @@ class Follower:
     """The notifications of one job, across daemon restarts; made by ``follow``."""
 
     def __init__(self, nursery: trio.Nursery, path: Path, job_id: str, offset: int,
-                 reconnect_s: float, notice: Callable[[str], None] | None, buffer: int) -> None:
+                 reconnect_s: float, notice: Callable[[str], None] | None, buffer: int,
+                 encoding: str = "auto") -> None:
         self.nursery = nursery
         self.path = path
         self.job_id = job_id
@@ -436,6 +440,7 @@ class Follower:
         self.reconnect_s = reconnect_s
         self.notice = notice
         self.buffer = buffer
+        self.encoding = encoding
         self.reconnects = 0
         self._client: AsyncClient | None = None
         self._sub: Subscription | None = None
@@ -478,7 +483,7 @@ class Follower:
         client = await AsyncClient.start(self.nursery, self.path)
         try:
             cm = client.subscribe(self.job_id, self.offset, buffer=self.buffer,
-                                  unsubscribe=False)
+                                  unsubscribe=False, encoding=self.encoding)
             self._sub = await cm.__aenter__()
         except BaseException:
             await client.aclose()
@@ -505,13 +510,14 @@ class Follower:
 async def follow(path: Path | str | None, job_id: str, offset: int = 0, *,
                  reconnect_s: float = RECONNECT_S,
                  notice: Callable[[str], None] | None = _stderr_notice,
-                 buffer: int = 1) -> AsyncIterator[Follower]:
+                 buffer: int = 1, encoding: str = "auto") -> AsyncIterator[Follower]:
     """A job's ``(method, params)`` notifications until its final state, riding through
-    daemon restarts (``reconnect_s=0``: raise DaemonUnreachable at the first loss)."""
+    daemon restarts (``reconnect_s=0``: raise DaemonUnreachable at the first loss).  Output
+    data comes in ``encoding`` (by default ``auto``: exact; ``passthrough.chunk_bytes``)."""
     p = Path(path) if path else default_socket_path()
     error: Exception | None = None
     async with trio.open_nursery() as nursery:
-        follower = Follower(nursery, p, job_id, offset, reconnect_s, notice, buffer)
+        follower = Follower(nursery, p, job_id, offset, reconnect_s, notice, buffer, encoding)
         try:
             yield follower
         except Exception as e:

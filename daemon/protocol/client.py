@@ -4,7 +4,7 @@ Used by the ``kitplay`` command and by editor plugins written in Python::
 
     with Client.connect() as c:                    # or Client.connect(framing="lsp")
         job = c.call("build", {"workspace": "."})["job"]
-        for note in c.follow(job["id"]):
+        for note in c.follow(job["id"]):  # passthrough.chunk_bytes(params): exact bytes
             ...
         c.wait(job["id"], timeout_s=600)
 
@@ -187,19 +187,22 @@ class Client:
         self.reconnect(lost_at + reconnect_s)
         return lost_at
 
-    def follow(self, job_id: str, offset: int = 0, *, reconnect_s: float = RECONNECT_S,
+    def follow(self, job_id: str, offset: int = 0, *, encoding: str = "auto",
+               reconnect_s: float = RECONNECT_S,
                notice: Callable[[str], None] | None = stderr_notice,
                ) -> Iterator[dict[str, Any]]:
         """Subscribe to a job and yield its notifications until its final state.
 
+        ``encoding`` is how output data comes (``jobs.subscribe``): by default ``auto``, the
+        log's exact bytes, as text or base64 (``passthrough.chunk_bytes(params)`` gives them).
         When the daemon goes away, reconnect for up to ``reconnect_s`` seconds and subscribe
         again from the next byte not yet yielded (``reconnect_s=0``: raise at once).
         """
         lost_at: float | None = None
         while True:
             try:
-                sub = self.call("jobs.subscribe",
-                                {"job_id": job_id, "offset": offset})["subscription"]
+                sub = self.call("jobs.subscribe", {"job_id": job_id, "offset": offset,
+                                                   "encoding": encoding})["subscription"]
                 if lost_at is not None and notice:
                     notice(f"reconnected; following job {job_id} from byte {offset}")
                 lost_at = None

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 
 from .errors import InvalidParams, NotFound
-from .schemas import DISPLAYS, JOB_KINDS, JOB_STATUSES
+from .schemas import DISPLAYS, JOB_KINDS, JOB_STATUSES, LOG_ENCODINGS
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing slows `kitplay` down
 if TYPE_CHECKING:
@@ -245,6 +245,20 @@ _CONFIG = Param("config", "string", "Build configuration (kit-app-template: `-r`
                 "build, `-c` for package).", enum=("release", "debug"), default="release")
 _TEMPLATE_NAME = r"^[A-Za-z0-9_.-]{1,100}$"
 
+# Every method that creates a job takes it: a client that lost the answer (the daemon died
+# between the commit and the reply) retries with the same key and learns the first job's id.
+_IDEMPOTENCY = Param("idempotency_key", "string",
+                     "A key of the caller's choosing (printable ASCII, no spaces): a retry "
+                     "with the same key within a day returns the first job instead of "
+                     "creating another.", pattern=r"^[!-~]{1,128}$")
+
+# Logs carry any bytes; offsets always count the log file's bytes.
+_ENCODING = Param("encoding", "string",
+                  "How log data is sent: text (bytes that are not UTF-8 become U+FFFD), auto "
+                  "(text when the chunk is valid UTF-8, else base64, saying which in "
+                  "'encoding': the exact bytes) or base64 (always).", enum=LOG_ENCODINGS,
+                  default="text")
+
 METHODS: dict[str, Method] = {m.name: m for m in (
     Method(
         "daemon.status", "Version, pid, uptime, paths, job counts, toolchains and display "
@@ -260,9 +274,12 @@ METHODS: dict[str, Method] = {m.name: m for m in (
             "jobs": {"type": "object", "additionalProperties": {"type": "integer"}},
             "limits": {"type": "object"},
             "state": {"type": "object", "description": (
-                "Whether the state directory takes writes: ok, error (why not, e.g. the disk is "
-                "full), unsaved_jobs (job changes kept in memory until they can be written)."),
+                "Whether the state directory takes writes: ok, cause (why not: full, "
+                "read-only, missing, error), error (the same in words, saying what to do), "
+                "unsaved_jobs (job changes kept in memory until they can be written)."),
                 "properties": {"ok": {"type": "boolean"}, "error": {"type": ["string", "null"]},
+                               "cause": {"enum": [None, "full", "read-only", "missing",
+                                                  "error"]},
                                "unsaved_jobs": {"type": "integer"}}},
             "displays": {"type": "object", "description": (
                 "Each display backend (native, headless, xpra): available, or missing what "
@@ -326,7 +343,7 @@ METHODS: dict[str, Method] = {m.name: m for m in (
                "by their template id (kit-app-template; default: the catalogue's names)."),
          Param("dry_run", "boolean", "Start no job: return the replay file (TOML) the create "
                "would run, as `replay` (kit-app-template).", default=False),
-         _WORKSPACE, _ACCEPT),
+         _WORKSPACE, _ACCEPT, _IDEMPOTENCY),
         {"type": "object", "description": "`job`, or with dry_run `replay`.",
          "properties": {"job": _ref("Job"), "replay": {"type": "string"}},
          "anyOf": [{"required": ["job"]}, {"required": ["replay"]}]},
@@ -342,7 +359,7 @@ METHODS: dict[str, Method] = {m.name: m for m in (
         "`template modify`).",
         (Param("app", "string", "The app to add layers to.", required=True, positional=True),
          Param("layers", "array", "Application layers to add.", required=True, items="string"),
-         _WORKSPACE, _ACCEPT),
+         _WORKSPACE, _ACCEPT, _IDEMPOTENCY),
         _JOB_RESULT, ("POST", "/apps/modify"), mutates=True),
     Method(
         "apps.delete",
@@ -404,7 +421,7 @@ METHODS: dict[str, Method] = {m.name: m for m in (
         (_WORKSPACE, Param("app", "string", "Build only this app.", positional=True),
          Param("clean", "boolean", "A clean build (kit-app-template: `build -x`, a rebuild "
                "from scratch).", default=False),
-         _CONFIG, _ACCEPT),
+         _CONFIG, _ACCEPT, _IDEMPOTENCY),
         _JOB_RESULT, ("POST", "/build"), mutates=True),
     Method(
         "launch", "Start a job that runs an app until it exits or is stopped.",
@@ -421,14 +438,14 @@ METHODS: dict[str, Method] = {m.name: m for m in (
                minimum=0, maximum=1000, default=3),
          Param("container", "boolean", "Run the app's container image with docker, as "
                "`repo.sh launch --container` does (kit-app-template).", default=False),
-         _ACCEPT),
+         _ACCEPT, _IDEMPOTENCY),
         _JOB_RESULT, ("POST", "/launch"), mutates=True),
     Method(
         "test",
         "Start a job that runs the workspace's tests (kit-app-template: `repo.sh test`; "
         "builtin: each app's own tests); the job's log is the test output.",
         (_WORKSPACE, Param("app", "string", "Test only this app (builtin).", positional=True),
-         _ACCEPT),
+         _ACCEPT, _IDEMPOTENCY),
         _JOB_RESULT, ("POST", "/test"), mutates=True),
     Method(
         "package",
@@ -437,7 +454,7 @@ METHODS: dict[str, Method] = {m.name: m for m in (
         (_WORKSPACE, Param("app", "string", "Package only this app (builtin).", positional=True),
          Param("name", "string", "Package name (`repo.sh package -n`)."),
          Param("thin", "boolean", "A thin package (`repo.sh package --thin`).", default=False),
-         _CONFIG, _ACCEPT),
+         _CONFIG, _ACCEPT, _IDEMPOTENCY),
         _JOB_RESULT, ("POST", "/package"), mutates=True),
     Method(
         "package_container",
@@ -451,7 +468,7 @@ METHODS: dict[str, Method] = {m.name: m for m in (
                "(`--from-package`), such as _build/packages/kit-sdk-fat@0.1.0...zip."),
          Param("generate", "boolean", "Only write the container's files, build no image "
                "(`--generate`; needs no docker).", default=False),
-         _ACCEPT),
+         _ACCEPT, _IDEMPOTENCY),
         _JOB_RESULT, ("POST", "/package_container"), mutates=True),
     Method(
         "jobs.list", "Job records, newest first, filterable by status, kind and app; paged by "
@@ -490,9 +507,12 @@ METHODS: dict[str, Method] = {m.name: m for m in (
          Param("log", "string", "Which log: the job's own (its output), or 'display': the "
                "Xpra server's log of a launch with display 'xpra' (Xpra and its X server; "
                "the app's output is in the job's log).", enum=("job", "display"),
-               default="job")),
+               default="job"), _ENCODING),
         _obj({"data": {"type": "string"}, "offset": {"type": "integer"},
-              "next_offset": {"type": "integer"}, "eof": {"type": "boolean"}}),
+              "next_offset": {"type": "integer"}, "eof": {"type": "boolean"},
+              "encoding": {"enum": ["utf-8", "base64"], "description": (
+                  "How data holds the bytes (encoding auto or base64 only).")}},
+             ["data", "offset", "next_offset", "eof"]),
         ("GET", "/jobs/{job_id}/logs")),
     Method(
         "jobs.prune",
@@ -523,7 +543,7 @@ METHODS: dict[str, Method] = {m.name: m for m in (
         "Push jobs.output and jobs.state notifications for a job, from a byte offset, "
         "until it ends.",
         (_JOB_ID, Param("offset", "integer", "Byte offset to resume from.", minimum=0,
-                        default=0)),
+                        default=0), _ENCODING),
         _obj({"subscription": {"type": "string"}}), ("WS", "/stream/{job_id}"),
         http_note="Over HTTP, a WebSocket streams the same output and state.", cli=()),
     Method(

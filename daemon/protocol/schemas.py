@@ -11,12 +11,16 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-__all__ = ["JOB_KINDS", "JOB_STATUSES", "DISPLAYS", "TERMINAL_STATUSES", "COMPONENTS"]
+__all__ = ["JOB_KINDS", "JOB_STATUSES", "DISPLAYS", "LOG_ENCODINGS", "TERMINAL_STATUSES",
+           "COMPONENTS"]
 
 JOB_KINDS = ("create", "build", "launch", "test", "package", "package_container", "modify")
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled", "interrupted")
 TERMINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled", "interrupted"})
 DISPLAYS = ("native", "xpra", "headless")
+# How log chunks travel (daemon.protocol.passthrough.encode_chunk): text (lossy for bytes that
+# are not UTF-8), auto (text when valid UTF-8, else base64: exact), base64 (always: exact).
+LOG_ENCODINGS = ("text", "auto", "base64")
 
 _nullable_number = {"type": ["number", "null"]}
 
@@ -36,7 +40,9 @@ JOB: dict[str, Any] = {
     "description": "A job record: one create, build, launch, test, package, "
                    "package_container or modify, and its outcome.",
     "properties": {
-        "id": {"type": "string"},
+        "id": {"type": "string", "description": (
+            "Sorts in creation order: a sequence in base 36 that starts from the clock in "
+            "milliseconds and never goes back, even when the wall clock does.")},
         "kind": {"type": "string", "enum": list(JOB_KINDS)},
         "status": {"type": "string", "enum": list(JOB_STATUSES)},
         "params": {"type": "object"},
@@ -56,6 +62,10 @@ JOB: dict[str, Any] = {
         "pid": {"type": ["integer", "null"]},
         "restarts": {"type": "integer", "minimum": 0},
         "log_size": {"type": "integer", "minimum": 0},
+        "duration_s": {"type": ["number", "null"], "minimum": 0, "description": (
+            "How long the job ran, measured on the monotonic clock when the daemon saw it "
+            "start (a wall-clock step changes started_at and finished_at, not this); null "
+            "until it ends.")},
     },
     "required": [
         "id", "kind", "status", "params", "created_at", "started_at",

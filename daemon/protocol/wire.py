@@ -33,16 +33,19 @@ __all__ = ["FRAMINGS", "Framing", "FrameReader", "framing_of", "sniff"]
 class Framing:
     """One framing: its name, a reader of bodies, and a writer of frames."""
 
-    __slots__ = ("buffer", "chosen_when", "doc", "dumps", "frame", "hint", "name")
+    __slots__ = ("buffer", "chosen_when", "doc", "dumps", "frame", "frame_parts", "hint",
+                 "name")
 
     def __init__(self, name: str, buffer: Callable[[int], LineBuffer | LspBuffer],
                  dumps: Callable[[Any], bytes], doc: str, chosen_when: str,
-                 frame: Callable[[bytes], bytes], hint: str) -> None:
+                 frame: Callable[[bytes], bytes],
+                 frame_parts: Callable[[list[bytes]], bytes], hint: str) -> None:
         self.name = name
         self.hint = hint  # how to send a message, told to a connection that sent a bad one
         self.buffer = buffer
         self.dumps = dumps
         self.frame = frame  # a body already encoded as compact UTF-8 JSON -> one frame
+        self.frame_parts = frame_parts  # the same, the body in parts: one join, one copy
         self.doc = doc
         self.chosen_when = chosen_when
 
@@ -58,13 +61,16 @@ NDJSON = Framing(
     "ndjson", LineBuffer, dumps,
     "one UTF-8 JSON-RPC message (or batch) per line, ended by \\n",
     "the connection's first bytes are anything but an LSP header field (a JSON value)",
-    lambda body: body + b"\n", "Send one JSON-RPC 2.0 message per line.")
+    lambda body: body + b"\n", lambda parts: b"".join([*parts, b"\n"]),
+    "Send one JSON-RPC 2.0 message per line.")
 LSP = Framing(
     "lsp", LspBuffer, lsp_dumps,
     "the LSP base protocol: `Content-Length: N\\r\\n` (an optional `Content-Type` with "
     "charset utf-8), an empty `\\r\\n` line, then N bytes of UTF-8 JSON",
     "the connection starts with a `Content-Length:` or `Content-Type:` header field (any case)",
-    lsp_frame, "Send each body as one JSON-RPC 2.0 message (or batch) in UTF-8 JSON, after a "
+    lsp_frame, lambda parts: b"".join(
+        [b"Content-Length: %d\r\n\r\n" % sum(map(len, parts)), *parts]),
+    "Send each body as one JSON-RPC 2.0 message (or batch) in UTF-8 JSON, after a "
     "`Content-Length: N` header counting its bytes.")
 FRAMINGS: dict[str, Framing] = {"ndjson": NDJSON, "lsp": LSP}
 
@@ -114,6 +120,10 @@ class FrameReader:
     def frame(self, body: bytes) -> bytes:
         """A body already encoded as compact UTF-8 JSON, framed for this connection."""
         return (self.framing or NDJSON).frame(body)
+
+    def frame_parts(self, parts: list[bytes]) -> bytes:
+        """The same, for a body in parts (joined once with the frame's own bytes)."""
+        return (self.framing or NDJSON).frame_parts(parts)
 
     def feed(self, data: bytes) -> list[bytes]:
         """Complete message bodies; raises the framing's errors (ParseError, MessageTooLarge)."""

@@ -5,12 +5,13 @@
 --
 -- Environment: KITPLAY_SOCKET, KP_APP (an app that prints ticks until the file named by its
 -- argument exists), KP_STOP, KP_NEVER (a file that never appears), KP_PHASE (this script writes
--- its progress there), KP_RESULT (JSON written at the end). Exit code 0 only when all held.
+-- its progress there), KP_RESULT (JSON written at the end), KP_BYTES (the log buffer's bytes,
+-- written at the end). Exit code 0 only when all held.
 
 local kitplay = require('kitplay')
 
 local function write(path, text)
-  local f = assert(io.open(path, 'w'))
+  local f = assert(io.open(path, 'wb'))
   f:write(text)
   f:close()
 end
@@ -52,7 +53,7 @@ local function main()
   local buf = vim.api.nvim_get_current_buf()
   assert(vim.endswith(vim.api.nvim_buf_get_name(buf), 'kitplay://logs/' .. job))
   wait('three ticks in the log buffer', function()
-    return select(2, buf_text(buf):gsub('tick %d+\n', '')) >= 3
+    return select(2, buf_text(buf):gsub('tick %d+ [^\n]*\n', '')) >= 3
   end)
 
   -- The test restarts the daemon now; the buffer reconnects and resumes from its offset.
@@ -97,8 +98,9 @@ local function main()
   local complete = vim.fn.getcompletion('Kitplay ', 'cmdline')
   local complete_jobs = vim.fn.getcompletion('Kitplay cancel ', 'cmdline')
   local complete_apps = vim.fn.getcompletion('Kitplay launch t.', 'cmdline')
+  write(env.KP_BYTES, log_text) -- the buffer's bytes, exactly (JSON would want UTF-8)
   write(env.KP_RESULT, vim.json.encode({
-    job = job, job2 = job2, log = log_text, offset = offset, reconnects = reconnects,
+    job = job, job2 = job2, offset = offset, reconnects = reconnects,
     jobs = jobs_text, complete = complete,
     complete_jobs = complete_jobs, complete_apps = complete_apps, errmsg = vim.v.errmsg,
     usage = said,

@@ -40,6 +40,8 @@ export interface Job {
   pid?: number | null;
   restarts?: number;
   log_size?: number;
+  /** Seconds it ran, on the monotonic clock; null until it ends. */
+  duration_s?: number | null;
 }
 
 /** The app a job is about: `app`, or the new app's `name` for a create ('' for neither). */
@@ -114,6 +116,17 @@ export interface OutputNote {
   offset: number;
   next_offset: number;
   data: string;
+  /** With encoding 'auto' or 'base64': how `data` holds the bytes (docs/api.md). */
+  encoding?: 'utf-8' | 'base64';
+}
+
+/** How log chunks come: 'text' (bytes that are not UTF-8 become U+FFFD), 'auto' (text when a
+ *  chunk is valid UTF-8, else base64: exact) or 'base64' (always: exact). */
+export type LogEncoding = 'text' | 'auto' | 'base64';
+
+/** The log bytes of an output note: exact, unless it came in the lossy 'text' encoding. */
+export function noteBytes(note: { data: string; encoding?: string }): Buffer {
+  return Buffer.from(note.data, note.encoding === 'base64' ? 'base64' : 'utf-8');
 }
 
 export interface StateNote {
@@ -343,7 +356,8 @@ export class KitplayClient {
    * record (or rejects when the connection is lost first).
    */
   async subscribe(jobId: string, offset: number, onOutput: (note: OutputNote) => void,
-                  onState: (note: StateNote) => void = () => undefined):
+                  onState: (note: StateNote) => void = () => undefined,
+                  encoding: LogEncoding = 'auto'):
       Promise<{ subscription: string; ended: Promise<Job> }> {
     let resolveEnd!: (job: Job) => void;
     let rejectEnd!: (e: Error) => void;
@@ -356,7 +370,7 @@ export class KitplayClient {
     // subscription id are routed once it is known (they are queued by the connection until
     // the answer's handler has run).
     const { subscription } = await this.call<{ subscription: string }>(
-      'jobs.subscribe', { job_id: jobId, offset });
+      'jobs.subscribe', { job_id: jobId, offset, encoding });
     this.outputHandlers.set(subscription, onOutput);
     this.stateHandlers.set(subscription, (note) => {
       onState(note);
@@ -383,10 +397,11 @@ export class KitplayClient {
 
 /**
  * Follow a job's log to its end, reconnecting after the daemon restarts and resuming from the
- * last byte received: nothing lost, nothing repeated. Resolves with the final job record.
+ * last byte received: nothing lost, nothing repeated. `onData` gets the log's bytes exactly
+ * (decode them with a streaming TextDecoder to show them). Resolves with the final job record.
  */
 export async function followLog(
-  jobId: string, onData: (text: string) => void,
+  jobId: string, onData: (bytes: Buffer) => void,
   options: { socket?: string; offset?: number; retryMs?: number; signal?: AbortSignal;
              onReconnect?: () => void } = {}): Promise<Job> {
   const socket = options.socket ?? socketPath();
@@ -400,9 +415,9 @@ export async function followLog(
     try {
       client = await KitplayClient.connect(socket);
       const { ended } = await client.subscribe(jobId, offset, (note) => {
-        let data = note.data;
+        let data = noteBytes(note);
         if (note.offset < offset) { // a resumed chunk that overlaps: drop what we have
-          data = data.slice(offset - note.offset);
+          data = data.subarray(offset - note.offset);
         }
         offset = note.next_offset;
         onData(data);

@@ -144,7 +144,8 @@ class Channels implements vscode.Disposable {
     const it = entry;
     it.following = true;
     this.trim();
-    followLog(jobId, (text) => it.channel.append(text), {
+    const decoder = new TextDecoder('utf-8'); // streaming: a character split across chunks
+    followLog(jobId, (bytes) => it.channel.append(decoder.decode(bytes, { stream: true })), {
       socket: configuredSocket(),
       onReconnect: () => it.channel.appendLine('\n[kitplay extension] reconnected; resuming'),
     }).then((job) => {

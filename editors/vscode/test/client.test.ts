@@ -23,12 +23,19 @@ const TICKER = 'import pathlib, sys, time\nstop = pathlib.Path(sys.argv[1])\ni =
   'while not stop.exists():\n    i += 1\n    print(f"tick {i}", flush=True)\n' +
   '    time.sleep(0.05)\nprint("end", flush=True)\n';
 
+// Bytes that are not UTF-8, and a character split across writes; the rest once `go` exists.
+const BYTES = 'import os, sys, time\nout = sys.stdout.buffer\n' +
+  'out.write(b"caf\\xe9 \\xff half \\xe2\\x82"); out.flush()\n' +
+  'while not os.path.exists(os.path.join(sys.argv[1], "go")):\n    time.sleep(0.01)\n' +
+  'out.write(b"\\xac \\xfe end\\n"); out.flush()\n';
+
 const daemon = new Daemon();
 const T = { timeout: 60_000 }; // every test: an absolute deadline, never a hang
 
 before(async () => {
   daemon.writeApp('t.lines', LINES);
   daemon.writeApp('t.ticker', TICKER);
+  daemon.writeApp('t.bytes', BYTES);
   await daemon.start();
 });
 
@@ -101,7 +108,7 @@ test('the client module: status, apps, jobs, launch, cancel, errors', T, async (
   const c = await KitplayClient.connect(daemon.socket);
   try {
     assert.equal((await c.status()).pid, daemon.pid);
-    assert.deepEqual((await c.apps()).map((a) => a.name).sort(), ['t.lines', 't.ticker']);
+    assert.deepEqual((await c.apps()).map((a) => a.name).sort(), ['t.bytes', 't.lines', 't.ticker']);
     const never = path.join(daemon.base, 'never');
     const job = await c.launch('t.ticker', [never]);
     assert.equal(job.kind, 'launch');
@@ -161,7 +168,7 @@ test('followLog resumes after a daemon restart: nothing lost, nothing repeated',
   c.dispose();
   let text = '';
   let reconnects = 0;
-  const followed = followLog(job.id, (t) => { text += t; }, {
+  const followed = followLog(job.id, (t) => { text += t.toString('utf-8'); }, {
     socket: daemon.socket, retryMs: 100, onReconnect: () => { reconnects += 1; },
   });
   await waitFor('three ticks', () => (text.match(/tick \d+\n/g) ?? []).length >= 3);
@@ -173,6 +180,31 @@ test('followLog resumes after a daemon restart: nothing lost, nothing repeated',
   assert.equal(final.status, 'succeeded');
   assert.equal(text, daemon.jobLog(job.id));
   assert.match(text, /end\n/);
+});
+
+test('followLog gives the exact bytes of a log that is not UTF-8, across a restart', T,
+     async () => {
+  const gates = path.join(daemon.base, 'gates');
+  fs.mkdirSync(gates, { recursive: true });
+  const c = await KitplayClient.connect(daemon.socket);
+  const job = await c.launch('t.bytes', [gates]);
+  c.dispose();
+  const chunks: Buffer[] = [];
+  let reconnects = 0;
+  const followed = followLog(job.id, (b) => { chunks.push(b); }, {
+    socket: daemon.socket, retryMs: 100, onReconnect: () => { reconnects += 1; },
+  });
+  const got = () => Buffer.concat(chunks);
+  await waitFor('the first half', () => got().includes(Buffer.from('caf\xe9 \xff', 'latin1')));
+  await daemon.stop(); // the app keeps running; the follower resumes from its byte offset
+  await daemon.start();
+  await waitFor('the follower to reconnect', () => reconnects >= 1);
+  fs.writeFileSync(path.join(gates, 'go'), '');
+  const final = await followed;
+  assert.equal(final.status, 'succeeded');
+  const log = fs.readFileSync(path.join(daemon.state, 'logs', `${job.id}.log`));
+  assert.ok(log.includes(Buffer.from([0xe2, 0x82, 0xac, 0x20, 0xfe])));
+  assert.ok(got().equals(log), 'the bytes followed differ from the log file');
 });
 
 test('errors: no daemon, and the socket path rules', T, async () => {

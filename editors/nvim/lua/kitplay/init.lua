@@ -142,6 +142,34 @@ end
 -- :Kitplay logs JOB --------------------------------------------------------------------------
 
 -- Append log text: the buffer's lines joined by "\n" are exactly the log's bytes so far.
+-- Base64, for log chunks that are not UTF-8 (the daemon sends those as base64 when asked
+-- for encoding 'auto': the buffer gets the log's exact bytes).  vim.base64 is Neovim 0.10+.
+local B64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'
+local b64value = {}
+for i = 1, #B64 do
+  b64value[B64:byte(i)] = i - 1
+end
+
+local function unbase64(text)
+  if vim.base64 then
+    return vim.base64.decode(text)
+  end
+  local out, acc, bits = {}, 0, 0
+  for i = 1, #text do
+    local v = b64value[text:byte(i)]
+    if v then -- '=' padding and anything else end no byte
+      acc, bits = acc * 64 + v, bits + 6
+      if bits >= 8 then
+        bits = bits - 8
+        local byte = math.floor(acc / 2 ^ bits)
+        out[#out + 1] = string.char(byte)
+        acc = acc - byte * 2 ^ bits
+      end
+    end
+  end
+  return table.concat(out)
+end
+
 local function append(buf, text)
   local last = vim.api.nvim_buf_line_count(buf)
   local tail = vim.api.nvim_buf_get_lines(buf, last - 1, last, false)[1] or ''
@@ -181,6 +209,9 @@ local function on_notification(st, method, params)
   end
   if method == 'jobs.output' then
     local data = params.data
+    if params.encoding == 'base64' then
+      data = unbase64(data)
+    end
     if params.offset < st.offset then -- never repeat a byte (a resumed subscription)
       data = data:sub(st.offset - params.offset + 1)
     end
@@ -223,7 +254,8 @@ follow = function(st)
       conn:close('the buffer was closed')
       return
     end
-    conn:request('jobs.subscribe', { job_id = st.job, offset = st.offset }, function(e, res)
+    local sub = { job_id = st.job, offset = st.offset, encoding = 'auto' } -- exact bytes
+    conn:request('jobs.subscribe', sub, function(e, res)
       if over(st) then
         return
       end
