@@ -183,11 +183,23 @@ def _open_log(log: str) -> int:
 def _lower_priority() -> None:
     """Run (and start the command) this much nicer than the daemon (config job_nice)."""
     value = os.environ.pop("KITPLAY_JOB_NICE", "")  # daemon.procs.NICE_ENV
-    if value.isdigit():
-        try:
-            os.nice(min(int(value), 19))
-        except OSError:
-            pass
+    if not value.isdigit():
+        return
+    nice = min(int(value), 19)
+    try:
+        os.nice(nice)
+    except OSError:
+        pass
+    # The monitor leads a session of its own, and with the scheduler's autogroups (Linux's
+    # CONFIG_SCHED_AUTOGROUP, on by default in Debian's kernels; sched(7)) a new session gets
+    # a new group that competes with the daemon's group as an equal, whatever its members'
+    # nice values: the group's own nice is what counts between groups. Raising it is allowed
+    # to the group's owner (as setpriority(2) allows raising one's own nice value).
+    try:
+        with open("/proc/self/autogroup", "w") as f:
+            f.write(str(nice))
+    except OSError:
+        pass  # no autogroups here: plain nice values already order the processes
 
 
 def _restore_nofile() -> None:
