@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 __all__ = ["CHROMIUM", "CHROMIUM_ARGS", "XPRA_WINDOW_JS", "chromium", "needs_chromium",
-           "persistent_chromium", "xpra_canvas_sum", "xpra_window"]
+           "persistent_chromium", "signed_in", "xpra_canvas_sum", "xpra_window"]
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -54,6 +54,18 @@ def chromium(width: int = 1400, height: int = 900, origin: str | None = None) ->
             assert not mine, mine
         finally:
             browser.close()
+
+
+def signed_in(page: Any, login_url: str) -> Any:
+    """``page`` opened at ``login_url`` and signed in (the page's ``kitplay:signed-in`` mark).
+
+    The page trades its one-time code as soon as it loads and takes it off the address bar
+    at once: a reload before the answer came would find neither code nor session.
+    """
+    page.goto(login_url)
+    page.wait_for_function(
+        "() => performance.getEntriesByName('kitplay:signed-in').length > 0")
+    return page
 
 
 @contextmanager

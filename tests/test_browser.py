@@ -16,7 +16,7 @@ import pytest
 from kitplay.daemon.protocol.version import __version__
 
 from tests.bridge_helpers import Bridge, bridge_fixture, make_bridge_fixture  # noqa: F401
-from tests.browser_helpers import chromium, needs_chromium, xpra_canvas_sum, xpra_window
+from tests.browser_helpers import chromium, needs_chromium, signed_in, xpra_canvas_sum, xpra_window
 from tests.helpers import Daemon, create_and_build, wait_for, write_app
 
 pytestmark = [pytest.mark.browser, needs_chromium]
@@ -28,8 +28,7 @@ APP = "my_company.browser_app"
 @pytest.fixture
 def page(bridge: Bridge) -> Iterator[Any]:
     with chromium(1600, 900, origin=f"{bridge.page_url}/") as p:
-        p.goto(bridge.login_url)
-        yield p
+        yield signed_in(p, bridge.login_url)
 
 
 def job_row(page: Any, job_id: str) -> Any:

@@ -29,7 +29,7 @@ import pytest
 from kitplay.daemon.protocol.registry import METHODS
 
 from tests.bridge_helpers import Bridge, bridge_fixture, make_bridge_fixture  # noqa: F401
-from tests.browser_helpers import chromium, needs_chromium, xpra_window
+from tests.browser_helpers import chromium, needs_chromium, signed_in, xpra_window
 from tests.helpers import FIXTURES, Daemon, create_and_build, wait_for, write_app
 
 pytestmark = [pytest.mark.browser, needs_chromium]
@@ -48,8 +48,7 @@ needs_bridge_displays = pytest.mark.skipif(
 @pytest.fixture
 def page(bridge: Bridge) -> Iterator[Any]:
     with chromium(1500, 900, origin=f"{bridge.page_url}/") as p:
-        p.goto(bridge.login_url)
-        yield p
+        yield signed_in(p, bridge.login_url)
 
 
 def rows(page: Any) -> list[str]:

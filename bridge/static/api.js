@@ -71,28 +71,46 @@ const listeners = { signedOut: new Set() };
 export function onSignedOut(fn) { listeners.signedOut.add(fn); }
 function signedOut() { for (const fn of listeners.signedOut) fn(); }
 
+// The one-time code in the address bar is traded as soon as this module runs: index.html
+// loads it on its own (async), so the sign-in travels while the rest of the page loads.
+// The code comes off the URL at once. A page controlled by a service worker never sends it:
+// the bridge never registers one, so one controlling this page was put here by someone
+// else, and would see the sign-in (the code, the session in every request).
+const codeLogin = (() => {
+  const m = /(?:^#|&)code=([^&]*)/.exec(location.hash);
+  if (!m) return null;
+  history.replaceState(null, "", location.pathname + location.search); // off the URL
+  if (navigator.serviceWorker && navigator.serviceWorker.controller) {
+    return Promise.resolve({ refused: true });
+  }
+  return fetch("/api/v1/login", {
+    method: "POST", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ code: decodeURIComponent(m[1]) }),
+  }).then(async (resp) => {
+    const body = await resp.json().catch(() => null);
+    if (resp.ok && body && typeof body.session === "string") {
+      sessionStorage.setItem(SESSION_KEY, body.session);
+      prefetch();
+    }
+    return { resp, body };
+  }, (error) => ({ error }));
+})();
+
 // Sign in: the one-time code in the address bar, else this tab's session, else the session
 // of another open tab of this origin (BroadcastChannel). Resolves to how ("code", "tab",
 // "joined"); rejects with the reason when none works.
 export async function signIn() {
-  const m = /(?:^#|&)code=([^&]*)/.exec(location.hash);
-  if (m) history.replaceState(null, "", location.pathname + location.search); // off the URL
-  // The bridge never registers a service worker: one controlling this page was put here by
-  // someone else, and would see the sign-in (the code, the session in every request).
-  if (navigator.serviceWorker && navigator.serviceWorker.controller) {
-    throw new Error("Not signing in: a service worker that is not kitplay's controls this " +
-      "page. Close this tab and run `kitplay open --browser` for a fresh address.");
-  }
   let how = null;
-  if (m) {
-    const resp = await fetch("/api/v1/login", {
-      method: "POST", headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ code: decodeURIComponent(m[1]) }),
-    });
-    const body = await resp.json().catch(() => null);
+  if (codeLogin) {
+    const got = await codeLogin;
+    if (got.refused) {
+      throw new Error("Not signing in: a service worker that is not kitplay's controls this " +
+        "page. Close this tab and run `kitplay open --browser` for a fresh address.");
+    }
+    if (got.error) throw got.error;
+    const { resp, body } = got;
     if (resp.ok) {
-      sessionStorage.setItem(SESSION_KEY, body.session);
-      how = "code";
+      how = "code"; // the session is stored (codeLogin)
     } else if (!signedIn()) {
       throw new ApiError(resp.status, body && body.error);
     }
@@ -194,6 +212,36 @@ async function request(verb, url, body) {
 // daemon that is restarting (503); any call is retried once after a rate-limit refusal
 // (429: nothing was done). Rejects with ApiError (its .hint says what to do next).
 export async function call(method, params = {}) {
+  const [verb, url, body] = routeOf(method, params);
+  for (let attempt = 0; ; attempt++) {
+    let resp;
+    try {
+      resp = attempt === 0 && early.has(url) ? await takeEarly(url)
+        : await request(verb, url, body);
+    } catch (err) {
+      if (verb === "GET" && attempt < 3) { await sleep(250 * 2 ** attempt); continue; }
+      throw new ApiError(0, { message: "the bridge is unreachable (stopped, or the " +
+        "network dropped)" }, method);
+    }
+    const data = await resp.json().catch(() => null);
+    if (resp.ok) return data;
+    const err = new ApiError(resp.status, data && data.error, method);
+    if (resp.status === 429 && attempt < 1) {
+      const wait = Number(resp.headers.get("Retry-After") || "1");
+      await sleep(Math.min(5, Math.max(0.2, wait)) * 1000);
+      continue;
+    }
+    if (resp.status === 503 && verb === "GET" && attempt < 3) {
+      await sleep(250 * 2 ** attempt);
+      continue;
+    }
+    if (resp.status === 401) signedOut();
+    throw err;
+  }
+}
+
+// A method's REST request: [verb, url, JSON body or undefined].
+function routeOf(method, params) {
   const route = ROUTES[method];
   if (!route) throw new Error(`unknown method ${method}`);
   const [verb, template] = route;
@@ -217,30 +265,31 @@ export async function call(method, params = {}) {
   } else if (verb === "POST" || Object.keys(rest).length) {
     body = rest;
   }
-  for (let attempt = 0; ; attempt++) {
-    let resp;
-    try {
-      resp = await request(verb, url, body);
-    } catch (err) {
-      if (verb === "GET" && attempt < 3) { await sleep(250 * 2 ** attempt); continue; }
-      throw new ApiError(0, { message: "the bridge is unreachable (stopped, or the " +
-        "network dropped)" }, method);
-    }
-    const data = await resp.json().catch(() => null);
-    if (resp.ok) return data;
-    const err = new ApiError(resp.status, data && data.error, method);
-    if (resp.status === 429 && attempt < 1) {
-      const wait = Number(resp.headers.get("Retry-After") || "1");
-      await sleep(Math.min(5, Math.max(0.2, wait)) * 1000);
-      continue;
-    }
-    if (resp.status === 503 && verb === "GET" && attempt < 3) {
-      await sleep(250 * 2 ** attempt);
-      continue;
-    }
-    if (resp.status === 401) signedOut();
-    throw err;
-  }
+  return [verb, url, body];
+}
+
+// The first page of the jobs list (what most visits look at first) is asked for as soon as
+// the session is known, while the page's modules still load; the jobs panel's first call
+// takes that answer. Only GETs of a given URL, each used once.
+export const JOBS_PAGE = 20;
+const early = new Map();
+
+function startEarly(method, params) {
+  const [verb, url] = routeOf(method, params);
+  if (verb !== "GET" || early.has(url)) return;
+  const pending = request(verb, url);
+  pending.catch(() => {}); // a failure is the caller's to see, when it takes the answer
+  early.set(url, pending);
+}
+
+function takeEarly(url) {
+  const pending = early.get(url);
+  early.delete(url);
+  return pending;
+}
+
+function prefetch() {
+  startEarly("jobs.list", { limit: JOBS_PAGE, offset: 0 });
 }
 
 // A file the bridge serves with the session header (a template's icon): a blob: URL for
@@ -383,3 +432,7 @@ export async function openapi() {
   }
   return resp.json();
 }
+
+// A reload of a signed-in tab asks for its first jobs at once too (here, at the end: the
+// early-request table above must exist first).
+if (!codeLogin && signedIn()) prefetch();

@@ -11,7 +11,7 @@ import {
 
 const KINDS = ["create", "build", "test", "package", "launch", "modify", "package_container"];
 const STATUSES = ["queued", "running", "succeeded", "failed", "cancelled", "interrupted"];
-const PAGE = 20;
+const PAGE = api.JOBS_PAGE; // the first page is asked for early (api.js)
 const POLL_MS = 1000;
 
 const view = { offset: 0, total: 0, rows: [], loading: false, again: false, drawn: false };

@@ -129,11 +129,18 @@ function operation({ path, verb, op }, server) {
 function typeText(s) {
   s = ref(s) || {};
   let t = Array.isArray(s.type) ? s.type.filter((x) => x !== "null").join(" | ") +
-    (s.type.includes("null") ? " | null" : "") : (s.type || (s.$ref ? "" : "any"));
+    (s.type.includes("null") ? " | null" : "") : (s.type || (s.$ref ? "" : enumType(s) || "any"));
   if ((s.type === "array" || (Array.isArray(s.type) && s.type.includes("array"))) && s.items) {
     t = t.replace("array", `array of ${typeText(s.items)}`);
   }
   return t;
+}
+
+// The type an untyped enum's values share ("string | null" for null, "full", ...), if one.
+function enumType(s) {
+  const kinds = new Set((s.enum || []).filter((v) => v !== null).map((v) => typeof v));
+  if (kinds.size !== 1) return "";
+  return [...kinds][0] + (s.enum.includes(null) ? " | null" : "");
 }
 
 function constraints(s) {

@@ -127,11 +127,14 @@ test('one output channel per job, reused; the oldest disposed', T, async () => {
     const job = await c.launch('t.args', ['x']);
     await c.call('jobs.wait', { job_id: job.id, timeout_s: 60 });
     await run('kitplay.followLog', { job });
-    await waitFor('the first follow', () => channelOf(job.id)[0]?.text.includes('succeeded'));
+    // Until the extension's own closing line, the first follow is still going (its log's
+    // "[kitplay] job succeeded" comes before it), and a second one would join it.
+    const ended = `[kitplay extension] job ${job.id} succeeded`;
+    await waitFor('the first follow', () => channelOf(job.id)[0]?.text.includes(ended));
     const first = channelOf(job.id)[0].text;
     await run('kitplay.followLog', { job });
     await waitFor('the second follow', () => channelOf(job.id)[0].cleared === 1 &&
-      channelOf(job.id)[0].text.includes('succeeded'));
+      channelOf(job.id)[0].text.includes(ended));
     assert.equal(channelOf(job.id).length, 1); // the same channel, refilled
     assert.equal(channelOf(job.id)[0].text, first);
     // Followed many jobs: the oldest channels are disposed, at most MAX_CHANNELS stay open.
