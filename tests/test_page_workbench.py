@@ -122,6 +122,12 @@ def test_log_search_and_download(page: Any, daemon: Daemon, tmp_path: Path) -> N
     page.fill("#log-search", "line 7")  # line 7, line 70..79, line 700 (none): 11
     expect(page.locator("#log mark")).to_have_count(11)
     expect(page.locator("#log-matches")).to_have_text("1 of 11")
+    # Typing a search leaves follow and shows the first match (line 7, far above the end).
+    expect(page.locator("#log-follow")).not_to_be_checked()
+    assert page.evaluate("""() => {
+        const box = document.getElementById("log").getBoundingClientRect();
+        const mark = document.querySelector("#log mark.current").getBoundingClientRect();
+        return mark.top >= box.top && mark.bottom <= box.bottom; }"""), "the match is not in view"
     page.press("#log-search", "Enter")
     expect(page.locator("#log-matches")).to_have_text("2 of 11")
     expect(page.locator("#log mark.current")).to_have_text("line 7")

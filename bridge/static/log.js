@@ -37,7 +37,10 @@ function filtering() {
 export function init() {
   on("follow-request", (id) => follow(id));
   on("job", (job) => { if (job.id === state.followed) header(job); });
-  $("log-search").addEventListener("input", () => { log.search = $("log-search").value; rerender(); });
+  $("log-search").addEventListener("input", () => {
+    log.search = $("log-search").value;
+    rerender({ find: true });
+  });
   $("log-search").addEventListener("keydown", (e) => {
     if (e.key === "Enter") { e.preventDefault(); step(e.shiftKey ? -1 : 1); }
   });
@@ -218,7 +221,11 @@ function schedule() {
   setTimeout(() => { log.pending = false; rerender(); }, 250);
 }
 
-function rerender() {
+// The log drawn again from log.text. With a search, its matches are marked; `find` (the user
+// typed the search) shows the first match, leaving follow; otherwise (more of a live log came)
+// the current match stays the current one and nothing scrolls.
+function rerender({ find = false } = {}) {
+  const was = log.current;
   log.lastXpra = false;
   const text = filtering() ? visible(log.text) : log.text;
   const pre = $("log");
@@ -244,10 +251,10 @@ function rerender() {
     put(pre, ...nodes);
     const n = log.matches.length;
     $("log-matches").textContent = n ? `${n} match${n === 1 ? "" : "es"}` : "no match";
-    log.current = -1;
-    if (n) step(1, !$("log-follow").checked);
+    log.current = find || was < 0 ? -1 : Math.min(was, n - 1) - 1; // step() adds one
+    if (n) step(1, find);
   }
-  if ($("log-follow").checked && !log.matches.length) toBottom();
+  if ($("log-follow").checked) toBottom();
 }
 
 function step(dir, scroll = true) {

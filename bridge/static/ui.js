@@ -48,6 +48,7 @@ export function fmtBytes(n) {
 
 export function fmtDuration(s) {
   if (s === null || s === undefined || !isFinite(s) || s < 0) return "";
+  if (s < 0.1) return `${Math.max(1, Math.round(s * 1000))} ms`; // not "0.0 s"
   if (s < 10) return `${s.toFixed(1)} s`;
   if (s < 60) return `${Math.round(s)} s`;
   const m = Math.floor(s / 60);
