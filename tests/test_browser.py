@@ -187,6 +187,16 @@ def test_launch_in_xpra_shows_the_display_beside_the_editor_and_full_size_too(
     expect(page.locator(".log-panel")).to_contain_text("xpra is ready")
     page.screenshot(path=str(tmp_path / "playground-display.png"))
 
+    # The display is made wider from its left edge (arrow keys on the handle), the editor
+    # narrower; the session goes on drawing in the wider frame.
+    before = panel.bounding_box()["width"]
+    page.locator("#display-split").focus()
+    for _ in range(5):
+        page.keyboard.press("ArrowLeft")
+    assert abs(panel.bounding_box()["width"] - (before + 120)) <= 1
+    assert page.locator("#editor-view").bounding_box()["width"] >= 280
+    changes({"the widened view": frame})
+
     # ...and opens full size in a tab of its own, while the embedded view stays live.
     with page.context.expect_page() as opened:
         page.click("#display-full")

@@ -458,3 +458,42 @@ def test_app_bar_test_package_launch_args_clean_and_delete(page: Any, daemon: Da
     expect(page.locator(f'#tree .app-row[data-app="{APP}"]')).to_have_count(0)
     assert not (daemon.workspace / "source" / "apps" / APP).exists()
     expect(statusbar).to_contain_text(f"Deleted {APP}")
+
+
+# ------------------------------------------------------------------------------ splitters
+
+def test_the_project_column_is_resized_by_drag_and_keys_and_kept(page: Any) -> None:
+    from playwright.sync_api import expect
+
+    side = page.locator("aside.side")
+    handle = page.locator("#side-split")
+    expect(side).to_be_visible()
+
+    def width() -> float:
+        return float(side.evaluate("(e) => e.getBoundingClientRect().width"))
+
+    start = width()
+    box = handle.bounding_box()
+    assert box is not None
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + 60, y, steps=4)
+    page.mouse.up()
+    assert abs(width() - (start + 60)) <= 1, (start, width())
+
+    handle.focus()
+    page.keyboard.press("ArrowLeft")
+    assert abs(width() - (start + 36)) <= 1
+    # Bounds: never under 200 px, never over half the window (1500 px here).
+    for _ in range(40):
+        page.keyboard.press("ArrowRight")
+    assert abs(width() - 750) <= 1
+    expect(handle).to_have_attribute("aria-valuenow", "750")
+
+    # Kept for the next load of the page (signed in again from this tab's session).
+    page.reload()
+    expect(page.locator("#jobs")).to_be_visible()
+    assert abs(width() - 750) <= 1
+    page.locator("#side-split").dblclick()  # the default back
+    assert abs(width() - start) <= 1

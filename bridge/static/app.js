@@ -7,6 +7,7 @@ import { state, on, emit, select } from "./store.js";
 import { $, el, showError, clearError, put } from "./ui.js";
 import * as jobs from "./jobs.js";
 import * as log from "./log.js";
+import { splitter } from "./splitter.js";
 
 const STATUS_MS = 5000;
 
@@ -62,8 +63,20 @@ function showEditor() {
   $("new-app").classList.remove("active");
 }
 
+// The project column (200 px up to half the window) and the display (Xpra's client needs
+// 600 px; the editor keeps 280) can be dragged wider or narrower.
+function splitters() {
+  splitter($("side-split"), { name: "side-w", grow: 1,
+    min: () => 200, max: () => Math.max(200, window.innerWidth / 2),
+    measure: () => document.querySelector(".side").getBoundingClientRect().width });
+  splitter($("display-split"), { name: "display-w", grow: -1,
+    min: () => 600, max: () => Math.max(600, $("center").getBoundingClientRect().width - 288),
+    measure: () => $("display-panel").getBoundingClientRect().width });
+}
+
 async function start() {
   $("banner-close").addEventListener("click", clearError);
+  splitters();
   jobs.init();
   log.init();
   try {
