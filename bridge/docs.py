@@ -1,6 +1,6 @@
 """The generated parts of docs/api.md: the routes table and the error table.
 
-``python -m bridge.docs`` rewrites the text between the ``<!-- generated: NAME -->`` and
+``python -m kitplay.bridge.docs`` rewrites the text between the ``<!-- generated: NAME -->`` and
 ``<!-- end: NAME -->`` markers of docs/api.md; ``--check`` only says whether it is up to date
 (exit 1 when not). ``tests/test_bridge_docs.py`` runs the check.
 """
@@ -91,7 +91,7 @@ def render(text: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bridge.docs", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m kitplay.bridge.docs", description=__doc__)
     p.add_argument("path", nargs="?", type=Path, default=DOC_PATH)
     p.add_argument("--check", action="store_true", help="exit 1 if the file is out of date")
     ns = p.parse_args(argv)
@@ -99,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     new = render(old)
     if ns.check:
         if new != old:
-            print(f"{ns.path} is out of date: run `python -m bridge.docs`", file=sys.stderr)
+            print(f"{ns.path} is out of date: run `python -m kitplay.bridge.docs {ns.path}`",
+                  file=sys.stderr)
             return 1
         return 0
     if new != old:

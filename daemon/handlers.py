@@ -191,7 +191,8 @@ class Handlers:
 
     def _write(self, p: dict[str, Any], jobs: Any) -> dict[str, Any]:
         af = self._app_files(p)
-        return af.files.write(p["path"], p["text"], p.get("if_match"), writers(jobs, af.root))
+        return af.files.write(p["path"], p["text"], p.get("if_match"), writers(jobs, af.root),
+                              create=bool(p.get("create")))
 
     async def files_delete(self, ctx: Any, p: dict[str, Any]) -> dict[str, Any]:
         jobs = live_jobs(self.jobs)

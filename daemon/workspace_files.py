@@ -20,8 +20,11 @@ What each operation holds to:
   new one, never a part.  ``if_match``: the change is refused (InvalidState, ``data.etag`` the
   current etag, null when the file is gone) unless the file's etag still matches.  A file
   whose mode denies the user writing (``chmod a-w``) is refused, as editors refuse it.
-  Missing parent directories are made only inside an app's own directory
-  (``Policy.make_dirs_from``).  At most ``TEXT_CAP`` bytes of UTF-8.
+  ``create``: only a new file (InvalidState, reason ``exists``, when anything is at the
+  path); the new file is linked in (``link(2)`` fails on an existing name where ``rename(2)``
+  would replace it), so one another process made meanwhile is never replaced.  Missing
+  parent directories are made only inside an app's own directory (``Policy.make_dirs_from``).
+  At most ``TEXT_CAP`` bytes of UTF-8.
 - **delete**: a file, symlink (the link, not its target), pipe or socket, or an empty
   directory; ``if_match`` as for write.
 - While a job that writes into the workspace runs (a create, build, test or package), files
@@ -201,9 +204,13 @@ class WorkspaceFiles:
     # -- write ------------------------------------------------------------------------------
 
     def write(self, path: str, text: str, if_match: str | None = None,
-              busy: Sequence[str] = ()) -> dict[str, Any]:
+              busy: Sequence[str] = (), create: bool = False) -> dict[str, Any]:
         parts = split_path(path)
         rel = join(parts)
+        if create and if_match is not None:
+            raise InvalidParams("create and if_match exclude each other: create makes a file "
+                                "that does not exist, if_match changes one that does",
+                                {"param": "if_match", "path": rel})
         data = text.encode("utf-8")
         if len(data) > TEXT_CAP:
             raise FileTooLarge(f"the new {rel} would be {len(data)} bytes, over the "
@@ -213,6 +220,8 @@ class WorkspaceFiles:
         self._refuse_busy(parts, busy, "write")
         with self._parent(parts, if_match=if_match, make=True) as pfd, _CHANGE:
             st = lstat_at(pfd, parts[-1])
+            if create and st is not None:
+                raise _exists(rel, st)
             if st is not None:
                 if not stat.S_ISREG(st.st_mode):
                     raise refuse_entry(self.root, pfd, parts, st)
@@ -221,7 +230,9 @@ class WorkspaceFiles:
             _check_match(rel, st, if_match)
             mode = stat.S_IMODE(st.st_mode) & 0o777 if st is not None else _user_mode(0o666)
             try:
-                _replace(pfd, parts[-1], data, mode)
+                _replace(pfd, parts[-1], data, mode, exclusive=create)
+            except FileExistsError:  # made by another process since the lstat above
+                raise _exists(rel, lstat_at(pfd, parts[-1])) from None
             except OSError as e:
                 raise os_error(e, rel, "path") from None
             new = lstat_at(pfd, parts[-1])
@@ -442,8 +453,22 @@ def _refuse_read_only(rel: str, st: os.stat_result, what: str) -> None:
             {"param": "path", "path": rel, "reason": "read_only"})
 
 
-def _replace(dir_fd: int, name: str, data: bytes, mode: int) -> None:
-    """Atomically make ``name`` in ``dir_fd`` hold ``data`` (see the module's docstring)."""
+def _exists(rel: str, st: os.stat_result | None) -> InvalidState:
+    what = "a file" if st is not None and stat.S_ISREG(st.st_mode) else "something"
+    return InvalidState(f"{rel} exists already ({what} is there); create only makes new files: "
+                        "open it instead, or write without create to replace it",
+                        {"param": "path", "path": rel, "reason": "exists",
+                         "etag": etag(st) if st is not None and stat.S_ISREG(st.st_mode)
+                         else None})
+
+
+def _replace(dir_fd: int, name: str, data: bytes, mode: int, exclusive: bool = False) -> None:
+    """Atomically make ``name`` in ``dir_fd`` hold ``data`` (see the module's docstring).
+
+    ``exclusive``: only if nothing is at ``name``; the temp file is linked there (link(2)
+    fails with EEXIST, where rename(2) would replace), so a file another process made at the
+    same moment is never replaced.
+    """
     tmp = f".kitplay-{secrets.token_hex(8)}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                  0o600, dir_fd=dir_fd)
@@ -458,7 +483,11 @@ def _replace(dir_fd: int, name: str, data: bytes, mode: int) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
-        os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        if exclusive:
+            os.link(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=False)
+            os.unlink(tmp, dir_fd=dir_fd)
+        else:
+            os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
     except BaseException:
         try:
             os.unlink(tmp, dir_fd=dir_fd)

@@ -70,7 +70,7 @@ def run(d: Daemon, argv: list[str], tmp: Path) -> subprocess.CompletedProcess[st
 
 
 def test_generated_tables_are_current() -> None:
-    assert render(DOC) == DOC, "docs/api.md is out of date: run `python -m bridge.docs`"
+    assert render(DOC) == DOC, "docs/api.md is out of date: run `python -m kitplay.bridge.docs`"
     r = subprocess.run([sys.executable, "-m", "kitplay.bridge.docs", "--check", str(DOC_PATH)],
                        cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr

@@ -335,6 +335,53 @@ def test_write_is_an_atomic_replace_that_keeps_the_mode(ws: tuple[Daemon, Outsid
     assert not [p for p in (d.workspace / APP_DIR).iterdir() if p.name.startswith(".kitplay-")]
 
 
+def test_create_makes_only_new_files_and_never_replaces_one(
+        ws: tuple[Daemon, Outside]) -> None:
+    d, _ = ws
+    path = f"{APP_DIR}/pkg/new_module.py"  # and its missing directory, inside the app
+    made = d.call("files.write", {"path": path, "text": "x = 1\n", "create": True})
+    file = d.workspace / path
+    assert file.read_text() == "x = 1\n" and made["etag"] == d.call(
+        "files.read", {"path": path})["etag"]
+    assert not [p for p in file.parent.iterdir() if p.name.startswith(".kitplay-")]
+    # Again: refused, naming the file there and its etag; the file is unchanged.
+    err = refused(d, "files.write", {"path": path, "text": "lost\n", "create": True},
+                  InvalidState, "exists")
+    assert err.data["etag"] == made["etag"] and file.read_text() == "x = 1\n"
+    # Whatever is at the name counts: a dangling symlink, a directory.
+    (d.workspace / APP_DIR / "dangling").symlink_to("nowhere")
+    err = refused(d, "files.write", {"path": f"{APP_DIR}/dangling", "text": "x",
+                                     "create": True}, InvalidState, "exists")
+    assert err.data["etag"] is None and not (d.workspace / APP_DIR / "nowhere").exists()
+    refused(d, "files.write", {"path": f"{APP_DIR}/pkg", "text": "x", "create": True},
+            InvalidState, "exists")
+    # create and if_match ask opposite things.
+    refused(d, "files.write", {"path": f"{APP_DIR}/other.py", "text": "x", "create": True,
+                               "if_match": made["etag"]})
+    assert not (d.workspace / APP_DIR / "other.py").exists()
+
+
+def test_create_loses_a_race_to_another_program_without_replacing_its_file(
+        ws: tuple[Daemon, Outside]) -> None:
+    """The name is taken after the daemon looked (the race's outcome): the write itself
+    refuses (link(2), not rename(2)), and leaves no temp file."""
+    from kitplay.daemon import workspace_files
+
+    d, _ = ws
+    target = d.workspace / APP_DIR / "raced.txt"
+    target.write_text("theirs\n")
+    dfd = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        with pytest.raises(FileExistsError):
+            workspace_files._replace(dfd, "raced.txt", b"mine\n", 0o644, exclusive=True)
+        assert target.read_text() == "theirs\n"
+        workspace_files._replace(dfd, "raced.txt", b"mine\n", 0o644)  # without: replaced
+    finally:
+        os.close(dfd)
+    assert target.read_text() == "mine\n"
+    assert not [p for p in target.parent.iterdir() if p.name.startswith(".kitplay-")]
+
+
 # -- names ------------------------------------------------------------------------------------
 
 ODD_NAMES = ["my file.txt", "h\u00e9llo w\u00f6rld \u2713.py", "\u6587\u4ef6.md", "a\nb.txt",

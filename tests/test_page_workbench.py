@@ -497,3 +497,64 @@ def test_the_project_column_is_resized_by_drag_and_keys_and_kept(page: Any) -> N
     assert abs(width() - 750) <= 1
     page.locator("#side-split").dblclick()  # the default back
     assert abs(width() - start) <= 1
+
+
+# ------------------------------------------------------------------------- new and delete
+
+@needs_files
+def test_new_file_and_delete_file_from_the_tree(page: Any, daemon: Daemon) -> None:
+    from playwright.sync_api import expect
+
+    create_and_build(daemon, name=APP)
+    app_dir = daemon.workspace / "source" / "apps" / APP
+    page.reload()
+    expect(page.locator("#appbar")).to_contain_text(APP)
+
+    # New file, in a folder that does not exist yet: made empty, listed and opened.
+    page.locator("#tree .tree-row.new-file").click()
+    dialog = page.locator("#confirm-dialog")
+    expect(dialog).to_contain_text(f"New file in {APP}")
+    page.fill("#prompt-input", "pkg/extra.py")
+    page.click("#confirm-ok")
+    expect(dialog).to_be_hidden()
+    assert (app_dir / "pkg" / "extra.py").read_bytes() == b""
+    row = page.locator(f'#tree .tree-row.file[data-path="source/apps/{APP}/pkg/extra.py"]')
+    expect(row).to_be_visible()
+    expect(page.locator(".tab.active")).to_contain_text("extra.py")
+
+    # A name that is taken: the dialog says so and stays open; nothing is replaced.
+    before = (app_dir / "app.py").read_bytes()
+    page.locator("#tree .tree-row.new-file").click()
+    page.fill("#prompt-input", "app.py")
+    page.click("#confirm-ok")
+    expect(page.locator("#prompt-error")).to_contain_text("exists already")
+    expect(dialog).to_be_visible()
+    page.fill("#prompt-input", "  ")
+    page.click("#confirm-ok")
+    expect(page.locator("#prompt-error")).to_contain_text("Give the new file a name")
+    dialog.locator("button.secondary").click()
+    expect(dialog).to_be_hidden()
+    assert (app_dir / "app.py").read_bytes() == before
+
+    # Delete, asked first: Cancel keeps it; Delete removes it, its row and its open tab.
+    row.hover()
+    row.locator("button.delete-file").click()
+    expect(dialog).to_contain_text("Delete extra.py?")
+    dialog.locator("button.secondary").click()
+    assert (app_dir / "pkg" / "extra.py").exists()
+    row.hover()
+    row.locator("button.delete-file").click()
+    page.click("#confirm-ok")
+    expect(row).to_have_count(0)
+    assert not (app_dir / "pkg" / "extra.py").exists()
+    expect(page.locator(".tab", has_text="extra.py")).to_have_count(0)
+    expect(page.locator("#statusbar")).to_contain_text(f"Deleted source/apps/{APP}/pkg/extra.py")
+
+    # Changed on disk after the tree listed it: the delete is refused (its etag is stale).
+    (app_dir / "README.md").write_text("changed meanwhile\n")
+    readme = page.locator(f'#tree .tree-row.file[data-path="source/apps/{APP}/README.md"]')
+    readme.hover()
+    readme.locator("button.delete-file").click()
+    page.click("#confirm-ok")
+    expect(page.locator("#banner")).to_contain_text("changed since it was read")
+    assert (app_dir / "README.md").read_text() == "changed meanwhile\n"

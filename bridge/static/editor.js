@@ -20,6 +20,10 @@ const ed = {
 
 export function init() {
   on("open-file", (path, app) => open(path, app));
+  on("file-deleted", (path) => {
+    const tab = ed.tabs.find((t) => t.path === path);
+    if (tab) close(tab, true); // the user said so when deleting it
+  });
   document.addEventListener("keydown", (e) => {
     // Ctrl-S outside the editor's text (the editor's own keymap took it there already).
     if (e.defaultPrevented) return;
@@ -174,8 +178,8 @@ function activate(tab) {
   if (ed.view) ed.view.focus();
 }
 
-async function close(tab) {
-  if (dirty(tab)) {
+async function close(tab, force = false) {
+  if (dirty(tab) && !force) {
     const ok = await confirmDialog(`Close ${nameOf(tab.path)}?`,
       el("p", {}, "Your changes to ", el("code", {}, tab.path), " are not saved. Closing the tab loses them."),
       "Close without saving");

@@ -1,10 +1,13 @@
 // The project tree: the workspace's apps and, under the open one, its files (build outputs
 // grouped apart). A click on an app selects it (the app bar acts on it); on a file, opens
-// it in the editor.
+// it in the editor. An app's "New file…" makes a file in it; a file's × deletes it (asked
+// first).
 
 import * as api from "./api.js";
 import { state, on, emit, select } from "./store.js";
-import { $, el, fmtBytes, TERMINAL, put } from "./ui.js";
+import {
+  $, el, fmtBytes, TERMINAL, put, confirmDialog, promptDialog, showError, activity,
+} from "./ui.js";
 
 const tree = {
   open: new Set(),          // expanded apps
@@ -129,6 +132,11 @@ function filesNode(app) {
   const src = [], built = [];
   for (const e of data.entries) (e.build_output ? built : src).push(e);
   box.append(...level(app, nest(app, src), ""));
+  box.append(el("div", { class: "tree-row new-file", role: "button", tabindex: "0",
+    title: `Make a new file in ${app}`,
+    onclick: () => newFile(app),
+    onkeydown: (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); newFile(app); } },
+  }, el("span", { class: "ficon add" }, "+"), el("span", { class: "file-name" }, "New file…")));
   if (built.length) {
     const open = tree.openBuild.has(app);
     box.append(el("div", { class: "tree-row dir build", onclick: () => toggleBuild(app) },
@@ -186,9 +194,56 @@ function level(app, node, prefix) {
     },
     el("span", { class: `ficon ${fileType(f.name)}` }),
     el("span", { class: "file-name" }, f.name),
-    f.kind === "symlink" ? el("span", { class: "muted" }, " →") : null));
+    f.kind === "symlink" ? el("span", { class: "muted" }, " →") : null,
+    f.build_output ? null : el("button", { type: "button", class: "row-action delete-file",
+      title: `Delete ${f.name}`, "aria-label": `Delete ${f.path}`,
+      onclick: (e) => { e.stopPropagation(); deleteFile(app, f); },
+      onkeydown: (e) => e.stopPropagation() }, "×"))); // its Enter is its own, not the row's
   }
   return out;
+}
+
+// "New file…": a path below the app's own directory; parent directories are made as needed.
+async function newFile(app) {
+  const base = (tree.files.get(app) || {}).base || "";
+  const made = await promptDialog(`New file in ${app}`, {
+    label: "Name", placeholder: "module.py, or tests/test_more.py",
+    hint: base ? `Made in ${base}; folders in the name are made too.` : "",
+    actLabel: "Create file",
+    act: async (value) => {
+      const rel = value.trim().replace(/^\/+/, "");
+      if (!rel) throw new Error("Give the new file a name.");
+      try {
+        const got = await api.call("files.write", { path: base + rel, text: "", create: true });
+        return got.path;
+      } catch (err) {
+        if (err.reason === "exists") {
+          throw new Error(`${rel} exists already: pick another name, or open it from the tree.`);
+        }
+        throw err;
+      }
+    },
+  });
+  if (!made) return;
+  activity(`new:${made}`, "ok", `Made ${made}`);
+  await loadFiles(app);
+  emit("open-file", made, app);
+}
+
+async function deleteFile(app, f) {
+  const ok = await confirmDialog(`Delete ${f.name}?`,
+    el("p", {}, el("code", {}, f.path), " is removed from disk; this cannot be undone. ",
+      "An open tab of it closes, unsaved changes included."), "Delete file");
+  if (!ok) return;
+  try {
+    await api.call("files.delete", f.kind === "file" ? { path: f.path, if_match: f.etag }
+      : { path: f.path });
+    emit("file-deleted", f.path);
+    activity(`delete:${f.path}`, "ok", `Deleted ${f.path}`);
+  } catch (err) {
+    showError(err, `Cannot delete ${f.name}`);
+  }
+  await loadFiles(app);
 }
 
 function toggleDir(key) {

@@ -174,6 +174,49 @@ export function confirmDialog(title, body, confirmLabel, danger = true) {
   });
 }
 
+// A modal asking for one line of text. act(value) does the work: what it returns resolves
+// the promise; what it throws is shown in the dialog, which stays open for another try.
+// Resolves null when cancelled.
+export function promptDialog(title, { label, hint = "", value = "", placeholder = "",
+  actLabel, act }) {
+  const dialog = $("confirm-dialog");
+  return new Promise((resolve) => {
+    let settled = false;
+    const finish = (result) => { settled = true; dialog.close(); resolve(result); };
+    const input = el("input", { type: "text", id: "prompt-input", value, placeholder,
+      spellcheck: "false", autocomplete: "off" });
+    const error = el("p", { class: "form-error", id: "prompt-error", role: "alert", hidden: true });
+    const ok = el("button", { type: "submit", class: "primary", id: "confirm-ok" }, actLabel);
+    const submit = async (e) => {
+      e.preventDefault();
+      ok.disabled = true;
+      error.hidden = true;
+      try {
+        finish(await act(input.value));
+      } catch (err) {
+        error.textContent = err.message || String(err);
+        error.hidden = false;
+        input.focus();
+      } finally {
+        ok.disabled = false;
+      }
+    };
+    put(dialog,
+      el("form", { class: "dialog-body", onsubmit: submit },
+        el("h2", { id: "confirm-title" }, title),
+        el("div", { class: "dialog-content" },
+          el("label", {}, label, input, hint ? el("span", { class: "help" }, hint) : null),
+          error),
+        el("div", { class: "dialog-actions" },
+          el("button", { type: "button", class: "secondary", onclick: () => finish(null) },
+            "Cancel"),
+          ok)));
+    dialog.onclose = () => { if (!settled) resolve(null); };
+    dialog.showModal();
+    input.focus();
+  });
+}
+
 // Split a command line into words: spaces separate, quotes group, backslash escapes.
 export function splitArgs(text) {
   const out = [];

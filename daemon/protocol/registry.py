@@ -404,10 +404,14 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method(
         "files.write",
         "Replace (or create) a file with text, atomically; if_match makes it fail when the "
-        "file changed since it was read.",
+        "file changed since it was read, create when it exists at all.",
         (_PATH, Param("text", "string", "The file's new content (UTF-8 text).", required=True,
                       any_text=True),
-         _IF_MATCH, _WORKSPACE),
+         _IF_MATCH,
+         Param("create", "boolean", "Only create the file: refuse (InvalidState, reason "
+               "exists) when something is at the path already, even if it appears meanwhile.",
+               default=False),
+         _WORKSPACE),
         _obj({"path": {"type": "string"}, "etag": {"type": "string"},
               "size": {"type": "integer"}, "mtime": {"type": "number"}}),
         ("POST", "/files/write"), mutates=True, cli=("files", "put")),
