@@ -558,3 +558,38 @@ def test_new_file_and_delete_file_from_the_tree(page: Any, daemon: Daemon) -> No
     page.click("#confirm-ok")
     expect(page.locator("#banner")).to_contain_text("changed since it was read")
     assert (app_dir / "README.md").read_text() == "changed meanwhile\n"
+
+
+# ----------------------------------------------------------------------- save before a job
+
+@needs_files
+def test_a_job_runs_what_the_editor_shows(page: Any, daemon: Daemon) -> None:
+    """Build (and Test, Package, Launch) first saves the app's unsaved tabs; a tab that cannot
+    be saved (changed on disk meanwhile) stops the job from starting, and says why."""
+    from playwright.sync_api import expect
+
+    create_and_build(daemon, name=APP)
+    path = daemon.workspace / "source" / "apps" / APP / "app.py"
+    page.reload()
+    page.locator('#tree .tree-row.file[data-path$="/app.py"]').click()
+    text = wait_for(lambda: page.evaluate("kitplay.editorText()"), 30, "the editor's text")
+    page.evaluate("(t) => kitplay.setEditorText(t)", text + "# edited, not saved\n")
+    expect(page.locator(".tab.active")).to_have_class("tab active dirty")
+    builds = len(daemon.call("jobs.list", {"kind": "build"})["jobs"])
+
+    page.locator("#appbar button.build").click()
+    expect(page.locator("#statusbar")).to_contain_text(f"Build of {APP} succeeded",
+                                                       timeout=120_000)
+    assert path.read_text().endswith("# edited, not saved\n")  # saved before the build
+    expect(page.locator(".tab.active")).not_to_have_class("tab active dirty")
+    assert len(daemon.call("jobs.list", {"kind": "build"})["jobs"]) == builds + 1
+
+    # Changed on disk by someone else, edited here: not saved, so no build either.
+    path.write_text(text + "# theirs\n")
+    page.evaluate("(t) => kitplay.setEditorText(t)", text + "# mine\n")
+    page.locator("#appbar button.build").click()
+    expect(page.locator("#statusbar")).to_contain_text(f"Build of {APP} not started: app.py "
+                                                       "not saved")
+    expect(page.locator("#editor-banner")).to_contain_text("app.py changed on disk")
+    assert path.read_text() == text + "# theirs\n"
+    assert len(daemon.call("jobs.list", {"kind": "build"})["jobs"]) == builds + 1

@@ -10,6 +10,7 @@ import {
   $, el, showError, activity, jobWords, kindWord, TERMINAL, confirmDialog, splitArgs,
   fmtBytes, put,
 } from "./ui.js";
+import { saveAppTabs } from "./editor.js";
 
 const DISPLAY_ORDER = ["native", "xpra", "headless"];
 const DISPLAY_WORDS = { native: "native window", xpra: "in the page (Xpra)", headless: "headless" };
@@ -139,6 +140,12 @@ function setNote(app, node) {
 
 async function start(kind, app, params = {}) {
   const key = `${kind}:${app}`;
+  const unsaved = await saveAppTabs(app); // the job runs what the editor shows
+  if (unsaved.length) {
+    activity(key, "bad", `${kindWord(kind)} of ${app} not started: ` +
+      `${unsaved.map((p) => p.split("/").pop()).join(", ")} not saved`);
+    return null;
+  }
   activity(key, "run", `${kindWord(kind)} of ${app}: asking the daemon…`);
   try {
     const { job } = await api.call(kind, { app, ...params });

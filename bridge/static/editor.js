@@ -252,6 +252,16 @@ async function togglePreview() {
 
 // -------------------------------------------------------------------------------- saving
 
+// Before a job of `app` starts (Build, Test, Package, Launch) its unsaved tabs are saved, as
+// an IDE saves before it runs, so the job sees what the editor shows. Resolves to the paths
+// that could not be saved (changed on disk meanwhile: the banner says so; or an error),
+// empty when everything is on disk.
+export async function saveAppTabs(app) {
+  const tabs = ed.tabs.filter((t) => t.app === app && dirty(t));
+  for (const tab of tabs) await save(tab);
+  return tabs.filter(dirty).map((t) => t.path);
+}
+
 // One save at a time per file, each with the etag the last one left: a save asked for while
 // one is on its way runs after it.
 export async function save(tab, force = false) {
