@@ -68,6 +68,15 @@ def _say(text: str) -> None:
     print(f"kitplay: {text}", file=sys.stderr)
 
 
+def _systemctl(verb: str) -> bool:
+    """``systemctl --user VERB kitplayd.service``; on failure, say so and where its log is."""
+    r = subprocess.run(["systemctl", "--user", verb, UNIT], check=False)
+    if r.returncode != 0:
+        _say(f"`systemctl --user {verb} {UNIT}` failed (exit {r.returncode}); see "
+             f"`journalctl --user -u {UNIT}`")
+    return r.returncode == 0
+
+
 def start(ns: argparse.Namespace) -> int:
     sock = Path(ns.socket) if ns.socket else default_socket_path()
     status = _running(sock)
@@ -79,10 +88,7 @@ def start(ns: argparse.Namespace) -> int:
     overridden = (ns.socket or ns.state_dir or ns.workspace
                   or os.environ.get("KITPLAY_SOCKET") or os.environ.get("KITPLAY_STATE_DIR"))
     if not overridden and _systemd_units():
-        r = subprocess.run(["systemctl", "--user", "start", UNIT], check=False)
-        if r.returncode != 0:
-            _say(f"`systemctl --user start {UNIT}` failed (exit {r.returncode}); see "
-                 f"`journalctl --user -u {UNIT}`")
+        if not _systemctl("start"):
             return 3
         _say(f"started {UNIT} (systemd); logs: `journalctl --user -u {UNIT}`")
         return 0
@@ -215,10 +221,7 @@ def restart(ns: argparse.Namespace) -> int:
         return start(ns)
     pid = int(status["pid"])
     if _systemd_runs(pid) and shutil.which("systemctl"):
-        r = subprocess.run(["systemctl", "--user", "restart", UNIT], check=False)
-        if r.returncode != 0:
-            _say(f"`systemctl --user restart {UNIT}` failed (exit {r.returncode}); see "
-                 f"`journalctl --user -u {UNIT}`")
+        if not _systemctl("restart"):
             return 3
         _say(f"restarted {UNIT} (systemd)")
         return 0

@@ -225,3 +225,17 @@ def pid_alive(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.Error:
         return False
+
+
+def tree(token: str) -> list[Any]:
+    """Every live (non-zombie) process whose command line carries ``token``."""
+    import psutil
+
+    out = []
+    for p in psutil.process_iter(["cmdline", "status"]):
+        try:
+            if p.info["status"] != psutil.STATUS_ZOMBIE and token in (p.info["cmdline"] or []):
+                out.append(p)
+        except psutil.Error:
+            pass
+    return out

@@ -18,7 +18,7 @@ import uuid
 import psutil
 import pytest
 
-from tests.helpers import Daemon, wait_for, write_app
+from tests.helpers import Daemon, pid_alive, tree, wait_for, write_app
 
 # Stops gracefully on SIGTERM (once it runs again); argv[1] is the test's token.
 APP = """
@@ -31,24 +31,6 @@ print("ready", os.getpid(), flush=True)
 while True:
     time.sleep(0.05)
 """
-
-
-def _tree(token: str) -> list[psutil.Process]:
-    out = []
-    for p in psutil.process_iter(["cmdline", "status"]):
-        try:
-            if p.info["status"] != psutil.STATUS_ZOMBIE and token in (p.info["cmdline"] or []):
-                out.append(p)
-        except psutil.Error:
-            pass
-    return out
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
 
 
 def _stopped(pid: int) -> bool:
@@ -70,11 +52,22 @@ def _stop(what: str, monitor: int, app: int) -> None:
         wait_for(lambda: _stopped(monitor), 10, "the monitor to stop")
 
 
+def _kill_all(token: str, *pids: int) -> None:
+    """Never leave a stopped process behind, whatever failed."""
+    for p in tree(token):
+        p.kill()
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
 def _running_app(d: Daemon, job_id: str, token: str) -> tuple[int, int]:
     """(monitor pid, app pid) once the app says it is ready."""
     wait_for(lambda: "ready" in d.job_log(job_id), 30, "the app to be ready")
     monitor = d.call("jobs.get", [job_id])["job"]["pid"]
-    apps = [p.pid for p in _tree(token) if p.pid != monitor]
+    apps = [p.pid for p in tree(token) if p.pid != monitor]
     assert monitor and len(apps) == 1, (monitor, apps)
     return monitor, apps[0]
 
@@ -97,18 +90,12 @@ def test_cancel_reaches_a_stopped_tree(daemon: Daemon, what: str, adopted: bool)
         with daemon.client(timeout=60) as c:  # a hang fails here, not forever
             done = c.call("jobs.cancel", {"job_id": job["id"], "grace_s": 1})["job"]
         assert done["status"] == "cancelled", done
-        assert not _alive(monitor) and not _alive(app)
-        assert _tree(token) == []
+        assert not pid_alive(monitor) and not pid_alive(app)
+        assert tree(token) == []
         # SIGCONT came with SIGTERM: the app stopped on its own terms, within the grace.
         assert "graceful stop" in daemon.job_log(job["id"])
-    finally:  # never leave a stopped process behind, whatever failed
-        for p in _tree(token):
-            p.kill()
-        for pid in (monitor, app):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+    finally:
+        _kill_all(token, monitor, app)
 
 
 def test_daemon_stop_ends_with_a_stopped_build_tree(make_daemon: type[Daemon]) -> None:
@@ -123,15 +110,9 @@ def test_daemon_stop_ends_with_a_stopped_build_tree(make_daemon: type[Daemon]) -
         # The documented bound is shutdown_grace_s + 3 s; 30 s only keeps a hang from
         # hanging the test (the helper SIGKILLs the daemon then, and the code is -9).
         assert d.stop(timeout=30) == 0
-        assert _tree(token) == []
+        assert tree(token) == []
         d.start()
         rec = d.call("jobs.get", [job["id"]])["job"]
         assert rec["status"] == "cancelled", rec
     finally:
-        for p in _tree(token):
-            p.kill()
-        for pid in (monitor, app):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        _kill_all(token, monitor, app)

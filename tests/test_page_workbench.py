@@ -51,6 +51,13 @@ def page(bridge: Bridge) -> Iterator[Any]:
         yield signed_in(p, bridge.login_url)
 
 
+def open_app_py(page: Any) -> str:
+    """Open the selected app's app.py from the tree; the editor's text once it has it."""
+    page.locator('#tree .tree-row.file[data-path$="/app.py"]').click()
+    text: str = wait_for(lambda: page.evaluate("kitplay.editorText()"), 30, "the editor's text")
+    return text
+
+
 def rows(page: Any) -> list[str]:
     ids: list[str] = page.eval_on_selector_all("#jobs tr[data-job]",
                                                "(trs) => trs.map((tr) => tr.dataset.job)")
@@ -346,8 +353,7 @@ def test_a_file_changed_on_disk_is_not_overwritten_unasked(page: Any, daemon: Da
     create_and_build(daemon, name=APP)
     path = daemon.workspace / "source" / "apps" / APP / "app.py"
     page.reload()
-    page.locator('#tree .tree-row.file[data-path$="/app.py"]').click()
-    original = wait_for(lambda: page.evaluate("kitplay.editorText()"), 30, "the editor's text")
+    original = open_app_py(page)
     page.evaluate("(t) => kitplay.setEditorText(t)", original + "\n")
     page.keyboard.press("Control+s")  # saved once, with its etag: no banner
     expect(page.locator("#editor-status")).to_contain_text("Saved app.py")
@@ -571,8 +577,7 @@ def test_a_job_runs_what_the_editor_shows(page: Any, daemon: Daemon) -> None:
     create_and_build(daemon, name=APP)
     path = daemon.workspace / "source" / "apps" / APP / "app.py"
     page.reload()
-    page.locator('#tree .tree-row.file[data-path$="/app.py"]').click()
-    text = wait_for(lambda: page.evaluate("kitplay.editorText()"), 30, "the editor's text")
+    text = open_app_py(page)
     page.evaluate("(t) => kitplay.setEditorText(t)", text + "# edited, not saved\n")
     expect(page.locator(".tab.active")).to_have_class("tab active dirty")
     builds = len(daemon.call("jobs.list", {"kind": "build"})["jobs"])

@@ -15,7 +15,7 @@ from collections.abc import Callable
 import psutil
 import pytest
 
-from tests.helpers import Daemon, wait_for, write_app
+from tests.helpers import Daemon, tree, wait_for, write_app
 
 pytestmark = pytest.mark.reliability
 
@@ -89,18 +89,6 @@ time.sleep(600)
 }
 # How many processes carrying the token each tree has once ready (the script included).
 EXPECTED = {"ignore_term": 4, "double_fork": 2, "setsid": 4, "forker": 5, "chain": 7}
-
-
-def tree(token: str) -> list[psutil.Process]:
-    """Every live (non-zombie) process whose command line carries ``token``."""
-    out = []
-    for p in psutil.process_iter(["cmdline", "status"]):
-        try:
-            if p.info["status"] != psutil.STATUS_ZOMBIE and token in (p.info["cmdline"] or []):
-                out.append(p)
-        except psutil.Error:
-            pass
-    return out
 
 
 def _app(d: Daemon, case: str, build_token: str | None = None) -> str:
